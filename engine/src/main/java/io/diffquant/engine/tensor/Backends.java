@@ -1,0 +1,13 @@
+package io.diffquant.engine.tensor;
+
+/** Switches for the fast paths (each has a slow twin). */
+public final class Backends {
+    private Backends() {}
+
+    /** Selects the GEMM backend: "native" (oneDNN) or "java" (reference). */
+    public static void useBlas(String which) {
+        BlasHolder.set("java".equalsIgnoreCase(which) ? new JavaBlas() : new DnnlBlas());
+    }
+
+    public static Blas blas() { return Blas.get(); }
+}
