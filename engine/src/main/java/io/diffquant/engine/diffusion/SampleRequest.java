@@ -1,6 +1,7 @@
 package io.diffquant.engine.diffusion;
 
 import io.diffquant.engine.model.Denoiser;
+import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.tensor.Tensor;
 
 import java.util.Arrays;
@@ -71,6 +72,18 @@ public record SampleRequest(Denoiser denoiser, int[] shape, boolean learnSigma, 
 
     public static Builder builder(Denoiser denoiser, int n, int c, int h, int w) { return new Builder(denoiser, new int[] {n, c, h, w}); }
 
+    /**
+     * A builder for {@code n} samples of {@code model}: shape (n, in_channels, sample_size, sample_size), learnSigma
+     * from the model, and {@link Builder#cfg(double)} knows the null class (= the model's num_classes).
+     */
+    public static Builder forModel(DiffusionModel model, int n) {
+        if (model == null) throw new IllegalArgumentException("sample request: model is null");
+        Builder b = new Builder(model, new int[] {n, model.inChannels(), model.sampleSize(), model.sampleSize()});
+        b.learnSigma = model.learnSigma();
+        b.numClasses = model.numClasses();
+        return b;
+    }
+
     public Builder toBuilder() {
         Builder b = new Builder(denoiser, shape);
         b.learnSigma = learnSigma; b.labels = labels; b.guidance = guidance; b.schedule = schedule; b.respacing = respacing;
@@ -94,6 +107,7 @@ public record SampleRequest(Denoiser denoiser, int[] shape, boolean learnSigma, 
         private long seed;
         private long firstSampleIndex;
         private Tensor initialNoise;
+        private int numClasses = -1;
 
         private Builder(Denoiser denoiser, int[] shape) { this.denoiser = denoiser; this.shape = shape.clone(); }
 
@@ -103,6 +117,14 @@ public record SampleRequest(Denoiser denoiser, int[] shape, boolean learnSigma, 
         public Builder labels(int... y) { this.labels = y; return this; }
         public Builder guidance(Guidance g) { this.guidance = g; return this; }
         /** All-channel CFG with scale s and null class numClasses. */
+        /** All-channel CFG with the null class of the model given to {@link #forModel}. */
+        public Builder cfg(double scale) { return cfg(scale, GuidanceMode.ALL_CHANNELS); }
+        /** CFG with the null class of the model given to {@link #forModel}. */
+        public Builder cfg(double scale, GuidanceMode mode) {
+            if (numClasses <= 0) throw new IllegalArgumentException("sample request: classifier-free guidance needs a "
+                    + "class-conditional model (num_classes > 0); use cfg(scale, mode, numClasses) without forModel");
+            return cfg(scale, mode, numClasses);
+        }
         public Builder cfg(double scale, int numClasses) { this.guidance = Guidance.of(scale, numClasses); return this; }
         public Builder cfg(double scale, GuidanceMode mode, int numClasses) { this.guidance = new Guidance(scale, mode, numClasses); return this; }
         public Builder schedule(NoiseSchedule s) { this.schedule = s; return this; }

@@ -1,6 +1,7 @@
 package io.diffquant.engine.diffusion;
 
 import io.diffquant.engine.model.Denoiser;
+import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.tensor.Parallel;
 import io.diffquant.engine.tensor.Tensor;
 import org.junit.jupiter.api.Test;
@@ -367,5 +368,39 @@ class SamplerTest {
         assertThrows(IllegalArgumentException.class, () -> new DdimSampler(-0.1));
         assertThrows(IllegalArgumentException.class, () -> Sampler.named("euler", 0));
         assertEquals(new DdimSampler(0.5), Sampler.named("DDIM", 0.5));
+    }
+
+    @Test
+    void forModelTakesShapeSigmaAndNullClassFromTheModel() {
+        List<int[]> labels = new ArrayList<>();
+        DiffusionModel m = new DiffusionModel() {
+            @Override public String architecture() { return "DiT"; }
+            @Override public int inChannels() { return 4; }
+            @Override public int outChannels() { return 8; }
+            @Override public int sampleSize() { return 6; }
+            @Override public int numClasses() { return 1000; }
+            @Override public boolean learnSigma() { return true; }
+            @Override public Tensor forward(Tensor x, float[] t, int[] y) {
+                labels.add(y.clone());
+                return Tensor.zeros(x.dim(0), 8, 6, 6);
+            }
+        };
+        SampleRequest r = SampleRequest.forModel(m, 2).labels(207, 360).cfg(4.0).respacing("ddim10").build();
+        assertArrayEquals(new int[] {2, 4, 6, 6}, r.shape());
+        assertTrue(r.learnSigma());
+        assertEquals(new Guidance(4.0, GuidanceMode.ALL_CHANNELS, 1000), r.guidance());
+        Sampling.start(r).next();
+        assertArrayEquals(new int[] {207, 360, 1000, 1000}, labels.get(0));
+        DiffusionModel uncond = new DiffusionModel() {
+            @Override public String architecture() { return "UNet2DModel"; }
+            @Override public int inChannels() { return 3; }
+            @Override public int outChannels() { return 3; }
+            @Override public int sampleSize() { return 16; }
+            @Override public int numClasses() { return 0; }
+            @Override public boolean learnSigma() { return false; }
+            @Override public Tensor forward(Tensor x, float[] t, int[] y) { return Tensor.zeros(x.dim(0), 3, 16, 16); }
+        };
+        assertThrows(IllegalArgumentException.class, () -> SampleRequest.forModel(uncond, 1).cfg(4.0));
+        assertEquals(3 * 16 * 16, Sampling.runToEnd(SampleRequest.forModel(uncond, 1).respacing("ddim10").build()).samples().size());
     }
 }
