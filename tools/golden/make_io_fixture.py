@@ -47,7 +47,7 @@ def write_safetensors(path, tensors, metadata, align):
 
 
 def np_entry(name, arr):
-    arr = np.ascontiguousarray(arr)
+    arr = np.asarray(arr, order="C")  # (ascontiguousarray would turn 0-dim into 1-dim)
     assert arr.dtype.byteorder in ("<", "=", "|") and struct.pack("=H", 1) == b"\x01\x00", "little-endian only"
     return (name, DTYPE_OF[arr.dtype], arr.shape, arr.tobytes())
 
@@ -96,6 +96,9 @@ def main():
     tensors.append(np_entry("scalar", np.array(42.0, dtype="<f4")))
     tensors.append(np_entry("empty", np.zeros((0, 3), dtype="<f4")))
     tensors.append(np_entry("arange", np.arange(24, dtype="<f4").reshape(2, 3, 4) * 0.5 - 3))
+    # torchvision's ToTensor() + Normalize(0.5, 0.5) of every pixel value, in float32 (IdxReader.toMinusOneOne)
+    scale = (torch.arange(256, dtype=torch.uint8).to(torch.float32).div(255) - 0.5) / 0.5
+    tensors.append(np_entry("pixel_minus_one_one", scale.numpy().astype("<f4")))
     metadata = {"format": "pt", "made_by": "tools/golden/make_io_fixture.py"}
     os.makedirs(OUT, exist_ok=True)
     write_safetensors(os.path.join(OUT, "python_written.safetensors"), tensors, metadata, align=True)

@@ -63,10 +63,10 @@ public final class AtomicFiles {
         Path dir = abs.getParent();
         if (dir == null || !Files.isDirectory(dir)) {
             throw new NoSuchFileException(target.toString(), null,
-                    "cannot write: the directory " + dir + " does not exist");
+                    "the directory " + dir + " does not exist");
         }
         if (Files.isDirectory(abs)) {
-            throw new IOException(target + ": cannot write: the target is a directory");
+            throw new IOException(target + ": the target is a directory");
         }
         Path tmp = createTemp(dir, abs.getFileName().toString());
         boolean moved = false;

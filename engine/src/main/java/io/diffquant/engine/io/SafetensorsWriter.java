@@ -123,7 +123,9 @@ public final class SafetensorsWriter {
         } catch (SafetensorsException e) {
             throw e;
         } catch (IOException e) {
-            throw new SafetensorsException(file, null, "cannot write: " + e.getMessage(), e);
+            String m = String.valueOf(e.getMessage());
+            if (m.startsWith(file + ": ")) m = m.substring(file.toString().length() + 2);
+            throw new SafetensorsException(file, null, "cannot write: " + m, e);
         }
     }
 
