@@ -1,9 +1,5 @@
 package io.diffquant.engine.tensor;
 
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
-
 import java.util.Arrays;
 
 /**
@@ -11,14 +7,15 @@ import java.util.Arrays;
  * patch tokens + position embedding, LayerNorm + adaLN modulate, gated residual, tanh-GELU, softmax and
  * attention read straight from the qkv projection. Token activations are [N, T, D] row-major; adaLN vectors
  * are [N, chunks * D] (chunk i = columns i*D .. (i+1)*D, as torch's {@code chunk(k, dim=1)}).
- * Element-wise work is vectorised (jdk.incubator.vector) and split over {@link Parallel}; GEMMs go through
+ * Element-wise loops are written so that C2 auto-vectorises them (same-index in-place loops; exp by a
+ * Cephes-style polynomial in blocks of scratch arrays) and split over {@link Parallel}; GEMMs go through
  * {@link Blas#get()}. Results do not depend on the thread count.
  */
 public final class TransformerOps {
     private TransformerOps() {}
 
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
-    private static final int L = S.length();
+    /** elements per exp block (scratch arrays of this size stay in L1). */
+    private static final int BLK = 512;
     /** elements per parallel chunk for element-wise work. */
     private static final int EW_CHUNK = 1 << 14;
     /** at most this many attention scores are held at once by the fused attention. */
@@ -153,14 +150,7 @@ public final class TransformerOps {
     /** y = ((x - mean) * inv) * (1 + scale) + shift over one row. */
     private static void modulateRow(float[] x, int xo, float mean, float inv, float[] m, int sh, int sc,
                                     float[] y, int yo, int d) {
-        int j = 0, up = S.loopBound(d);
-        FloatVector vm = FloatVector.broadcast(S, mean), vi = FloatVector.broadcast(S, inv);
-        for (; j < up; j += L) {
-            FloatVector v = FloatVector.fromArray(S, x, xo + j).sub(vm).mul(vi);
-            FloatVector s1 = FloatVector.fromArray(S, m, sc + j).add(1f);
-            v.mul(s1).add(FloatVector.fromArray(S, m, sh + j)).intoArray(y, yo + j);
-        }
-        for (; j < d; j++) y[yo + j] = ((x[xo + j] - mean) * inv) * (1f + m[sc + j]) + m[sh + j];
+        for (int j = 0; j < d; j++) y[yo + j] = ((x[xo + j] - mean) * inv) * (1f + m[sc + j]) + m[sh + j];
     }
 
     /**
@@ -177,12 +167,7 @@ public final class TransformerOps {
         Parallel.forRange(x.dim(0) * t, Math.max(1, EW_CHUNK / d), (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
                 int o = r * d, g = (r / t) * md + gateChunk * d;
-                int j = 0, up = S.loopBound(d);
-                for (; j < up; j += L) {
-                    FloatVector gv = FloatVector.fromArray(S, m, g + j);
-                    FloatVector.fromArray(S, xd, o + j).add(gv.mul(FloatVector.fromArray(S, yd, o + j))).intoArray(od, o + j);
-                }
-                for (; j < d; j++) od[o + j] = xd[o + j] + m[g + j] * yd[o + j];
+                for (int j = 0; j < d; j++) od[o + j] = xd[o + j] + m[g + j] * yd[o + j];
             }
         });
         return out;
@@ -202,41 +187,55 @@ public final class TransformerOps {
 
     private static final float TWO_SQRT_2_OVER_PI = (float) (2.0 * Math.sqrt(2.0 / Math.PI));
 
-    /** Runs body over [0, n) in chunks whose bounds are multiples of the vector length (thread-count independent). */
-    private static void forVectorRange(int n, Parallel.RangeBody body) {
-        int blocks = (n + L - 1) / L;
-        Parallel.forRange(blocks, Math.max(1, EW_CHUNK / L), (b0, b1) -> body.run(b0 * L, Math.min(n, b1 * L)));
-    }
-
     private static void geluTanh(float[] x, float[] y) {
-        forVectorRange(x.length, (a, b) -> {
-            int i = a, up = a + S.loopBound(b - a);
-            for (; i < up; i += L) {
-                FloatVector v = FloatVector.fromArray(S, x, i);
-                FloatVector u2 = v.mul(v).mul(0.044715f).add(1f).mul(v).mul(TWO_SQRT_2_OVER_PI);
-                FloatVector e = u2.lanewise(VectorOperators.EXP);
-                v.sub(v.div(e.add(1f))).intoArray(y, i);
-            }
-            for (; i < b; i++) {
-                float v = x[i];
-                float e = (float) Math.exp(TWO_SQRT_2_OVER_PI * (v + 0.044715f * v * v * v));
-                y[i] = v - v / (e + 1f);
+        int n = x.length, blocks = (n + BLK - 1) / BLK;
+        Parallel.forRange(blocks, Math.max(1, EW_CHUNK / BLK), (b0, b1) -> {
+            float[] xs = new float[BLK], ps = new float[BLK];
+            int[] bits = new int[BLK];
+            for (int blk = b0; blk < b1; blk++) {
+                int off = blk * BLK, len = Math.min(BLK, n - off);
+                System.arraycopy(x, off, xs, 0, len);
+                for (int i = 0; i < len; i++) {
+                    float v = xs[i];
+                    ps[i] = (v * v * 0.044715f + 1f) * v * TWO_SQRT_2_OVER_PI;
+                }
+                expBlock(ps, bits, len);
+                for (int i = 0; i < len; i++) ps[i] = xs[i] - xs[i] / (ps[i] + 1f);
+                System.arraycopy(ps, 0, y, off, len);
             }
         });
     }
 
-    /** SiLU x * sigmoid(x) into a new tensor. */
+    private static final float LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
+
+    /**
+     * ps[i] = exp(ps[i]) for i < n, in place (Cephes expf: Cody-Waite reduction and a degree-7 polynomial,
+     * relative error below 1e-7). Arguments are clamped to [-87.33, 88]: below, the result is the smallest
+     * normal float instead of a subnormal or 0; above, about 1.65e38 instead of a larger value or infinity.
+     * Written as two same-index loops so that C2 vectorises both.
+     */
+    static void expBlock(float[] ps, int[] bits, int n) {
+        for (int i = 0; i < n; i++) {
+            float v = Math.min(Math.max(ps[i], -87.33654f), 88f);
+            float nf = (v * LOG2E + 12582912f) - 12582912f;   // round to nearest integer
+            float r = v - nf * LN2_HI - nf * LN2_LO;
+            float p = 1.9875691500E-4f;
+            p = p * r + 1.3981999507E-3f;
+            p = p * r + 8.3334519073E-3f;
+            p = p * r + 4.1665795894E-2f;
+            p = p * r + 1.6666665459E-1f;
+            p = p * r + 5.0000001201E-1f;
+            ps[i] = p * r * r + r + 1f;
+            bits[i] = ((int) nf + 127) << 23;
+        }
+        for (int i = 0; i < n; i++) ps[i] *= Float.intBitsToFloat(bits[i]);
+    }
+
+    /** SiLU x * sigmoid(x) into a new tensor (small: the conditioning vector). */
     public static Tensor silu(Tensor x) {
         Tensor y = Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data();
-        forVectorRange(xd.length, (a, b) -> {
-            int i = a, up = a + S.loopBound(b - a);
-            for (; i < up; i += L) {
-                FloatVector v = FloatVector.fromArray(S, xd, i);
-                v.div(v.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(yd, i);
-            }
-            for (; i < b; i++) yd[i] = xd[i] / (1f + (float) Math.exp(-xd[i]));
-        });
+        for (int i = 0; i < xd.length; i++) yd[i] = xd[i] / (1f + (float) Math.exp(-xd[i]));
         return y;
     }
 
@@ -246,33 +245,26 @@ public final class TransformerOps {
         softmaxRows(x.data(), 0, x.size() / Math.max(1, c), c);
     }
 
-    /** Softmax of rows [r0, r0 + rows) of width c of s, in place (exp(x - max) / sum). */
+    /** Softmax of rows [0, rows) of width c of s starting at off, in place (exp(x - max) / sum). */
     static void softmaxRows(float[] s, int off, int rows, int c) {
         if (c == 0) return;
         Parallel.forRange(rows, Math.max(1, EW_CHUNK / c / 2), (r0, r1) -> {
+            float[] ps = new float[BLK];
+            int[] bits = new int[BLK];
             for (int r = r0; r < r1; r++) {
                 int o = off + r * c;
-                int j = 0, up = S.loopBound(c);
-                float mx = Float.NEGATIVE_INFINITY;
-                if (up > 0) {
-                    FloatVector vm = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
-                    for (; j < up; j += L) vm = vm.max(FloatVector.fromArray(S, s, o + j));
-                    mx = vm.reduceLanes(VectorOperators.MAX);
-                }
-                for (; j < c; j++) mx = Math.max(mx, s[o + j]);
-                FloatVector vmx = FloatVector.broadcast(S, mx), acc = FloatVector.zero(S);
+                float mx = max(s, o, c);
                 float sum = 0f;
-                for (j = 0; j < up; j += L) {
-                    FloatVector e = FloatVector.fromArray(S, s, o + j).sub(vmx).lanewise(VectorOperators.EXP);
-                    e.intoArray(s, o + j);
-                    acc = acc.add(e);
+                for (int j0 = 0; j0 < c; j0 += BLK) {
+                    int len = Math.min(BLK, c - j0);
+                    System.arraycopy(s, o + j0, ps, 0, len);
+                    for (int i = 0; i < len; i++) ps[i] -= mx;
+                    expBlock(ps, bits, len);
+                    sum += sum(ps, 0, len);
+                    System.arraycopy(ps, 0, s, o + j0, len);
                 }
-                sum += acc.reduceLanes(VectorOperators.ADD);
-                for (; j < c; j++) { float e = (float) Math.exp(s[o + j] - mx); s[o + j] = e; sum += e; }
                 float inv = 1f / sum;
-                FloatVector vinv = FloatVector.broadcast(S, inv);
-                for (j = 0; j < up; j += L) FloatVector.fromArray(S, s, o + j).mul(vinv).intoArray(s, o + j);
-                for (; j < c; j++) s[o + j] *= inv;
+                for (int j = 0; j < c; j++) s[o + j] *= inv;
             }
         });
     }
@@ -394,30 +386,44 @@ public final class TransformerOps {
 
     // ------------------------------------------------------------------ helpers
 
-    private static float sum(float[] a, int off, int len) {
-        int j = 0, up = S.loopBound(len);
-        float s = 0f;
-        if (up > 0) {
-            FloatVector acc = FloatVector.zero(S);
-            for (; j < up; j += L) acc = acc.add(FloatVector.fromArray(S, a, off + j));
-            s = acc.reduceLanes(VectorOperators.ADD);
+    /** Sum with eight independent accumulators (fixed order: independent of threads). */
+    static float sum(float[] a, int off, int len) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        int j = 0;
+        for (; j + 8 <= len; j += 8) {
+            int o = off + j;
+            s0 += a[o]; s1 += a[o + 1]; s2 += a[o + 2]; s3 += a[o + 3];
+            s4 += a[o + 4]; s5 += a[o + 5]; s6 += a[o + 6]; s7 += a[o + 7];
         }
-        for (; j < len; j++) s += a[off + j];
-        return s;
+        for (; j < len; j++) s0 += a[off + j];
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
     }
 
-    private static float sumSqDev(float[] a, int off, int len, float mean) {
-        int j = 0, up = S.loopBound(len);
-        float s = 0f;
-        if (up > 0) {
-            FloatVector acc = FloatVector.zero(S), vm = FloatVector.broadcast(S, mean);
-            for (; j < up; j += L) {
-                FloatVector dv = FloatVector.fromArray(S, a, off + j).sub(vm);
-                acc = dv.fma(dv, acc);
-            }
-            s = acc.reduceLanes(VectorOperators.ADD);
+    /** Sum of (a - mean)^2 with eight independent accumulators. */
+    static float sumSqDev(float[] a, int off, int len, float mean) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        int j = 0;
+        for (; j + 8 <= len; j += 8) {
+            int o = off + j;
+            float d0 = a[o] - mean, d1 = a[o + 1] - mean, d2 = a[o + 2] - mean, d3 = a[o + 3] - mean;
+            float d4 = a[o + 4] - mean, d5 = a[o + 5] - mean, d6 = a[o + 6] - mean, d7 = a[o + 7] - mean;
+            s0 += d0 * d0; s1 += d1 * d1; s2 += d2 * d2; s3 += d3 * d3;
+            s4 += d4 * d4; s5 += d5 * d5; s6 += d6 * d6; s7 += d7 * d7;
         }
-        for (; j < len; j++) { float dv = a[off + j] - mean; s += dv * dv; }
-        return s;
+        for (; j < len; j++) { float dv = a[off + j] - mean; s0 += dv * dv; }
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+    }
+
+    /** Maximum with eight independent accumulators (NaN-free inputs). */
+    static float max(float[] a, int off, int len) {
+        float m0 = Float.NEGATIVE_INFINITY, m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0, m6 = m0, m7 = m0;
+        int j = 0;
+        for (; j + 8 <= len; j += 8) {
+            int o = off + j;
+            m0 = Math.max(m0, a[o]); m1 = Math.max(m1, a[o + 1]); m2 = Math.max(m2, a[o + 2]); m3 = Math.max(m3, a[o + 3]);
+            m4 = Math.max(m4, a[o + 4]); m5 = Math.max(m5, a[o + 5]); m6 = Math.max(m6, a[o + 6]); m7 = Math.max(m7, a[o + 7]);
+        }
+        for (; j < len; j++) m0 = Math.max(m0, a[off + j]);
+        return Math.max(Math.max(Math.max(m0, m1), Math.max(m2, m3)), Math.max(Math.max(m4, m5), Math.max(m6, m7)));
     }
 }
