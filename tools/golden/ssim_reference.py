@@ -148,7 +148,15 @@ def main():
             assert abs(s - t) < 1e-12, (name, s, t)
         m = mse(a, b)
         psnr = 10.0 * np.log10(rng * rng / m)
-        print("%-16s ssim=%.17g mse=%.17g psnr=%.17g checksum=%d" % (name, s, m, psnr, int(ka.sum() + 3 * kb.sum())))
+        line = "%-16s ssim=%.17g mse=%.17g psnr=%.17g checksum=%d" % (name, s, m, psnr, int(ka.sum() + 3 * kb.sum()))
+        if conv == "signed":
+            # ImageMetrics.ssimSigned: the [-1, 1] float32 images mapped to [0, 1] in float64, data range 1
+            ua, ub = (a.astype(np.float64) + 1) / 2, (b.astype(np.float64) + 1) / 2
+            su = ssim_skimage_route(ua, ub, 1.0)
+            if have_torch:
+                assert abs(su - ssim_torch_route(ua, ub, 1.0)) < 1e-12
+            line += " ssim_signed_as_unit=%.17g" % su
+        print(line)
     print("torch cross-check:", "done" if have_torch else "skipped (no torch)")
 
 

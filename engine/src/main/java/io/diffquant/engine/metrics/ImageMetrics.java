@@ -22,11 +22,14 @@ import io.diffquant.engine.tensor.Tensor;
  * be at least 11 x 11. tools/golden/ssim_reference.py re-implements this definition in numpy (and checks it
  * against a torch conv2d version) to give the golden values of the tests.
  *
- * <p><b>Data range.</b> The engine's images live in [-1, 1]: use {@link #RANGE_SIGNED_UNIT} = 2. For images in
- * [0, 1] use {@link #RANGE_UNIT} = 1, and for 8-bit values 0..255 {@link #RANGE_UINT8} = 255 (the convention of
- * most papers, which measure saved PNGs: {@link #toUint8Scale} maps [-1, 1] images to those values exactly as
- * {@link ImageGrid} writes them). PSNR and SSIM are invariant to an affine rescaling of both images together
- * with their range; MSE is not (MSE in [-1, 1] units is 4x the MSE in [0, 1] units).
+ * <p><b>Data range and which images to measure.</b> The engine's images live in [-1, 1]. PSNR is shift invariant:
+ * [-1, 1] images with {@link #RANGE_SIGNED_UNIT} = 2 give the same PSNR as the same images mapped to [0, 1] with
+ * {@link #RANGE_UNIT} = 1 or to 0..255 with {@link #RANGE_UINT8} = 255 (MSE is not: MSE in [-1, 1] units is 4x the
+ * MSE in [0, 1] units). SSIM is only scale invariant: its luminance term (2 μx μy + C1) / (μx² + μy² + C1) assumes
+ * non-negative intensities, so SSIM of [-1, 1] data with range 2 differs from the SSIM everybody reports. Measure
+ * SSIM of engine images with {@link #ssimSigned} (maps to [0, 1], range 1; equal, up to rounding, to SSIM of 8-bit
+ * images with range 255), or on {@link #toUint8Scale} images with {@link #RANGE_UINT8} to reproduce a measurement
+ * on saved PNGs (the mapping of {@link ImageGrid}). The product reports SSIM the {@link #ssimSigned} way.
  */
 public final class ImageMetrics {
     private ImageMetrics() {}
@@ -103,7 +106,7 @@ public final class ImageMetrics {
         if (channels < 1 || n != a.length || n != b.length) throw new IllegalArgumentException("SSIM: expected "
                 + channels + " x " + height + " x " + width + " = " + n + " values per image, got " + a.length + " and " + b.length);
         checkSsimSize(height, width);
-        return ssimImage(a, 0, b, 0, channels, height, width, dataRange, new SsimScratch(height, width));
+        return ssimImage(a, 0, b, 0, channels, height, width, 1.0, 0.0, dataRange, new SsimScratch(height, width));
     }
 
     // ------------------------------------------------------------------ batches [N, C, H, W]
@@ -133,6 +136,27 @@ public final class ImageMetrics {
 
     /** Per-image SSIM (mean over channels) of two [N, C, H, W] tensors of the same shape, and their mean. */
     public static Batch ssim(Tensor a, Tensor b, double dataRange) {
+        return ssimAffine(a, b, 1.0, 0.0, dataRange);
+    }
+
+    /**
+     * Per-image SSIM of [-1, 1] images measured as [0, 1] images: x -> (x + 1) / 2 (in double) with data range 1.
+     * The SSIM the product reports for its samples.
+     */
+    public static Batch ssimSigned(Tensor a, Tensor b) {
+        return ssimAffine(a, b, 0.5, 0.5, RANGE_UNIT);
+    }
+
+    /** SSIM of [-1, 1] images a, b stored [channels, height, width], measured as in {@link #ssimSigned(Tensor, Tensor)}. */
+    public static double ssimSigned(float[] a, float[] b, int channels, int height, int width) {
+        long n = (long) channels * height * width;
+        if (channels < 1 || n != a.length || n != b.length) throw new IllegalArgumentException("SSIM: expected "
+                + channels + " x " + height + " x " + width + " = " + n + " values per image, got " + a.length + " and " + b.length);
+        checkSsimSize(height, width);
+        return ssimImage(a, 0, b, 0, channels, height, width, 0.5, 0.5, RANGE_UNIT, new SsimScratch(height, width));
+    }
+
+    private static Batch ssimAffine(Tensor a, Tensor b, double scale, double shift, double dataRange) {
         checkRange(dataRange);
         int n = checkBatch("SSIM", a, b, true);
         int c = a.dim(1), h = a.dim(2), w = a.dim(3);
@@ -141,9 +165,19 @@ public final class ImageMetrics {
         double[] out = new double[n];
         Parallel.forRange(n, 1, (from, to) -> {
             SsimScratch s = new SsimScratch(h, w);
-            for (int i = from; i < to; i++) out[i] = ssimImage(a.data(), i * per, b.data(), i * per, c, h, w, dataRange, s);
+            for (int i = from; i < to; i++) {
+                out[i] = ssimImage(a.data(), i * per, b.data(), i * per, c, h, w, scale, shift, dataRange, s);
+            }
         });
         return Batch.of(out);
+    }
+
+    /** Images in [-1, 1] mapped to [0, 1]: (x + 1) / 2. */
+    public static Tensor toUnitScale(Tensor signedImages) {
+        float[] src = signedImages.data();
+        float[] dst = new float[src.length];
+        for (int i = 0; i < src.length; i++) dst[i] = (src[i] + 1f) * 0.5f;
+        return Tensor.of(dst, signedImages.shape());
     }
 
     /**
@@ -212,14 +246,15 @@ public final class ImageMetrics {
         }
     }
 
+    /** SSIM of one image pair read as scale · value + shift (in double). */
     private static double ssimImage(float[] a, int offA, float[] b, int offB, int c, int h, int w,
-                                    double dataRange, SsimScratch s) {
+                                    double scale, double shift, double dataRange, SsimScratch s) {
         double sum = 0;
         for (int ch = 0; ch < c; ch++) {
             int base = ch * h * w;
             for (int i = 0; i < h * w; i++) {
-                s.x[i] = a[offA + base + i];
-                s.y[i] = b[offB + base + i];
+                s.x[i] = a[offA + base + i] * scale + shift;
+                s.y[i] = b[offB + base + i] * scale + shift;
             }
             sum += ssimChannel(s, dataRange);
         }
