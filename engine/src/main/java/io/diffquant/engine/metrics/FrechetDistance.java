@@ -14,9 +14,6 @@ package io.diffquant.engine.metrics;
 public final class FrechetDistance {
     private FrechetDistance() {}
 
-    /** Relative symmetry tolerance accepted for the covariance matrices. */
-    private static final double SYMMETRY_TOLERANCE = 1e-8;
-
     public static double compute(GaussianStats a, GaussianStats b) {
         if (a.dimension() != b.dimension()) throw new IllegalArgumentException(
                 "Fréchet distance: feature dimensions differ: " + a.dimension() + " vs " + b.dimension());
@@ -37,8 +34,8 @@ public final class FrechetDistance {
         if (d == 0) throw new IllegalArgumentException("Fréchet distance: empty mean vector mu1");
         if (mu2.length != d) throw new IllegalArgumentException(
                 "Fréchet distance: mu1 has " + d + " entries but mu2 has " + mu2.length);
-        int n1 = Linalg.requireSymmetric("Fréchet distance sigma1", sigma1, SYMMETRY_TOLERANCE);
-        int n2 = Linalg.requireSymmetric("Fréchet distance sigma2", sigma2, SYMMETRY_TOLERANCE);
+        int n1 = Linalg.requireSymmetric("Fréchet distance sigma1", sigma1, Linalg.SYMMETRY_TOLERANCE);
+        int n2 = Linalg.requireSymmetric("Fréchet distance sigma2", sigma2, Linalg.SYMMETRY_TOLERANCE);
         if (n1 != d || n2 != d) throw new IllegalArgumentException("Fréchet distance: means have " + d
                 + " entries but sigma1 is " + n1 + " x " + n1 + " and sigma2 is " + n2 + " x " + n2);
         double meanTerm = 0;
@@ -59,7 +56,9 @@ public final class FrechetDistance {
     public static double traceSqrtProduct(double[][] sigma1, double[][] sigma2) {
         double[][] root1 = Linalg.sqrtPsd("Fréchet distance sigma1", sigma1);
         Linalg.requirePsd("Fréchet distance sigma2", sigma2);
-        double[][] m = Linalg.multiply(Linalg.multiply(root1, sigma2), root1);
+        double[][] s2 = Linalg.copy(sigma2);
+        Linalg.symmetrizeInPlace(s2);
+        double[][] m = Linalg.multiply(Linalg.multiply(root1, s2), root1);
         Linalg.symmetrizeInPlace(m);
         // Both factors are PSD, so negative eigenvalues of m are rounding: they count as 0, as do the positive ones
         // below the rounding level (see Linalg.noiseFloor).

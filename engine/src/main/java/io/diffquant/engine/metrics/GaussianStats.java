@@ -17,7 +17,8 @@ import java.util.Map;
  * .npz statistics; the sample count belongs in the file's metadata under {@value #COUNT_KEY}.
  *
  * @param mean       mean vector, length d >= 1
- * @param covariance d x d symmetric covariance
+ * @param covariance d x d symmetric covariance (asymmetry up to {@link Linalg#SYMMETRY_TOLERANCE} relative, e.g.
+ *                   from float32 arithmetic, is accepted and averaged away)
  * @param count      number of feature vectors the statistics were fitted on (>= 2; 0 if unknown)
  */
 public record GaussianStats(double[] mean, double[][] covariance, long count) {
@@ -34,12 +35,13 @@ public record GaussianStats(double[] mean, double[][] covariance, long count) {
         if (d == 0) throw new IllegalArgumentException("Gaussian stats: empty mean vector");
         for (int i = 0; i < d; i++) if (!Double.isFinite(mean[i])) throw new IllegalArgumentException(
                 "Gaussian stats: non-finite mean entry " + mean[i] + " at index " + i);
-        int n = Linalg.requireSymmetric("Gaussian stats covariance", covariance, 1e-8);
+        int n = Linalg.requireSymmetric("Gaussian stats covariance", covariance, Linalg.SYMMETRY_TOLERANCE);
         if (n != d) throw new IllegalArgumentException(
                 "Gaussian stats: mean has " + d + " entries but the covariance is " + n + " x " + n);
         if (count < 0) throw new IllegalArgumentException("Gaussian stats: negative sample count " + count);
         mean = mean.clone();
         covariance = Linalg.copy(covariance);
+        Linalg.symmetrizeInPlace(covariance);
     }
 
     public int dimension() { return mean.length; }

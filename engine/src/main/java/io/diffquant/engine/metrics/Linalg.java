@@ -12,6 +12,9 @@ import java.util.Arrays;
 public final class Linalg {
     private Linalg() {}
 
+    /** Relative asymmetry |a_ij - a_ji| / max|a| accepted by the symmetric routines (float32 rounding level). */
+    public static final double SYMMETRY_TOLERANCE = 1e-5;
+
     /** Iterations of the QL method allowed per eigenvalue before giving up. */
     private static final int MAX_QL_ITERATIONS = 64;
     private static final double EPS = Math.ulp(1.0);
@@ -189,7 +192,8 @@ public final class Linalg {
     // ------------------------------------------------------------------ eigen
 
     /**
-     * Eigendecomposition of a real symmetric matrix (symmetric to 1e-8 relative; the symmetric part is used).
+     * Eigendecomposition of a real symmetric matrix (symmetric to {@value #SYMMETRY_TOLERANCE} relative, which
+     * admits float32-computed covariances; the symmetric part (A + Aᵀ) / 2 is used).
      * O(n³): about 0.1 s for n = 256 and under a second for n = 512.
      *
      * @throws IllegalArgumentException for a non-square, non-finite or non-symmetric input
@@ -205,7 +209,7 @@ public final class Linalg {
     }
 
     private static Eigen decompose(String name, double[][] matrix, boolean wantVectors) {
-        int n = requireSymmetric(name, matrix, 1e-8);
+        int n = requireSymmetric(name, matrix, SYMMETRY_TOLERANCE);
         double[][] a = copy(matrix);
         symmetrizeInPlace(a);
         double scale = maxAbs(a);

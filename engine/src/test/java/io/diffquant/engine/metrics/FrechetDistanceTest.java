@@ -78,7 +78,7 @@ class FrechetDistanceTest {
 
     @Test void commutingCovariancesInARandomBasis() {
         Random r = new Random(24);
-        for (int n : new int[] {3, 17, 64}) {
+        for (int n : new int[] {3, 17, 64, 256}) {
             double[][] q = randomRotation(r, n);
             double[] a = new double[n], b = new double[n];
             double expected = 0;
@@ -134,6 +134,14 @@ class FrechetDistanceTest {
         double shifted = FrechetDistance.compute(GaussianStats.fit(x), GaussianStats.fit(z));
         assertTrue(same < 0.05, "same distribution: " + same);
         assertEquals(8.0, shifted, 0.5);
+    }
+
+    @Test void acceptsFloat32LevelAsymmetry() {
+        // covariances computed in float32 (e.g. Xᵀ X by a GEMM) can be asymmetric at ~1e-7 relative
+        double[][] s1 = {{2, 1 + 1e-7}, {1, 2}}, s2 = {{1, 0}, {0, 3}};
+        assertEquals(8 - 2 * Math.sqrt(14), FrechetDistance.compute(new double[2], s1, new double[2], s2), 1e-6);
+        GaussianStats g = new GaussianStats(new double[2], s1, 0);
+        assertEquals(g.covariance()[0][1], g.covariance()[1][0], 0.0, "stored symmetrised");
     }
 
     @Test void rejectsBadInput() {
