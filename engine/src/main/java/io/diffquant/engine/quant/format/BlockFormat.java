@@ -216,14 +216,15 @@ public final class BlockFormat implements NumberFormat {
             }
             return;
         }
-        double up = MiniFloat.pow2(bias), down = MiniFloat.pow2(-bias);
-        int maxMag = mf.maxMag;
+        // value of min(code(w), maxMag) = min(roundW(w), maxW): rounding is monotone and maxW is a grid point
+        double up = MiniFloat.pow2(bias), scaleOut = MiniFloat.pow2(-bias) * div, maxW = mf.maxW;
+        int m = man;
         for (int i = 0; i < len; i++) {
             float x = src[srcOff + i];
-            if (Float.isNaN(x)) { dst[dstOff + i] = Float.NaN; continue; }
-            int mag = Math.min(mf.encodeMag(Math.abs((double) x) / div * up), maxMag);
-            float r = (float) (mf.decodeMag(mag) * down * div);
-            dst[dstOff + i] = Math.copySign(r, x);
+            double w = Math.abs((double) x) / div * up;            // NaN stays NaN
+            int e = Math.max(Math.min(Math.getExponent(w), 1000), 1);
+            double wq = Math.min(Math.rint(w * MiniFloat.pow2(m - e)) * MiniFloat.pow2(e - m), maxW);
+            dst[dstOff + i] = Math.copySign((float) (wq * scaleOut), x);
         }
     }
 

@@ -131,18 +131,25 @@ public final class FpFormat implements NumberFormat {
         }
         final double mv = mvf, wm = wmax;
         final int m = man;
-        for (int i = 0; i < len; i++) {
-            float x = src[srcOff + i];
-            double a = Math.abs((double) x);
-            if (!signed && x <= 0) a = 0;                    // NaN passes through
-            if (a > mv) a = mv;
-            double w = a * wm / mv;                           // NaN stays NaN
-            int e = Math.getExponent(w);
-            if (e < 1) e = 1;
-            else if (e > 1000) e = 1000;                      // only reached by NaN (w <= wmax otherwise)
-            double wq = Math.rint(w * MiniFloat.pow2(m - e)) * MiniFloat.pow2(e - m);
-            float r = (float) (wq * mv / wm);
-            dst[dstOff + i] = signed ? Math.copySign(r, x) : r;
+        if (signed) {
+            for (int i = 0; i < len; i++) {
+                float x = src[srcOff + i];
+                double a = Math.min(Math.abs((double) x), mv);      // x_c; NaN stays NaN
+                double w = a * wm / mv;
+                // binade max(floor(log2 w), 1), branch-free; NaN (exponent 1024) is capped and stays NaN
+                int e = Math.max(Math.min(Math.getExponent(w), 1000), 1);
+                double wq = Math.rint(w * MiniFloat.pow2(m - e)) * MiniFloat.pow2(e - m);
+                dst[dstOff + i] = Math.copySign((float) (wq * mv / wm), x);
+            }
+        } else {
+            for (int i = 0; i < len; i++) {
+                float x = src[srcOff + i];
+                double a = x <= 0 ? 0 : Math.min((double) x, mv);    // negatives clip to 0; NaN stays NaN
+                double w = a * wm / mv;
+                int e = Math.max(Math.min(Math.getExponent(w), 1000), 1);
+                double wq = Math.rint(w * MiniFloat.pow2(m - e)) * MiniFloat.pow2(e - m);
+                dst[dstOff + i] = (float) (wq * mv / wm);
+            }
         }
     }
 

@@ -3,7 +3,8 @@ package io.diffquant.engine.quant.format;
 import java.util.Arrays;
 
 /**
- * Quantization parameters, one entry per group of a {@link GroupView}. What a scale means depends on the format:
+ * Quantization parameters (Q-Diffusion's delta / zero_point, FP4DiT's maxval, MX/NVFP4 block scales), one entry per
+ * group of a {@link GroupView}. What a scale means depends on the format:
  * <ul>
  *   <li>{@link IntFormat}: the step Δ; asymmetric formats also carry integer zero points z.</li>
  *   <li>{@link FpFormat}: FP4DiT's maxval (the largest representable magnitude of the group).</li>

@@ -100,20 +100,23 @@ public sealed interface RangeEstimator {
                 float[] v = view.gather(data, 0);
                 double[] loss = new double[steps];
                 Parallel.forRange(steps, 1, (i0, i1) -> {
-                    float[] tmp = new float[v.length];
-                    for (int i = i0; i < i1; i++) loss[i] = candidateLoss(format, v, tmp, mm.lo()[0], mm.hi()[0], i);
+                    float[] tmp = new float[CHUNK];
+                    for (int i = i0; i < i1; i++) loss[i] = candidateLoss(format, v, tmp, mm.lo()[0], mm.hi()[0], i, Double.POSITIVE_INFINITY);
                 });
                 int best = argmin(loss);
                 lo[0] = clip(mm.lo()[0], best);
                 hi[0] = clip(mm.hi()[0], best);
             } else {
                 Parallel.forRange(n, 1, (g0, g1) -> {
-                    double[] loss = new double[steps];
+                    float[] tmp = new float[CHUNK];
                     for (int g = g0; g < g1; g++) {
                         float[] v = view.gather(data, g);
-                        float[] tmp = new float[v.length];
-                        for (int i = 0; i < steps; i++) loss[i] = candidateLoss(format, v, tmp, mm.lo()[g], mm.hi()[g], i);
-                        int best = argmin(loss);
+                        int best = 0;
+                        double bestLoss = Double.POSITIVE_INFINITY;
+                        for (int i = 0; i < steps; i++) {
+                            double l = candidateLoss(format, v, tmp, mm.lo()[g], mm.hi()[g], i, bestLoss);
+                            if (l < bestLoss) { bestLoss = l; best = i; }
+                        }
                         lo[g] = clip(mm.lo()[g], best);
                         hi[g] = clip(mm.hi()[g], best);
                     }
@@ -125,10 +128,22 @@ public sealed interface RangeEstimator {
         /** The i-th candidate bound: bound · (1 - stepFraction · i). */
         public float clip(float bound, int i) { return (float) (bound * (1.0 - stepFraction * i)); }
 
-        private double candidateLoss(NumberFormat f, float[] v, float[] tmp, float lo, float hi, int i) {
+        private static final int CHUNK = 256;
+
+        /**
+         * Sum of |x - x̂|^p of candidate i, or any value >= bound as soon as the partial sum reaches bound (the
+         * candidate cannot win then; the sum only grows, so pruning never changes the chosen candidate).
+         */
+        private double candidateLoss(NumberFormat f, float[] v, float[] tmp, float lo, float hi, int i, double bound) {
             QuantParams qp = f.paramsForRange(new float[] {clip(lo, i)}, new float[] {clip(hi, i)});
-            f.fakeQuant(v, 0, tmp, 0, v.length, qp, 0);
-            return lpLoss(v, tmp, v.length, p);
+            double s = 0;
+            for (int off = 0; off < v.length; off += CHUNK) {
+                int len = Math.min(CHUNK, v.length - off);
+                f.fakeQuant(v, off, tmp, 0, len, qp, 0);
+                s += lpSum(v, off, tmp, len, p);
+                if (s >= bound) return s;
+            }
+            return s;
         }
 
         private static int argmin(double[] loss) {
@@ -149,16 +164,21 @@ public sealed interface RangeEstimator {
 
     /** Mean of |x - y|^p over n elements (p = 2 is squared error). */
     static double lpLoss(float[] x, float[] y, int n, double p) {
+        return n == 0 ? 0 : lpSum(x, 0, y, n, p) / n;
+    }
+
+    /** Sum of |x[xOff + i] - y[i]|^p for i < n. */
+    static double lpSum(float[] x, int xOff, float[] y, int n, double p) {
         double s = 0;
         if (p == 2) {
-            for (int i = 0; i < n; i++) { double d = (double) x[i] - y[i]; s += d * d; }
+            for (int i = 0; i < n; i++) { double d = (double) x[xOff + i] - y[i]; s += d * d; }
         } else {
             for (int i = 0; i < n; i++) {
-                double d = Math.abs((double) x[i] - y[i]);
+                double d = Math.abs((double) x[xOff + i] - y[i]);
                 if (d != 0) s += Math.pow(d, p);
             }
         }
-        return n == 0 ? 0 : s / n;
+        return s;
     }
 
     /** Per-group min and max (exact), rejecting non-finite values. */
