@@ -214,6 +214,36 @@ class QuantizerTest {
         QuantChecks.requireFinite("w", x);
     }
 
+    @Test void nanAndInfinityWithFixedParamsInEveryFormat() {
+        long seed = 700;
+        for (Case c : cases()) {
+            Tensor x = randomTensor(c.shape(), seed++);
+            Quantizer q = Quantizer.withParams(c.format(), c.granularity(), c.layout(),
+                    Quantizer.dynamic(c.format(), c.granularity(), c.layout()).paramsFor(x));
+            Tensor clean = q.fakeQuant(x);
+            Tensor bad = x.copy();
+            bad.data()[3] = Float.NaN;
+            bad.data()[7] = Float.POSITIVE_INFINITY;
+            bad.data()[11] = Float.NEGATIVE_INFINITY;
+            Tensor y = q.fakeQuant(bad);
+            GroupView v = q.view(x.shape());
+            QuantParams p = q.params();
+            float[] g7 = c.format().grid(p, v.groupOf(7)), g11 = c.format().grid(p, v.groupOf(11));
+            for (int i = 0; i < y.size(); i++) {
+                float got = y.data()[i];
+                if (i == 3) assertTrue(Float.isNaN(got), c + ": NaN must propagate");
+                else if (i == 7) {
+                    boolean nosat = c.format() instanceof OcpFp8 f && !f.saturating();
+                    if (!nosat) assertEquals(g7[g7.length - 1], got, c + ": +inf saturates");
+                } else if (i == 11) {
+                    if (!(c.format() instanceof OcpFp8 f && !f.saturating())) assertEquals(g11[0], got, c + ": -inf saturates");
+                } else {
+                    assertTrue(bitEqual(clean.data()[i], got), c + ": element " + i + " changed");
+                }
+            }
+        }
+    }
+
     @Test void parameterCountMustMatch() {
         Quantizer q = Quantizer.withParams(FpFormat.of(2, 1), Granularity.CHANNEL, Layout.WEIGHT, QuantParams.of(1f, 2f, 3f)).named("blocks.1.attn.proj.weight");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> q.fakeQuant(Tensor.zeros(4, 8)));
