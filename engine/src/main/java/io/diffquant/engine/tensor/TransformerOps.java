@@ -18,8 +18,6 @@ public final class TransformerOps {
     private static final int BLK = 512;
     /** elements per parallel chunk for element-wise work. */
     private static final int EW_CHUNK = 1 << 14;
-    /** at most this many attention scores are held at once by the fused attention. */
-    private static final int SCORE_BUDGET = 1 << 22;
 
     // ------------------------------------------------------------------ embedding / layout
 
@@ -199,7 +197,7 @@ public final class TransformerOps {
                     float v = xs[i];
                     ps[i] = (v * v * 0.044715f + 1f) * v * TWO_SQRT_2_OVER_PI;
                 }
-                expBlock(ps, bits, len);
+                expBlock(ps, bits, len, 0f);
                 for (int i = 0; i < len; i++) ps[i] = xs[i] - xs[i] / (ps[i] + 1f);
                 System.arraycopy(ps, 0, y, off, len);
             }
@@ -209,14 +207,14 @@ public final class TransformerOps {
     private static final float LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
 
     /**
-     * ps[i] = exp(ps[i]) for i < n, in place (Cephes expf: Cody-Waite reduction and a degree-7 polynomial,
-     * relative error below 1e-7). Arguments are clamped to [-87.33, 88]: below, the result is the smallest
-     * normal float instead of a subnormal or 0; above, about 1.65e38 instead of a larger value or infinity.
-     * Written as two same-index loops so that C2 vectorises both.
+     * ps[i] = exp(ps[i] - shift) for i < n, in place (Cephes expf: Cody-Waite reduction and a degree-7
+     * polynomial, relative error below 1e-7). Arguments are clamped to [-87.33, 88]: below, the result is the
+     * smallest normal float instead of a subnormal or 0; above, about 1.65e38 instead of a larger value or
+     * infinity. Two same-index loops, so that C2 vectorises both.
      */
-    static void expBlock(float[] ps, int[] bits, int n) {
+    static void expBlock(float[] ps, int[] bits, int n, float shift) {
         for (int i = 0; i < n; i++) {
-            float v = Math.min(Math.max(ps[i], -87.33654f), 88f);
+            float v = Math.min(Math.max(ps[i] - shift, -87.33654f), 88f);
             float nf = (v * LOG2E + 12582912f) - 12582912f;   // round to nearest integer
             float r = v - nf * LN2_HI - nf * LN2_LO;
             float p = 1.9875691500E-4f;
@@ -251,22 +249,26 @@ public final class TransformerOps {
         Parallel.forRange(rows, Math.max(1, EW_CHUNK / c / 2), (r0, r1) -> {
             float[] ps = new float[BLK];
             int[] bits = new int[BLK];
-            for (int r = r0; r < r1; r++) {
-                int o = off + r * c;
-                float mx = max(s, o, c);
-                float sum = 0f;
-                for (int j0 = 0; j0 < c; j0 += BLK) {
-                    int len = Math.min(BLK, c - j0);
-                    System.arraycopy(s, o + j0, ps, 0, len);
-                    for (int i = 0; i < len; i++) ps[i] -= mx;
-                    expBlock(ps, bits, len);
-                    sum += sum(ps, 0, len);
-                    System.arraycopy(ps, 0, s, o + j0, len);
-                }
-                float inv = 1f / sum;
-                for (int j = 0; j < c; j++) s[o + j] *= inv;
-            }
+            softmaxRange(s, off, r0, r1, c, ps, bits);
         });
+    }
+
+    /** Sequential softmax of rows [r0, r1) (width c, from off) with the given scratch of BLK elements. */
+    private static void softmaxRange(float[] s, int off, int r0, int r1, int c, float[] ps, int[] bits) {
+        for (int r = r0; r < r1; r++) {
+            int o = off + r * c;
+            float mx = max(s, o, c);
+            float sum = 0f;
+            for (int j0 = 0; j0 < c; j0 += BLK) {
+                int len = Math.min(BLK, c - j0);
+                System.arraycopy(s, o + j0, ps, 0, len);
+                expBlock(ps, bits, len, mx);
+                sum += sum(ps, 0, len);
+                System.arraycopy(ps, 0, s, o + j0, len);
+            }
+            float inv = 1f / sum;
+            for (int j = 0; j < c; j++) s[o + j] *= inv;
+        }
     }
 
     // ------------------------------------------------------------------ attention
@@ -290,23 +292,29 @@ public final class TransformerOps {
         Tensor out = Tensor.zeros(b, t, c);
         if (t == 0) return out;
         float[] qd = qkv.data(), od = out.data();
-        int group = Math.max(1, Math.min(heads, SCORE_BUDGET / Math.max(1, t * t)));
-        float[] s = new float[group * t * t];
         Blas blas = Blas.get();
-        for (int bi = 0; bi < b; bi++) {
-            int base = bi * t * c3;
-            for (int h0 = 0; h0 < heads; h0 += group) {
-                int g = Math.min(group, heads - h0);
-                for (int h = 0; h < g; h++)
-                    blas.sgemm(false, true, t, t, d, scale, qd, base + (h0 + h) * d, c3,
-                            qd, base + c + (h0 + h) * d, c3, 0f, s, h * t * t, t);
-                softmaxRows(s, 0, g * t, t);
-                for (int h = 0; h < g; h++)
-                    blas.sgemm(false, false, t, d, t, 1f, s, h * t * t, t,
-                            qd, base + 2 * c + (h0 + h) * d, c3, 0f, od, bi * t * c + (h0 + h) * d, c);
+        gemmTasks(b * heads, (i0, i1) -> {
+            float[] s = new float[t * t], ps = new float[BLK];
+            int[] bits = new int[BLK];
+            for (int i = i0; i < i1; i++) {
+                int bi = i / heads, h = i % heads, base = bi * t * c3 + h * d;
+                blas.sgemm(false, true, t, t, d, scale, qd, base, c3, qd, base + c, c3, 0f, s, 0, t);
+                softmaxRange(s, 0, 0, t, t, ps, bits);
+                blas.sgemm(false, false, t, d, t, 1f, s, 0, t, qd, base + 2 * c, c3, 0f, od, bi * t * c + h * d, c);
             }
-        }
+        });
         return out;
+    }
+
+    /**
+     * Runs body over [0, n) independent GEMM tasks: spread over the engine's pool with the native GEMM
+     * single-threaded in each worker when that can be controlled, else on the caller (native GEMM threads).
+     */
+    private static void gemmTasks(int n, Parallel.RangeBody body) {
+        boolean spread = Parallel.threads() > 1 && n > 1
+                && (NativeThreads.available() || !(Blas.get() instanceof DnnlBlas));
+        if (spread) Parallel.forRange(n, 1, (a, b) -> NativeThreads.singleThreaded(() -> body.run(a, b)));
+        else body.run(0, n);
     }
 
     /** q, k, v [B, H, T, D] gathered from the qkv Linear output [B, T, 3, H, D] (timm's reshape + permute). */
@@ -335,8 +343,11 @@ public final class TransformerOps {
         int bh = q.dim(0) * q.dim(1), t = q.dim(2), tk = k.dim(2), d = q.dim(3);
         Tensor s = Tensor.zeros(q.dim(0), q.dim(1), t, tk);
         Blas blas = Blas.get();
-        for (int i = 0; i < bh; i++)
-            blas.sgemm(false, true, t, tk, d, scale, q.data(), i * t * d, d, k.data(), i * tk * d, d, 0f, s.data(), i * t * tk, tk);
+        gemmTasks(bh, (i0, i1) -> {
+            for (int i = i0; i < i1; i++)
+                blas.sgemm(false, true, t, tk, d, scale, q.data(), i * t * d, d, k.data(), i * tk * d, d,
+                        0f, s.data(), i * t * tk, tk);
+        });
         return s;
     }
 
@@ -347,12 +358,13 @@ public final class TransformerOps {
         int b = p.dim(0), heads = p.dim(1), t = p.dim(2), tk = p.dim(3), d = v.dim(3), c = heads * d;
         Tensor out = Tensor.zeros(b, t, c);
         Blas blas = Blas.get();
-        for (int bi = 0; bi < b; bi++)
-            for (int h = 0; h < heads; h++) {
-                int i = bi * heads + h;
+        gemmTasks(b * heads, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                int bi = i / heads, h = i % heads;
                 blas.sgemm(false, false, t, d, tk, 1f, p.data(), i * t * tk, tk, v.data(), i * tk * d, d,
                         0f, out.data(), bi * t * c + h * d, c);
             }
+        });
         return out;
     }
 
