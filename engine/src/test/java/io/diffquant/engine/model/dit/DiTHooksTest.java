@@ -27,7 +27,8 @@ class DiTHooksTest {
     final float[] t = {20, 850};
     final int[] y = {4, 5};
 
-    private static DiT model() { return randomModel(CFG, 42, 0.3); }
+    /** std 0.15 keeps the output O(1) (max about 2.7), so absolute tolerances mean something. */
+    private static DiT model() { return randomModel(CFG, 42, 0.15); }
 
     /** The same random model with some parameters replaced. */
     private static DiT modelWith(Map<String, Tensor> changes) {
