@@ -173,7 +173,7 @@ public final class TransformerOps {
 
     // ------------------------------------------------------------------ activations
 
-    /** tanh-approximated GELU (torch approximate="tanh"), in place. 0.5 x (1 + tanh u) = x - x / (exp(2u) + 1). */
+    /** tanh-approximated GELU (torch approximate="tanh"), in place: 0.5 x (1 + tanh u) = x e / (e + 1) with e = exp(2u). */
     public static void geluTanhInPlace(Tensor x) { geluTanh(x.data(), x.data()); }
 
     /** tanh-approximated GELU into a new tensor. */
@@ -198,7 +198,7 @@ public final class TransformerOps {
                     ps[i] = (v * v * 0.044715f + 1f) * v * TWO_SQRT_2_OVER_PI;
                 }
                 expBlock(ps, bits, len, 0f);
-                for (int i = 0; i < len; i++) ps[i] = xs[i] - xs[i] / (ps[i] + 1f);
+                for (int i = 0; i < len; i++) ps[i] = xs[i] * (ps[i] / (ps[i] + 1f));
                 System.arraycopy(ps, 0, y, off, len);
             }
         });
