@@ -197,7 +197,7 @@ public final class TransformerOps {
                     float v = xs[i];
                     ps[i] = (v * v * 0.044715f + 1f) * v * TWO_SQRT_2_OVER_PI;
                 }
-                expBlock(ps, bits, len, 0f);
+                expInPlace(ps, 0, len, 0f, bits);
                 for (int i = 0; i < len; i++) ps[i] = xs[i] * (ps[i] / (ps[i] + 1f));
                 System.arraycopy(ps, 0, y, off, len);
             }
@@ -207,26 +207,30 @@ public final class TransformerOps {
     private static final float LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
 
     /**
-     * ps[i] = exp(ps[i] - shift) for i < n, in place (Cephes expf: Cody-Waite reduction and a degree-7
-     * polynomial, relative error below 1e-7). Arguments are clamped to [-87.33, 88]: below, the result is the
+     * a[off + i] = exp(a[off + i] - shift) for i < n, in place (Cephes expf: Cody-Waite reduction and a
+     * polynomial, relative error below 2.5e-7). Arguments are clamped to [-87.33, 88]: below, the result is the
      * smallest normal float instead of a subnormal or 0; above, about 1.65e38 instead of a larger value or
-     * infinity. Two same-index loops, so that C2 vectorises both.
+     * infinity. bits is scratch of at least min(n, BLK) ints. Written as same-index in-place loops over blocks,
+     * so that C2 vectorises them.
      */
-    static void expBlock(float[] ps, int[] bits, int n, float shift) {
-        for (int i = 0; i < n; i++) {
-            float v = Math.min(Math.max(ps[i] - shift, -87.33654f), 88f);
-            float nf = (v * LOG2E + 12582912f) - 12582912f;   // round to nearest integer
-            float r = v - nf * LN2_HI - nf * LN2_LO;
-            float p = 1.9875691500E-4f;
-            p = p * r + 1.3981999507E-3f;
-            p = p * r + 8.3334519073E-3f;
-            p = p * r + 4.1665795894E-2f;
-            p = p * r + 1.6666665459E-1f;
-            p = p * r + 5.0000001201E-1f;
-            ps[i] = p * r * r + r + 1f;
-            bits[i] = ((int) nf + 127) << 23;
+    static void expInPlace(float[] a, int off, int n, float shift, int[] bits) {
+        for (int b0 = 0; b0 < n; b0 += BLK) {
+            int o = off + b0, len = Math.min(BLK, n - b0);
+            for (int i = 0; i < len; i++) {
+                float v = Math.min(Math.max(a[o + i] - shift, -87.33654f), 88f);
+                float nf = (v * LOG2E + 12582912f) - 12582912f;   // round to nearest integer
+                float r = v - nf * LN2_HI - nf * LN2_LO;
+                float p = 1.9875691500E-4f;
+                p = p * r + 1.3981999507E-3f;
+                p = p * r + 8.3334519073E-3f;
+                p = p * r + 4.1665795894E-2f;
+                p = p * r + 1.6666665459E-1f;
+                p = p * r + 5.0000001201E-1f;
+                a[o + i] = p * r * r + r + 1f;
+                bits[i] = ((int) nf + 127) << 23;
+            }
+            for (int i = 0; i < len; i++) a[o + i] *= Float.intBitsToFloat(bits[i]);
         }
-        for (int i = 0; i < n; i++) ps[i] *= Float.intBitsToFloat(bits[i]);
     }
 
     /** SiLU x * sigmoid(x) into a new tensor (small: the conditioning vector). */
@@ -247,26 +251,17 @@ public final class TransformerOps {
     static void softmaxRows(float[] s, int off, int rows, int c) {
         if (c == 0) return;
         Parallel.forRange(rows, Math.max(1, EW_CHUNK / c / 2), (r0, r1) -> {
-            float[] ps = new float[BLK];
-            int[] bits = new int[BLK];
-            softmaxRange(s, off, r0, r1, c, ps, bits);
+            softmaxRange(s, off, r0, r1, c, new int[BLK]);
         });
     }
 
-    /** Sequential softmax of rows [r0, r1) (width c, from off) with the given scratch of BLK elements. */
-    private static void softmaxRange(float[] s, int off, int r0, int r1, int c, float[] ps, int[] bits) {
+    /** Sequential softmax of rows [r0, r1) (width c, from off); bits is scratch of BLK ints. */
+    private static void softmaxRange(float[] s, int off, int r0, int r1, int c, int[] bits) {
         for (int r = r0; r < r1; r++) {
             int o = off + r * c;
             float mx = max(s, o, c);
-            float sum = 0f;
-            for (int j0 = 0; j0 < c; j0 += BLK) {
-                int len = Math.min(BLK, c - j0);
-                System.arraycopy(s, o + j0, ps, 0, len);
-                expBlock(ps, bits, len, mx);
-                sum += sum(ps, 0, len);
-                System.arraycopy(ps, 0, s, o + j0, len);
-            }
-            float inv = 1f / sum;
+            expInPlace(s, o, c, mx, bits);
+            float inv = 1f / sum(s, o, c);
             for (int j = 0; j < c; j++) s[o + j] *= inv;
         }
     }
@@ -294,12 +289,12 @@ public final class TransformerOps {
         float[] qd = qkv.data(), od = out.data();
         Blas blas = Blas.get();
         gemmTasks(b * heads, (i0, i1) -> {
-            float[] s = new float[t * t], ps = new float[BLK];
+            float[] s = new float[t * t];
             int[] bits = new int[BLK];
             for (int i = i0; i < i1; i++) {
                 int bi = i / heads, h = i % heads, base = bi * t * c3 + h * d;
                 blas.sgemm(false, true, t, t, d, scale, qd, base, c3, qd, base + c, c3, 0f, s, 0, t);
-                softmaxRange(s, 0, 0, t, t, ps, bits);
+                softmaxRange(s, 0, 0, t, t, bits);
                 blas.sgemm(false, false, t, d, t, 1f, s, 0, t, qd, base + 2 * c, c3, 0f, od, bi * t * c + h * d, c);
             }
         });
@@ -311,10 +306,15 @@ public final class TransformerOps {
      * single-threaded in each worker when that can be controlled, else on the caller (native GEMM threads).
      */
     private static void gemmTasks(int n, Parallel.RangeBody body) {
-        boolean spread = Parallel.threads() > 1 && n > 1
-                && (NativeThreads.available() || !(Blas.get() instanceof DnnlBlas));
-        if (spread) Parallel.forRange(n, 1, (a, b) -> NativeThreads.singleThreaded(() -> body.run(a, b)));
-        else body.run(0, n);
+        if (Parallel.threads() == 1 || n <= 1) {
+            body.run(0, n);
+        } else if (!(Blas.get() instanceof DnnlBlas)) {
+            Parallel.forRange(n, 1, body);                       // the Java GEMM: plain pool tasks
+        } else if (NativeThreads.available()) {
+            Parallel.forRange(n, 1, (a, b) -> NativeThreads.singleThreaded(() -> body.run(a, b)));
+        } else {
+            body.run(0, n);                                      // oneDNN's own threads, one GEMM at a time
+        }
     }
 
     /** q, k, v [B, H, T, D] gathered from the qkv Linear output [B, T, 3, H, D] (timm's reshape + permute). */
@@ -426,16 +426,10 @@ public final class TransformerOps {
         return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
     }
 
-    /** Maximum with eight independent accumulators (NaN-free inputs). */
+    /** Maximum of a row (a plain loop: C2 handles this reduction better than unrolled Math.max chains). */
     static float max(float[] a, int off, int len) {
-        float m0 = Float.NEGATIVE_INFINITY, m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0, m6 = m0, m7 = m0;
-        int j = 0;
-        for (; j + 8 <= len; j += 8) {
-            int o = off + j;
-            m0 = Math.max(m0, a[o]); m1 = Math.max(m1, a[o + 1]); m2 = Math.max(m2, a[o + 2]); m3 = Math.max(m3, a[o + 3]);
-            m4 = Math.max(m4, a[o + 4]); m5 = Math.max(m5, a[o + 5]); m6 = Math.max(m6, a[o + 6]); m7 = Math.max(m7, a[o + 7]);
-        }
-        for (; j < len; j++) m0 = Math.max(m0, a[off + j]);
-        return Math.max(Math.max(Math.max(m0, m1), Math.max(m2, m3)), Math.max(Math.max(m4, m5), Math.max(m6, m7)));
+        float m = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < len; j++) m = Math.max(m, a[off + j]);
+        return m;
     }
 }

@@ -27,17 +27,19 @@ class TransformerOpsTest {
         float[] ps = new float[n];
         for (int i = 0; i < n; i++) ps[i] = -87f + 175f * i / (n - 1);       // [-87, 88]
         float[] x = ps.clone();
-        TransformerOps.expBlock(ps, new int[n], n, 0f);
+        TransformerOps.expInPlace(ps, 0, n, 0f, new int[512]);
         for (int i = 0; i < n; i++) close(Math.exp(x[i]), ps[i], 0, 2.5e-7, "exp(" + x[i] + ")");
         float[] ex = {-1000f, -100f, -87.5f, 0f, 88f, 100f, 1e30f};
         float[] e = ex.clone();
-        TransformerOps.expBlock(e, new int[ex.length], ex.length, 0f);
+        TransformerOps.expInPlace(e, 0, ex.length, 0f, new int[512]);
         assertTrue(e[0] >= 0 && e[0] < 1.2e-38f && e[1] < 1.2e-38f, "underflow clamps to tiny, never negative or NaN");
         assertEquals(1f, e[3]);
         assertTrue(Float.isFinite(e[5]) && Float.isFinite(e[6]) && e[6] > 1e38f, "overflow clamps to a finite value");
-        float[] s = {1f, 2f, 3f};
-        TransformerOps.expBlock(s, new int[3], 3, 3f);
-        close(Math.exp(-2), s[0], 0, 2.5e-7, "shifted");
+        float[] s = {7f, 1f, 2f, 3f};
+        TransformerOps.expInPlace(s, 1, 2, 3f, new int[512]);
+        assertEquals(7f, s[0]);
+        assertEquals(3f, s[3]);
+        close(Math.exp(-2), s[1], 0, 2.5e-7, "shifted, with offset");
     }
 
     @Test void geluTanhAndSiluMatchClosedForms() {
