@@ -11,7 +11,8 @@ import java.util.Arrays;
  * attention_processor.py): im2col convolution with reused scratch and zero-copy GEMMs, GroupNorm fused with the
  * ResNet scale-shift and SiLU, multi-head self-attention on the token layout, and the small layout ops around them.
  * Every kernel has a slow twin in {@link Ops} (or a composition of Ops) that the tests compare it with.
- * Results do not depend on the thread count.
+ * Results do not depend on the thread count. Every op records itself on an active {@link Tape} (backward rules
+ * in {@link FusedOpsBackward} and {@link OpsBackward}).
  */
 public final class ConvOps {
     private ConvOps() {}
@@ -83,7 +84,12 @@ public final class ConvOps {
                 }
             }
         }
-        if (b != null) Ops.addChannelBias(y, b);
+        if (b != null) Ops.addChannelsRaw(yd, b.data(), n, o, hw);
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(x, w);
+            tape.record("conv2d", y, (gy, g) -> OpsBackward.conv2d(gy, g, x, w, b, stride, padding), x, w, b);
+        }
         return y;
     }
 
@@ -134,6 +140,8 @@ public final class ConvOps {
                 for (int i = 0; i < h; i++)
                     System.arraycopy(xd, r * h * w + i * w, yd, r * h2 * w2 + (i + top) * w2 + left, w);
         });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("pad", y, (gy, g) -> FusedOpsBackward.pad(gy, g.of(x), n * c, h, w, top, left, h2, w2), x);
         return y;
     }
 
@@ -160,6 +168,9 @@ public final class ConvOps {
         float[] xd = x.data(), yd = y.data();
         float[] g = gamma == null ? null : gamma.data(), bt = beta == null ? null : beta.data();
         float[] ss = scaleShift == null ? null : scaleShift.data();
+        Tape tape = Tape.active();
+        // under a tape: normalised values and 1/std per (sample, group) kept for backward
+        float[] xhat = tape == null ? null : new float[xd.length], rstd = tape == null ? null : new float[n * groups];
         Parallel.forRange(n * groups, 1, (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
                 int o = r * gsize, g0 = (r % groups) * cg, img = r / groups;
@@ -167,6 +178,10 @@ public final class ConvOps {
                 float mf = (float) mean;
                 double var = sumSqDev(xd, o, gsize, mf) / gsize;
                 float inv = (float) (1.0 / Math.sqrt(var + eps));
+                if (rstd != null) {
+                    rstd[r] = inv;
+                    for (int j = 0; j < gsize; j++) xhat[o + j] = (xd[o + j] - mf) * inv;
+                }
                 for (int ci = 0; ci < cg; ci++) {
                     int ch = g0 + ci;
                     float gg = g == null ? 1f : g[ch], bb = bt == null ? 0f : bt[ch];
@@ -181,6 +196,11 @@ public final class ConvOps {
                 }
             }
         });
+        if (tape != null) {
+            tape.save(gamma, beta, scaleShift);
+            tape.record("groupNormAct", y, (gy, gr) -> FusedOpsBackward.groupNormAct(gy, gr, x, gamma, beta, scaleShift, silu,
+                    xhat, rstd, n, c, groups, inner), x, gamma, beta, scaleShift);
+        }
         return y;
     }
 
@@ -236,6 +256,11 @@ public final class ConvOps {
         Tensor y = Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data();
         Parallel.forRange(xd.length, EW_CHUNK, (a, b) -> affineAct(xd, yd, a, b - a, 1f, 0f, true));
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(x);
+            tape.record("silu", y, (gy, g) -> OpsBackward.elementwise(gy, g.of(x), xd, Ops::siluGrad), x);
+        }
         return y;
     }
 
@@ -256,6 +281,11 @@ public final class ConvOps {
                 for (int j = 0; j < inner; j++) yd[o + j] = xd[o + j] * s1 + sh;
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(x, ss);
+            tape.record("scaleShift", y, (gy, g) -> FusedOpsBackward.scaleShift(gy, g.of(x), g.of(ss), xd, sd, n, c, inner), x, ss);
+        }
         return y;
     }
 
@@ -267,6 +297,15 @@ public final class ConvOps {
                 + " and " + Arrays.toString(src.shape()) + " differ");
         float[] d = dst.data(), s = src.data();
         boolean div = divisor != 1f;
+        Tape tape = Tape.active();
+        if (tape != null) tape.recordInPlace("residualAddInPlace", dst, (gy, g) -> {
+            // dst_new = (dst_old + src) / divisor: both get gy / divisor
+            float inv = 1f / divisor;
+            float[] gs = g.of(src);
+            if (gs == gy) { OpsBackward.axpy(1f, gy, gy); gs = null; }  // src is dst: twice the gradient
+            if (gs != null) OpsBackward.axpy(inv, gy, gs);
+            if (div) for (int i = 0; i < gy.length; i++) gy[i] *= inv;
+        }, src);
         Parallel.forRange(d.length, EW_CHUNK, (a, b) -> {
             int i = a, up = a + F.loopBound(b - a);
             for (; i < up; i += F.length()) {
@@ -282,6 +321,8 @@ public final class ConvOps {
         Tensor y = Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data();
         Parallel.forRange(xd.length, EW_CHUNK, (p, q) -> { for (int i = p; i < q; i++) yd[i] = (a * xd[i]) + b; });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("affine", y, (gy, g) -> OpsBackward.axpy(a, gy, g.of(x)), x);
         return y;
     }
 
@@ -293,6 +334,14 @@ public final class ConvOps {
         int inner = x.size() / Math.max(1, n);
         float[] xd = x.data(), yd = y.data();
         for (int i = 0; i < n; i++) for (int j = 0; j < inner; j++) yd[i * inner + j] = xd[i * inner + j] / d[i];
+        Tape tape = Tape.active();
+        if (tape != null) {
+            float[] dv = d.clone();
+            tape.record("divPerSample", y, (gy, g) -> {
+                float[] gx = g.of(x);
+                if (gx != null) for (int i = 0; i < n; i++) for (int j = 0; j < inner; j++) gx[i * inner + j] += gy[i * inner + j] / dv[i];
+            }, x);
+        }
         return y;
     }
 
@@ -317,6 +366,8 @@ public final class ConvOps {
                 }
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("transposeLast2", y, (gy, g) -> FusedOpsBackward.transposeLast2(gy, g.of(x), bsz, r, c), x);
         return y;
     }
 
@@ -342,6 +393,21 @@ public final class ConvOps {
                 blas.sgemm(false, false, t, d, s, 1f, p, 0, s, vd, ko, inner, 0f, od, qo, inner);
             }
         }
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(q, k, v);
+            tape.record("multiHeadAttention", out, (gy, g) -> {
+                float[] gq = g.of(q), gk = g.of(k), gv = g.of(v);
+                if (gq == null && gk == null && gv == null) return;
+                float[] pp = new float[t * s], dp = new float[t * s];
+                for (int i = 0; i < n; i++)
+                    for (int h = 0; h < heads; h++) {
+                        int qo = i * t * inner + h * d, ko = i * s * inner + h * d;
+                        FusedOpsBackward.attentionHead(qd, qo, inner, kd, ko, inner, vd, ko, inner, gy, qo, inner,
+                                gq, gk, gv, t, s, d, scale, pp, dp);
+                    }
+            }, q, k, v);
+        }
         return out;
     }
 
@@ -356,6 +422,12 @@ public final class ConvOps {
             for (int h = 0; h < heads; h++)
                 blas.sgemm(false, true, t, s, d, scale, qd, i * t * inner + h * d, inner, kd, i * s * inner + h * d, inner,
                         0f, sd, (i * heads + h) * t * s, s);
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(q, k);
+            tape.record("attentionScores", sc, (gy, g) -> FusedOpsBackward.scores(gy, g.of(q), g.of(k), qd, kd, n * heads, t, s, d,
+                    scale, i -> (i / heads) * t * inner + (i % heads) * d, inner, i -> (i / heads) * s * inner + (i % heads) * d, inner), q, k);
+        }
         return sc;
     }
 
@@ -372,6 +444,12 @@ public final class ConvOps {
             for (int h = 0; h < heads; h++)
                 blas.sgemm(false, false, t, d, s, 1f, pd, (i * heads + h) * t * s, s, vd, i * s * inner + h * d, inner,
                         0f, od, i * t * inner + h * d, inner);
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(probs, v);
+            tape.record("attentionValues", out, (gy, g) -> FusedOpsBackward.apply(gy, g.of(probs), g.of(v), pd, vd, n * heads, t, s, d,
+                    i -> (i / heads) * s * inner + (i % heads) * d, inner, i -> (i / heads) * t * inner + (i % heads) * d, inner), probs, v);
+        }
         return out;
     }
 
@@ -385,9 +463,14 @@ public final class ConvOps {
 
     /** Softmax over the last dimension (vectorised twin of {@link Ops#softmax}). */
     public static Tensor softmax(Tensor x) {
-        Tensor y = x.copy();
+        Tensor y = Tensor.of(x.data().clone(), x.shape());
         int c = x.dim(-1);
         if (c > 0) softmaxRows(y.data(), 0, y.size() / c, c);
+        Tape tape = Tape.active();
+        if (tape != null && c > 0) {
+            tape.save(y);
+            tape.record("softmax", y, (gy, g) -> OpsBackward.softmax(gy, g.of(x), y.data(), c), x);
+        }
         return y;
     }
 
@@ -422,6 +505,7 @@ public final class ConvOps {
     /**
      * diffusers' GaussianFourierProjection (log = True, flip_sin_to_cos = False): x = log(t);
      * p = x * w * 2 * pi; result [N, 2D] = [sin(p), cos(p)]. t must be positive (noise levels).
+     * A constant for autodiff (the projection weight is a fixed buffer, requires_grad=False in diffusers).
      */
     public static Tensor fourierEmbedding(float[] t, Tensor w) {
         int d = w.size();

@@ -140,6 +140,9 @@ public final class Ops {
         addChannels(x.data(), v.data(), nb, c, inner, false);
     }
 
+    /** xd[n, c, inner] += vd[c], not recorded (for fused kernels that record the whole op). */
+    static void addChannelsRaw(float[] xd, float[] vd, int nb, int c, int inner) { addChannels(xd, vd, nb, c, inner, false); }
+
     /** xd[n, c, inner] += vd[c] (perSample: vd[n, c]). */
     private static void addChannels(float[] xd, float[] vd, int nb, int c, int inner, boolean perSample) {
         Parallel.forRange(nb * c, Math.max(1, EW_CHUNK / Math.max(1, inner)), (r0, r1) -> {

@@ -22,11 +22,13 @@ import java.util.Map;
  * the same row-major buffer, and a gradient has exactly the buffer's layout, so views need no recording and
  * can never disconnect the graph. A gradient is therefore shared by all views of one buffer.
  *
- * <p><b>In-place ops.</b> Additive in-place ops (bias adds, {@link Ops#addInPlace}) are recorded as nodes
- * whose output buffer is their target: the gradient of the target passes through unchanged and is added to
- * the other operand's gradient. This is exact because the backward pass visits the in-place node before the
- * node that produced the target. It is only unsafe when an earlier recorded op kept the target's values for
- * its own backward pass ({@link #save}); such an in-place update throws {@link IllegalStateException}.
+ * <p><b>In-place ops.</b> In-place ops (bias adds, {@link Ops#addInPlace}, in-place activations) are recorded
+ * as nodes whose output buffer is their target. The backward pass visits such a node after every consumer of
+ * the new values and before every consumer of the old ones, so the target's accumulator then holds exactly
+ * d(loss)/d(new values): an additive update passes it through (adding it to the other operand's gradient), a
+ * non-additive one transforms it in place into d(loss)/d(old values). This is only unsafe when an earlier
+ * recorded op kept the target's values for its own backward pass ({@link #save}); such an in-place update
+ * throws {@link IllegalStateException}.
  *
  * <p>Ops check {@link #active()} (one ThreadLocal read) and do nothing else when no tape records. Work that
  * Ops hand to {@link Parallel} workers is never recorded (the tape is confined to the recording thread).
@@ -37,7 +39,10 @@ public final class Tape implements AutoCloseable {
     /** The backward rule of one recorded op: add d(loss)/d(input) for each input into {@code g}. */
     @FunctionalInterface
     public interface Backward {
-        /** @param gy gradient of the op's output (read only), laid out like the output's buffer */
+        /**
+         * @param gy gradient of the op's output, laid out like the output's buffer: read only, except for the
+         *           rules of {@link #recordInPlace} (see there)
+         */
         void apply(float[] gy, Grads g);
     }
 
@@ -124,8 +129,11 @@ public final class Tape implements AutoCloseable {
     }
 
     /**
-     * Records an additive in-place update of {@code target} by {@code others} (target's gradient passes
-     * through; the rule adds into the others' gradients only).
+     * Records an in-place update of {@code target} (using {@code others}). The rule receives as {@code gy} the
+     * target buffer's own gradient accumulator, which at that point holds exactly d(loss)/d(new values): an
+     * additive update leaves it alone and adds it into the others' gradients; a non-additive one (an in-place
+     * activation, a rescale) transforms it IN PLACE into d(loss)/d(old values), after reading what it needs.
+     * Call this BEFORE modifying the target (the check below looks at who reads its current values).
      *
      * @throws IllegalStateException when a recorded op needs the target's current values for its backward pass
      */
@@ -135,7 +143,7 @@ public final class Tape implements AutoCloseable {
                 + Arrays.toString(target.shape()) + " tensor whose values an earlier recorded op needs for its "
                 + "backward pass; use the out-of-place op (e.g. Ops.add) while a Tape is recording");
         if (needs != null) {
-            if (!anyNeeds(others)) return;
+            if (!needs.containsKey(target.data()) && !anyNeeds(others)) return;
             needs.put(target.data(), Boolean.TRUE);
         }
         nodes.add(new Node(op, target.data(), fn, true));

@@ -12,7 +12,8 @@ import java.util.Arrays;
  * attention read straight from the qkv projection. Token activations are [N, T, D] row-major; adaLN vectors
  * are [N, chunks * D] (chunk i = columns i*D .. (i+1)*D, as torch's {@code chunk(k, dim=1)}).
  * Element-wise work is vectorised (jdk.incubator.vector) and split over {@link Parallel}; GEMMs go through
- * {@link Blas#get()}. Results do not depend on the thread count.
+ * {@link Blas#get()}. Results do not depend on the thread count. Every op records itself on an active {@link Tape}
+ * (backward rules in {@link FusedOpsBackward}).
  */
 public final class TransformerOps {
     private TransformerOps() {}
@@ -44,6 +45,9 @@ public final class TransformerOps {
                 for (int j = 0; j < d; j++) yd[dst + j] = cd[src + j * t] + pd[po + j];
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("patchTokens", y,
+                (gy, g) -> FusedOpsBackward.patchTokens(gy, g.of(conv), g.of(pos), n, t, d), conv, pos);
         return y;
     }
 
@@ -72,6 +76,8 @@ public final class TransformerOps {
                 }
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("unpatchify", y, (gy, g) -> FusedOpsBackward.unpatchify(gy, g.of(x), n, t, p, c), x);
         return y;
     }
 
@@ -123,6 +129,9 @@ public final class TransformerOps {
         int t = x.dim(1), d = x.dim(2), md = chunks * d;
         Tensor y = Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data(), m = mod.data();
+        Tape tape = Tape.active();
+        // under a tape: normalised rows and 1/std kept for backward
+        float[] xhat = tape == null ? null : new float[xd.length], rstd = tape == null ? null : new float[x.dim(0) * t];
         Parallel.forRange(x.dim(0) * t, Math.max(1, EW_CHUNK / d), (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
                 int o = r * d, mo = (r / t) * md;
@@ -130,8 +139,17 @@ public final class TransformerOps {
                 float var = sumSqDev(xd, o, d, mean) / d;
                 float inv = (float) (1.0 / Math.sqrt(var + eps));
                 modulateRow(xd, o, mean, inv, m, mo + shiftChunk * d, mo + scaleChunk * d, yd, o, d);
+                if (rstd != null) {
+                    rstd[r] = inv;
+                    for (int j = 0; j < d; j++) xhat[o + j] = (xd[o + j] - mean) * inv;
+                }
             }
         });
+        if (tape != null) {
+            tape.save(mod);
+            tape.record("layerNormModulate", y, (gy, g) -> FusedOpsBackward.modulate(gy, g.of(x), g.of(mod), xhat, rstd, m,
+                    x.dim(0), t, d, chunks, shiftChunk, scaleChunk), x, mod);
+        }
         return y;
     }
 
@@ -147,6 +165,12 @@ public final class TransformerOps {
                 modulateRow(xd, o, 0f, 1f, m, mo + shiftChunk * d, mo + scaleChunk * d, yd, o, d);
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(x, mod);
+            tape.record("modulate", y, (gy, g) -> FusedOpsBackward.modulate(gy, g.of(x), g.of(mod), xd, null, m,
+                    x.dim(0), t, d, chunks, shiftChunk, scaleChunk), x, mod);
+        }
         return y;
     }
 
@@ -172,6 +196,8 @@ public final class TransformerOps {
         if (!x.sameShape(y)) throw new IllegalArgumentException("gatedResidual: x " + Arrays.toString(x.shape())
                 + " and y " + Arrays.toString(y.shape()) + " differ");
         int t = x.dim(1), d = x.dim(2), md = chunks * d;
+        Tape tape = Tape.active();
+        if (tape != null) intoY = false; // y's values are needed for the gate's gradient
         Tensor out = intoY ? y : Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data(), od = out.data(), m = mod.data();
         Parallel.forRange(x.dim(0) * t, Math.max(1, EW_CHUNK / d), (r0, r1) -> {
@@ -185,19 +211,40 @@ public final class TransformerOps {
                 for (; j < d; j++) od[o + j] = xd[o + j] + m[g + j] * yd[o + j];
             }
         });
+        if (tape != null) {
+            tape.save(y, mod);
+            tape.record("gatedResidual", out, (go, gr) -> FusedOpsBackward.gatedResidual(go, gr.of(x), gr.of(y), gr.of(mod),
+                    yd, m, x.dim(0), t, d, chunks, gateChunk), x, y, mod);
+        }
         return out;
     }
 
     // ------------------------------------------------------------------ activations
 
     /** tanh-approximated GELU (torch approximate="tanh"), in place. 0.5 x (1 + tanh u) = x - x / (exp(2u) + 1). */
-    public static void geluTanhInPlace(Tensor x) { geluTanh(x.data(), x.data()); }
+    public static void geluTanhInPlace(Tensor x) {
+        Tape tape = Tape.active();
+        if (tape != null) {
+            float[] xd = x.data(), f = new float[xd.length];
+            Parallel.forRange(xd.length, EW_CHUNK, (a, b) -> { for (int i = a; i < b; i++) f[i] = Ops.geluTanhGrad(xd[i]); });
+            tape.recordInPlace("geluTanhInPlace", x, (gy, g) -> FusedOpsBackward.scaleInPlace(gy, f));
+        }
+        geluTanh(x.data(), x.data());
+    }
 
     /** tanh-approximated GELU into a new tensor. */
     public static Tensor geluTanh(Tensor x) {
         Tensor y = Tensor.zeros(x.shape());
         geluTanh(x.data(), y.data());
+        recordActivation("geluTanh", x, y, Ops::geluTanhGrad);
         return y;
+    }
+
+    private static void recordActivation(String op, Tensor x, Tensor y, Ops.FloatUnary df) {
+        Tape tape = Tape.active();
+        if (tape == null) return;
+        tape.save(x);
+        tape.record(op, y, (gy, g) -> OpsBackward.elementwise(gy, g.of(x), x.data(), df), x);
     }
 
     private static final float TWO_SQRT_2_OVER_PI = (float) (2.0 * Math.sqrt(2.0 / Math.PI));
@@ -237,12 +284,19 @@ public final class TransformerOps {
             }
             for (; i < b; i++) yd[i] = xd[i] / (1f + (float) Math.exp(-xd[i]));
         });
+        recordActivation("silu", x, y, Ops::siluGrad);
         return y;
     }
 
     /** Softmax over the last dimension, in place. */
     public static void softmaxInPlace(Tensor x) {
         int c = x.dim(-1);
+        Tape tape = Tape.active();
+        if (tape != null && c > 0) {
+            float[] y = x.data(); // the rule reads the probabilities, i.e. the values this op leaves in x
+            tape.recordInPlace("softmaxInPlace", x, (gy, g) -> FusedOpsBackward.softmaxInPlace(gy, y, c));
+            tape.save(x);
+        }
         softmaxRows(x.data(), 0, x.size() / Math.max(1, c), c);
     }
 
@@ -314,6 +368,12 @@ public final class TransformerOps {
                             qd, base + 2 * c + (h0 + h) * d, c3, 0f, od, bi * t * c + (h0 + h) * d, c);
             }
         }
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(qkv);
+            tape.record("attentionFromQkv", out,
+                    (gy, g) -> FusedOpsBackward.attentionFromQkv(gy, g.of(qkv), qd, b, t, c, heads, scale), qkv);
+        }
         return out;
     }
 
@@ -333,6 +393,11 @@ public final class TransformerOps {
                 }
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) for (int which = 0; which < 3; which++) {
+            int wch = which;
+            tape.record("splitQkv", r[which], (gy, g) -> FusedOpsBackward.splitQkv(gy, g.of(qkv), wch, b, t, c, heads), qkv);
+        }
         return r;
     }
 
@@ -345,6 +410,12 @@ public final class TransformerOps {
         Blas blas = Blas.get();
         for (int i = 0; i < bh; i++)
             blas.sgemm(false, true, t, tk, d, scale, q.data(), i * t * d, d, k.data(), i * tk * d, d, 0f, s.data(), i * t * tk, tk);
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(q, k);
+            tape.record("attentionScores", s, (gy, g) -> FusedOpsBackward.scores(gy, g.of(q), g.of(k), q.data(), k.data(),
+                    bh, t, tk, d, scale, i -> i * t * d, d, i -> i * tk * d, d), q, k);
+        }
         return s;
     }
 
@@ -361,6 +432,12 @@ public final class TransformerOps {
                 blas.sgemm(false, false, t, d, tk, 1f, p.data(), i * t * tk, tk, v.data(), i * tk * d, d,
                         0f, out.data(), bi * t * c + h * d, c);
             }
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(p, v);
+            tape.record("attentionApply", out, (gy, g) -> FusedOpsBackward.apply(gy, g.of(p), g.of(v), p.data(), v.data(),
+                    b * heads, t, tk, d, i -> i * tk * d, d, i -> (i / heads) * t * c + (i % heads) * d, c), p, v);
+        }
         return out;
     }
 
@@ -377,7 +454,7 @@ public final class TransformerOps {
         int half = out.dim(0) / 2, c = out.dim(1), hw = out.dim(2) * out.dim(3);
         if (guided < 0 || guided > c) throw new IllegalArgumentException("classifierFreeGuidance: " + guided
                 + " guided channels of " + c);
-        Tensor y = out.copy();
+        Tensor y = Tensor.of(out.data().clone(), out.shape());
         float[] od = out.data(), yd = y.data();
         for (int n = 0; n < half; n++)
             for (int ch = 0; ch < guided; ch++) {
@@ -389,6 +466,9 @@ public final class TransformerOps {
                     yd[uo + j] = g;
                 }
             }
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("classifierFreeGuidance", y,
+                (gy, g) -> FusedOpsBackward.classifierFreeGuidance(gy, g.of(out), half, c, hw, guided, scale), out);
         return y;
     }
 
