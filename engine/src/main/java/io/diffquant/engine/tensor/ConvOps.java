@@ -256,11 +256,7 @@ public final class ConvOps {
         Tensor y = Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data();
         Parallel.forRange(xd.length, EW_CHUNK, (a, b) -> affineAct(xd, yd, a, b - a, 1f, 0f, true));
-        Tape tape = Tape.active();
-        if (tape != null) {
-            tape.save(x);
-            tape.record("silu", y, (gy, g) -> OpsBackward.elementwise(gy, g.of(x), xd, Ops::siluGrad), x);
-        }
+        TransformerOps.recordActivation("silu", x, y, true);
         return y;
     }
 

@@ -65,6 +65,7 @@ public final class Tape implements AutoCloseable {
     private final Map<float[], Boolean> needs;
     private boolean finished;
     private boolean closed;
+    private Map<String, long[]> profile;
 
     private Tape(Map<float[], Boolean> needs) { this.needs = needs; }
 
@@ -110,6 +111,17 @@ public final class Tape implements AutoCloseable {
 
     /** Number of recorded ops (for tests and diagnostics). */
     public int size() { return nodes.size(); }
+
+    /** Collect the wall time of each op's backward rule (diagnostics; off by default). */
+    public Tape profileBackward(boolean on) {
+        profile = on ? new java.util.LinkedHashMap<>() : null;
+        return this;
+    }
+
+    /** Per op name: {calls, nanoseconds} spent in backward rules, when {@link #profileBackward} was on. */
+    public Map<String, long[]> backwardProfile() {
+        return profile == null ? Map.of() : java.util.Collections.unmodifiableMap(profile);
+    }
 
     // ------------------------------------------------------------------ recording API for op implementations
 
@@ -212,7 +224,15 @@ public final class Tape implements AutoCloseable {
             float[] gy = grads.get(n.out);
             if (gy == null) continue;
             if (!n.inPlace && !retainAll) grads.remove(n.out);
-            n.fn.apply(gy, sink);
+            if (profile == null) {
+                n.fn.apply(gy, sink);
+            } else {
+                long t0 = System.nanoTime();
+                n.fn.apply(gy, sink);
+                long[] acc = profile.computeIfAbsent(n.op, k -> new long[2]);
+                acc[0]++;
+                acc[1] += System.nanoTime() - t0;
+            }
         }
         nodes.clear();
         saved.clear();

@@ -225,8 +225,8 @@ public final class TransformerOps {
     public static void geluTanhInPlace(Tensor x) {
         Tape tape = Tape.active();
         if (tape != null) {
-            float[] xd = x.data(), f = new float[xd.length];
-            Parallel.forRange(xd.length, EW_CHUNK, (a, b) -> { for (int i = a; i < b; i++) f[i] = Ops.geluTanhGrad(xd[i]); });
+            float[] f = new float[x.size()];
+            geluTanhGrad(x.data(), f);
             tape.recordInPlace("geluTanhInPlace", x, (gy, g) -> FusedOpsBackward.scaleInPlace(gy, f));
         }
         geluTanh(x.data(), x.data());
@@ -236,15 +236,48 @@ public final class TransformerOps {
     public static Tensor geluTanh(Tensor x) {
         Tensor y = Tensor.zeros(x.shape());
         geluTanh(x.data(), y.data());
-        recordActivation("geluTanh", x, y, Ops::geluTanhGrad);
+        recordActivation("geluTanh", x, y, false);
         return y;
     }
 
-    private static void recordActivation(String op, Tensor x, Tensor y, Ops.FloatUnary df) {
+    /** Records y = f(x) with its derivative f'(x), evaluated now (vectorised) and kept instead of x. */
+    static void recordActivation(String op, Tensor x, Tensor y, boolean silu) {
         Tape tape = Tape.active();
         if (tape == null) return;
-        tape.save(x);
-        tape.record(op, y, (gy, g) -> OpsBackward.elementwise(gy, g.of(x), x.data(), df), x);
+        float[] f = new float[x.size()];
+        if (silu) siluGrad(x.data(), f);
+        else geluTanhGrad(x.data(), f);
+        tape.record(op, y, (gy, g) -> OpsBackward.mulAcc(gy, f, g.of(x)), x);
+    }
+
+    /** d/dx of the tanh GELU: 0.5 (1 + th) + 0.5 x (1 - th^2) sqrt(2/pi) (1 + 3 0.044715 x^2), th = tanh(u). */
+    static void geluTanhGrad(float[] x, float[] out) {
+        final float a = (float) Math.sqrt(2.0 / Math.PI);
+        forVectorRange(x.length, (lo, hi) -> {
+            int i = lo, up = lo + S.loopBound(hi - lo);
+            for (; i < up; i += L) {
+                FloatVector v = FloatVector.fromArray(S, x, i);
+                FloatVector v2 = v.mul(v);
+                FloatVector e = v2.mul(0.044715f).add(1f).mul(v).mul(TWO_SQRT_2_OVER_PI).lanewise(VectorOperators.EXP);
+                FloatVector th = FloatVector.broadcast(S, 1f).sub(FloatVector.broadcast(S, 2f).div(e.add(1f)));
+                FloatVector du = v2.mul(3 * 0.044715f).add(1f).mul(a);
+                th.add(1f).mul(0.5f).add(v.mul(0.5f).mul(th.mul(th).neg().add(1f)).mul(du)).intoArray(out, i);
+            }
+            for (; i < hi; i++) out[i] = Ops.geluTanhGrad(x[i]);
+        });
+    }
+
+    /** d/dx of SiLU: s (1 + x (1 - s)), s = sigmoid(x). */
+    static void siluGrad(float[] x, float[] out) {
+        forVectorRange(x.length, (lo, hi) -> {
+            int i = lo, up = lo + S.loopBound(hi - lo);
+            for (; i < up; i += L) {
+                FloatVector v = FloatVector.fromArray(S, x, i);
+                FloatVector sg = FloatVector.broadcast(S, 1f).div(v.neg().lanewise(VectorOperators.EXP).add(1f));
+                sg.mul(v.mul(sg.neg().add(1f)).add(1f)).intoArray(out, i);
+            }
+            for (; i < hi; i++) out[i] = Ops.siluGrad(x[i]);
+        });
     }
 
     private static final float TWO_SQRT_2_OVER_PI = (float) (2.0 * Math.sqrt(2.0 / Math.PI));
@@ -284,7 +317,7 @@ public final class TransformerOps {
             }
             for (; i < b; i++) yd[i] = xd[i] / (1f + (float) Math.exp(-xd[i]));
         });
-        recordActivation("silu", x, y, Ops::siluGrad);
+        recordActivation("silu", x, y, true);
         return y;
     }
 
