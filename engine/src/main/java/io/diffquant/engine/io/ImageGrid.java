@@ -8,7 +8,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 
 /** Images in [-1, 1] (N, C, H, W; C = 1 or 3) to an RGB grid, written to PNG atomically. */
 public final class ImageGrid {
@@ -50,13 +49,7 @@ public final class ImageGrid {
         ByteArrayOutputStream bos = new ByteArrayOutputStream();
         if (!ImageIO.write(img, "png", bos)) throw new IOException("no PNG writer available for " + file);
         Path dir = file.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, "." + file.getFileName(), ".tmp");
-        try {
-            Files.write(tmp, bos.toByteArray());
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
+        if (dir != null) Files.createDirectories(dir);
+        AtomicFiles.writeBytes(file, bos.toByteArray());
     }
 }

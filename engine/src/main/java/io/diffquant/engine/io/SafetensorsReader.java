@@ -417,7 +417,12 @@ public final class SafetensorsReader implements AutoCloseable {
             throw new SafetensorsException(file, t.name(), "shape " + Arrays.toString(t.shape()) + " has " + t.numel()
                     + " elements, more than a Java array holds");
         }
-        return t.intShape();
+        try {
+            return t.intShape();
+        } catch (IllegalArgumentException e) {   // an empty tensor with a dimension beyond int range
+            throw new SafetensorsException(file, t.name(), "shape " + Arrays.toString(t.shape())
+                    + " has a dimension beyond the int range of engine tensors");
+        }
     }
 
     private int integerCount(TensorInfo t) throws SafetensorsException {

@@ -52,7 +52,8 @@ public final class SafetensorsWriter {
     public SafetensorsWriter add(String name, Tensor t) {
         float[] d = t.data();
         return entry(name, DType.F32, longShape(t), (out, from, count) -> {
-            for (int i = 0; i < count; i++) out.putFloat(d[(int) from + i]);
+            out.asFloatBuffer().put(d, (int) from, count);   // view shares the buffer's little-endian order
+            out.position(out.position() + 4 * count);
         });
     }
 
@@ -60,7 +61,10 @@ public final class SafetensorsWriter {
     public SafetensorsWriter addF16(String name, Tensor t) {
         float[] d = t.data();
         return entry(name, DType.F16, longShape(t), (out, from, count) -> {
-            for (int i = 0; i < count; i++) out.putShort(HalfFloats.floatToHalf(d[(int) from + i]));
+            short[] h = new short[count];
+            for (int i = 0; i < count; i++) h[i] = HalfFloats.floatToHalf(d[(int) from + i]);
+            out.asShortBuffer().put(h);
+            out.position(out.position() + 2 * count);
         });
     }
 
@@ -68,7 +72,10 @@ public final class SafetensorsWriter {
     public SafetensorsWriter addBF16(String name, Tensor t) {
         float[] d = t.data();
         return entry(name, DType.BF16, longShape(t), (out, from, count) -> {
-            for (int i = 0; i < count; i++) out.putShort(HalfFloats.floatToBFloat16(d[(int) from + i]));
+            short[] h = new short[count];
+            for (int i = 0; i < count; i++) h[i] = HalfFloats.floatToBFloat16(d[(int) from + i]);
+            out.asShortBuffer().put(h);
+            out.position(out.position() + 2 * count);
         });
     }
 
@@ -77,7 +84,8 @@ public final class SafetensorsWriter {
         long[] v = values.clone();
         checkCount(name, v.length, shape);
         return entry(name, DType.I64, shape, (out, from, count) -> {
-            for (int i = 0; i < count; i++) out.putLong(v[(int) from + i]);
+            out.asLongBuffer().put(v, (int) from, count);
+            out.position(out.position() + 8 * count);
         });
     }
 
@@ -86,7 +94,8 @@ public final class SafetensorsWriter {
         int[] v = values.clone();
         checkCount(name, v.length, shape);
         return entry(name, DType.I32, shape, (out, from, count) -> {
-            for (int i = 0; i < count; i++) out.putInt(v[(int) from + i]);
+            out.asIntBuffer().put(v, (int) from, count);
+            out.position(out.position() + 4 * count);
         });
     }
 

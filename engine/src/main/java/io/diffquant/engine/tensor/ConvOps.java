@@ -395,13 +395,15 @@ public final class ConvOps {
             tape.record("multiHeadAttention", out, (gy, g) -> {
                 float[] gq = g.of(q), gk = g.of(k), gv = g.of(v);
                 if (gq == null && gk == null && gv == null) return;
-                float[] pp = new float[t * s], dp = new float[t * s];
-                for (int i = 0; i < n; i++)
-                    for (int h = 0; h < heads; h++) {
+                TransformerOps.gemmTasks(n * heads, (j0, j1) -> { // (sample, head) pairs own disjoint column blocks
+                    float[] pp = new float[t * s], dp = new float[t * s];
+                    for (int j = j0; j < j1; j++) {
+                        int i = j / heads, h = j % heads;
                         int qo = i * t * inner + h * d, ko = i * s * inner + h * d;
                         FusedOpsBackward.attentionHead(qd, qo, inner, kd, ko, inner, vd, ko, inner, gy, qo, inner,
                                 gq, gk, gv, t, s, d, scale, pp, dp);
                     }
+                });
             }, q, k, v);
         }
         return out;

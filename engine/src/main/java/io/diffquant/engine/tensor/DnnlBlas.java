@@ -20,6 +20,10 @@ import java.util.stream.Stream;
  * Java FFM "critical" downcall that hands the heap arrays to oneDNN without copying (JavaCPP's float[]
  * entry points copy every whole array in and out on each call, and take no offsets). If the FFM downcall
  * cannot be made (native access denied), the JavaCPP entry points are used instead.
+ * <p>Before oneDNN (and its libgomp) is loaded, {@code OMP_WAIT_POLICY=PASSIVE} is put into the process
+ * environment unless it is already set: with libgomp's default spinning, the idle OpenMP workers keep the
+ * cores while the engine's own pool runs the element-wise work between GEMMs, which made a DiT-S/2 forward
+ * on a loaded 2-core machine up to 15x slower.
  */
 public final class DnnlBlas implements Blas {
     private static final Logger LOG = Logger.getLogger(DnnlBlas.class.getName());
@@ -105,7 +109,25 @@ public final class DnnlBlas implements Blas {
                 + " for m=" + m + " n=" + n + " k=" + k);
     }
 
+    /** setenv(name, value, 0) in the native process environment (no-op where libc has no setenv). */
+    private static void setDefaultEnv(String name, String value) {
+        try {
+            Linker linker = Linker.nativeLinker();
+            Optional<MemorySegment> setenv = linker.defaultLookup().find("setenv");
+            if (setenv.isEmpty()) return;
+            MethodHandle h = linker.downcallHandle(setenv.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                    ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+            try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+                int rc = (int) h.invokeExact(a.allocateFrom(name), a.allocateFrom(value), 0);
+                if (rc != 0) LOG.fine("setenv(" + name + ") returned " + rc);
+            }
+        } catch (Throwable t) {
+            LOG.fine("could not set " + name + " (" + t + ")");
+        }
+    }
+
     private static MethodHandle downcall() {
+        setDefaultEnv("OMP_WAIT_POLICY", "PASSIVE");
         try {
             String jni = Loader.load(dnnl.class);
             Optional<MemorySegment> sym = SymbolLookup.loaderLookup().find("dnnl_sgemm");

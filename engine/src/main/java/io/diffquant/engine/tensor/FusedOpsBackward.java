@@ -153,7 +153,7 @@ final class FusedOpsBackward {
                               int t, int tk, int d, float scale, float[] p, float[] dp) {
         Blas blas = Blas.get();
         blas.sgemm(false, true, t, tk, d, scale, qd, qo, ldq, kd, ko, ldk, 0f, p, 0, tk);
-        Ops.softmaxRows(p, t, tk);
+        softmaxRowsSequential(p, t, tk);
         // dV [tk, d] += P^T dO
         if (gv != null) blas.sgemm(true, false, tk, d, t, 1f, p, 0, tk, gy, go, ldo, 1f, gv, vo, ldv);
         if (gq == null && gk == null) return;
@@ -170,17 +170,34 @@ final class FusedOpsBackward {
         if (gk != null) blas.sgemm(true, false, tk, d, t, scale, dp, 0, tk, qd, qo, ldq, 1f, gk, ko, ldk);
     }
 
-    /** attentionFromQkv: qkv [B, T, 3C] (q | k | v, heads of d inside each), out [B, T, C]. */
+    /** Softmax of rows of c, on the calling thread (the attention rules already run heads in parallel). */
+    private static void softmaxRowsSequential(float[] s, int rows, int c) {
+        for (int r = 0; r < rows; r++) {
+            int o = r * c;
+            float mx = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < c; j++) mx = Math.max(mx, s[o + j]);
+            float sum = 0f;
+            for (int j = 0; j < c; j++) { float e = (float) Math.exp(s[o + j] - mx); s[o + j] = e; sum += e; }
+            float inv = 1f / sum;
+            for (int j = 0; j < c; j++) s[o + j] *= inv;
+        }
+    }
+
+    /**
+     * attentionFromQkv: qkv [B, T, 3C] (q | k | v, heads of d inside each), out [B, T, C]. The (batch, head) pairs
+     * write disjoint column blocks of the gradient, so they run as parallel GEMM tasks (deterministic).
+     */
     static void attentionFromQkv(float[] gy, float[] gqkv, float[] qkv, int b, int t, int c, int heads, float scale) {
         if (gqkv == null) return;
         int d = c / heads, c3 = 3 * c;
-        float[] p = new float[t * t], dp = new float[t * t];
-        for (int bi = 0; bi < b; bi++)
-            for (int h = 0; h < heads; h++) {
-                int base = bi * t * c3 + h * d;
+        TransformerOps.gemmTasks(b * heads, (i0, i1) -> {
+            float[] p = new float[t * t], dp = new float[t * t];
+            for (int i = i0; i < i1; i++) {
+                int bi = i / heads, h = i % heads, base = bi * t * c3 + h * d;
                 attentionHead(qkv, base, c3, qkv, base + c, c3, qkv, base + 2 * c, c3, gy, bi * t * c + h * d, c,
                         gqkv, gqkv, gqkv, t, t, d, scale, p, dp);
             }
+        });
     }
 
     /** splitQkv output `which` [B, H, T, D] back into the qkv gradient [B, T, 3C]. */
@@ -206,11 +223,13 @@ final class FusedOpsBackward {
                        float scale, java.util.function.IntUnaryOperator qOff, int ldq,
                        java.util.function.IntUnaryOperator kOff, int ldk) {
         Blas blas = Blas.get();
-        for (int i = 0; i < count; i++) {
+        TransformerOps.gemmTasks(count, (i0, i1) -> {
+          for (int i = i0; i < i1; i++) {
             int so = i * t * tk;
             if (gq != null) blas.sgemm(false, false, t, d, tk, scale, gy, so, tk, kd, kOff.applyAsInt(i), ldk, 1f, gq, qOff.applyAsInt(i), ldq);
             if (gk != null) blas.sgemm(true, false, tk, d, t, scale, gy, so, tk, qd, qOff.applyAsInt(i), ldq, 1f, gk, kOff.applyAsInt(i), ldk);
-        }
+          }
+        });
     }
 
     /**
@@ -220,11 +239,13 @@ final class FusedOpsBackward {
     static void apply(float[] gy, float[] gp, float[] gv, float[] pd, float[] vd, int count, int t, int tk, int d,
                       java.util.function.IntUnaryOperator vOff, int ldv, java.util.function.IntUnaryOperator oOff, int ldo) {
         Blas blas = Blas.get();
-        for (int i = 0; i < count; i++) {
+        TransformerOps.gemmTasks(count, (i0, i1) -> {
+          for (int i = i0; i < i1; i++) {
             int po = i * t * tk;
             if (gp != null) blas.sgemm(false, true, t, tk, d, 1f, gy, oOff.applyAsInt(i), ldo, vd, vOff.applyAsInt(i), ldv, 1f, gp, po, tk);
             if (gv != null) blas.sgemm(true, false, tk, d, t, 1f, pd, po, tk, gy, oOff.applyAsInt(i), ldo, 1f, gv, vOff.applyAsInt(i), ldv);
-        }
+          }
+        });
     }
 
     /** CFG on [2M, C, HW]: guided channels of both halves = s cond + (1 - s) uncond; others pass through. */

@@ -1,9 +1,5 @@
 package io.diffquant.engine.tensor;
 
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
-
 import java.util.Arrays;
 
 /**
@@ -11,19 +7,18 @@ import java.util.Arrays;
  * patch tokens + position embedding, LayerNorm + adaLN modulate, gated residual, tanh-GELU, softmax and
  * attention read straight from the qkv projection. Token activations are [N, T, D] row-major; adaLN vectors
  * are [N, chunks * D] (chunk i = columns i*D .. (i+1)*D, as torch's {@code chunk(k, dim=1)}).
- * Element-wise work is vectorised (jdk.incubator.vector) and split over {@link Parallel}; GEMMs go through
+ * Element-wise loops are written so that C2 auto-vectorises them (same-index in-place loops; exp by a
+ * Cephes-style polynomial in blocks of scratch arrays) and split over {@link Parallel}; GEMMs go through
  * {@link Blas#get()}. Results do not depend on the thread count. Every op records itself on an active {@link Tape}
  * (backward rules in {@link FusedOpsBackward}).
  */
 public final class TransformerOps {
     private TransformerOps() {}
 
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
-    private static final int L = S.length();
+    /** elements per exp block (scratch arrays of this size stay in L1). */
+    private static final int BLK = 512;
     /** elements per parallel chunk for element-wise work. */
     private static final int EW_CHUNK = 1 << 14;
-    /** at most this many attention scores are held at once by the fused attention. */
-    private static final int SCORE_BUDGET = 1 << 22;
 
     // ------------------------------------------------------------------ embedding / layout
 
@@ -177,14 +172,7 @@ public final class TransformerOps {
     /** y = ((x - mean) * inv) * (1 + scale) + shift over one row. */
     private static void modulateRow(float[] x, int xo, float mean, float inv, float[] m, int sh, int sc,
                                     float[] y, int yo, int d) {
-        int j = 0, up = S.loopBound(d);
-        FloatVector vm = FloatVector.broadcast(S, mean), vi = FloatVector.broadcast(S, inv);
-        for (; j < up; j += L) {
-            FloatVector v = FloatVector.fromArray(S, x, xo + j).sub(vm).mul(vi);
-            FloatVector s1 = FloatVector.fromArray(S, m, sc + j).add(1f);
-            v.mul(s1).add(FloatVector.fromArray(S, m, sh + j)).intoArray(y, yo + j);
-        }
-        for (; j < d; j++) y[yo + j] = ((x[xo + j] - mean) * inv) * (1f + m[sc + j]) + m[sh + j];
+        for (int j = 0; j < d; j++) y[yo + j] = ((x[xo + j] - mean) * inv) * (1f + m[sc + j]) + m[sh + j];
     }
 
     /**
@@ -203,12 +191,7 @@ public final class TransformerOps {
         Parallel.forRange(x.dim(0) * t, Math.max(1, EW_CHUNK / d), (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
                 int o = r * d, g = (r / t) * md + gateChunk * d;
-                int j = 0, up = S.loopBound(d);
-                for (; j < up; j += L) {
-                    FloatVector gv = FloatVector.fromArray(S, m, g + j);
-                    FloatVector.fromArray(S, xd, o + j).add(gv.mul(FloatVector.fromArray(S, yd, o + j))).intoArray(od, o + j);
-                }
-                for (; j < d; j++) od[o + j] = xd[o + j] + m[g + j] * yd[o + j];
+                for (int j = 0; j < d; j++) od[o + j] = xd[o + j] + m[g + j] * yd[o + j];
             }
         });
         if (tape != null) {
@@ -221,7 +204,7 @@ public final class TransformerOps {
 
     // ------------------------------------------------------------------ activations
 
-    /** tanh-approximated GELU (torch approximate="tanh"), in place. 0.5 x (1 + tanh u) = x - x / (exp(2u) + 1). */
+    /** tanh-approximated GELU (torch approximate="tanh"), in place: 0.5 x (1 + tanh u) = x e / (e + 1) with e = exp(2u). */
     public static void geluTanhInPlace(Tensor x) {
         Tape tape = Tape.active();
         if (tape != null) {
@@ -240,7 +223,7 @@ public final class TransformerOps {
         return y;
     }
 
-    /** Records y = f(x) with its derivative f'(x), evaluated now (vectorised) and kept instead of x. */
+    /** Records y = f(x) with its derivative f'(x), evaluated now and kept instead of x. */
     static void recordActivation(String op, Tensor x, Tensor y, boolean silu) {
         Tape tape = Tape.active();
         if (tape == null) return;
@@ -250,73 +233,104 @@ public final class TransformerOps {
         tape.record(op, y, (gy, g) -> OpsBackward.mulAcc(gy, f, g.of(x)), x);
     }
 
-    /** d/dx of the tanh GELU: 0.5 (1 + th) + 0.5 x (1 - th^2) sqrt(2/pi) (1 + 3 0.044715 x^2), th = tanh(u). */
+    /**
+     * d/dx of the tanh GELU with e = exp(2u), u = sqrt(2/pi)(x + 0.044715 x^3):
+     * e/(e+1) + x sqrt(2/pi)(1 + 3 0.044715 x^2) 2e/(e+1)^2 (= 0.5(1 + th) + 0.5 x (1 - th^2) du/dx).
+     */
     static void geluTanhGrad(float[] x, float[] out) {
         final float a = (float) Math.sqrt(2.0 / Math.PI);
-        forVectorRange(x.length, (lo, hi) -> {
-            int i = lo, up = lo + S.loopBound(hi - lo);
-            for (; i < up; i += L) {
-                FloatVector v = FloatVector.fromArray(S, x, i);
-                FloatVector v2 = v.mul(v);
-                FloatVector e = v2.mul(0.044715f).add(1f).mul(v).mul(TWO_SQRT_2_OVER_PI).lanewise(VectorOperators.EXP);
-                FloatVector th = FloatVector.broadcast(S, 1f).sub(FloatVector.broadcast(S, 2f).div(e.add(1f)));
-                FloatVector du = v2.mul(3 * 0.044715f).add(1f).mul(a);
-                th.add(1f).mul(0.5f).add(v.mul(0.5f).mul(th.mul(th).neg().add(1f)).mul(du)).intoArray(out, i);
+        int n = x.length, blocks = (n + BLK - 1) / BLK;
+        Parallel.forRange(blocks, Math.max(1, EW_CHUNK / BLK), (b0, b1) -> {
+            float[] es = new float[BLK];
+            int[] bits = new int[BLK];
+            for (int blk = b0; blk < b1; blk++) {
+                int off = blk * BLK, len = Math.min(BLK, n - off);
+                for (int i = 0; i < len; i++) {
+                    float v = x[off + i];
+                    es[i] = (v * v * 0.044715f + 1f) * v * TWO_SQRT_2_OVER_PI;
+                }
+                expInPlace(es, 0, len, 0f, bits);
+                for (int i = 0; i < len; i++) {
+                    float v = x[off + i], e = es[i], q = 1f / (e + 1f);
+                    out[off + i] = e * q + v * a * (1f + 3 * 0.044715f * v * v) * 2f * e * q * q;
+                }
             }
-            for (; i < hi; i++) out[i] = Ops.geluTanhGrad(x[i]);
         });
     }
 
-    /** d/dx of SiLU: s (1 + x (1 - s)), s = sigmoid(x). */
+    /** d/dx of SiLU: s (1 + x (1 - s)), s = 1 / (1 + exp(-x)). */
     static void siluGrad(float[] x, float[] out) {
-        forVectorRange(x.length, (lo, hi) -> {
-            int i = lo, up = lo + S.loopBound(hi - lo);
-            for (; i < up; i += L) {
-                FloatVector v = FloatVector.fromArray(S, x, i);
-                FloatVector sg = FloatVector.broadcast(S, 1f).div(v.neg().lanewise(VectorOperators.EXP).add(1f));
-                sg.mul(v.mul(sg.neg().add(1f)).add(1f)).intoArray(out, i);
+        int n = x.length, blocks = (n + BLK - 1) / BLK;
+        Parallel.forRange(blocks, Math.max(1, EW_CHUNK / BLK), (b0, b1) -> {
+            float[] es = new float[BLK];
+            int[] bits = new int[BLK];
+            for (int blk = b0; blk < b1; blk++) {
+                int off = blk * BLK, len = Math.min(BLK, n - off);
+                for (int i = 0; i < len; i++) es[i] = -x[off + i];
+                expInPlace(es, 0, len, 0f, bits);
+                for (int i = 0; i < len; i++) {
+                    float sg = 1f / (1f + es[i]);
+                    out[off + i] = sg * (1f + x[off + i] * (1f - sg));
+                }
             }
-            for (; i < hi; i++) out[i] = Ops.siluGrad(x[i]);
         });
     }
 
     private static final float TWO_SQRT_2_OVER_PI = (float) (2.0 * Math.sqrt(2.0 / Math.PI));
 
-    /** Runs body over [0, n) in chunks whose bounds are multiples of the vector length (thread-count independent). */
-    private static void forVectorRange(int n, Parallel.RangeBody body) {
-        int blocks = (n + L - 1) / L;
-        Parallel.forRange(blocks, Math.max(1, EW_CHUNK / L), (b0, b1) -> body.run(b0 * L, Math.min(n, b1 * L)));
-    }
-
     private static void geluTanh(float[] x, float[] y) {
-        forVectorRange(x.length, (a, b) -> {
-            int i = a, up = a + S.loopBound(b - a);
-            for (; i < up; i += L) {
-                FloatVector v = FloatVector.fromArray(S, x, i);
-                FloatVector u2 = v.mul(v).mul(0.044715f).add(1f).mul(v).mul(TWO_SQRT_2_OVER_PI);
-                FloatVector e = u2.lanewise(VectorOperators.EXP);
-                v.sub(v.div(e.add(1f))).intoArray(y, i);
-            }
-            for (; i < b; i++) {
-                float v = x[i];
-                float e = (float) Math.exp(TWO_SQRT_2_OVER_PI * (v + 0.044715f * v * v * v));
-                y[i] = v - v / (e + 1f);
+        int n = x.length, blocks = (n + BLK - 1) / BLK;
+        Parallel.forRange(blocks, Math.max(1, EW_CHUNK / BLK), (b0, b1) -> {
+            float[] xs = new float[BLK], ps = new float[BLK];
+            int[] bits = new int[BLK];
+            for (int blk = b0; blk < b1; blk++) {
+                int off = blk * BLK, len = Math.min(BLK, n - off);
+                System.arraycopy(x, off, xs, 0, len);
+                for (int i = 0; i < len; i++) {
+                    float v = xs[i];
+                    ps[i] = (v * v * 0.044715f + 1f) * v * TWO_SQRT_2_OVER_PI;
+                }
+                expInPlace(ps, 0, len, 0f, bits);
+                for (int i = 0; i < len; i++) ps[i] = xs[i] * (ps[i] / (ps[i] + 1f));
+                System.arraycopy(ps, 0, y, off, len);
             }
         });
     }
 
-    /** SiLU x * sigmoid(x) into a new tensor. */
+    private static final float LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
+
+    /**
+     * a[off + i] = exp(a[off + i] - shift) for i < n, in place (Cephes expf: Cody-Waite reduction and a
+     * polynomial, relative error below 2.5e-7). Arguments are clamped to [-87.33, 88]: below, the result is the
+     * smallest normal float instead of a subnormal or 0; above, about 1.65e38 instead of a larger value or
+     * infinity. bits is scratch of at least min(n, BLK) ints. Written as same-index in-place loops over blocks,
+     * so that C2 vectorises them.
+     */
+    static void expInPlace(float[] a, int off, int n, float shift, int[] bits) {
+        for (int b0 = 0; b0 < n; b0 += BLK) {
+            int o = off + b0, len = Math.min(BLK, n - b0);
+            for (int i = 0; i < len; i++) {
+                float v = Math.min(Math.max(a[o + i] - shift, -87.33654f), 88f);
+                float nf = (v * LOG2E + 12582912f) - 12582912f;   // round to nearest integer
+                float r = v - nf * LN2_HI - nf * LN2_LO;
+                float p = 1.9875691500E-4f;
+                p = p * r + 1.3981999507E-3f;
+                p = p * r + 8.3334519073E-3f;
+                p = p * r + 4.1665795894E-2f;
+                p = p * r + 1.6666665459E-1f;
+                p = p * r + 5.0000001201E-1f;
+                a[o + i] = p * r * r + r + 1f;
+                bits[i] = ((int) nf + 127) << 23;
+            }
+            for (int i = 0; i < len; i++) a[o + i] *= Float.intBitsToFloat(bits[i]);
+        }
+    }
+
+    /** SiLU x * sigmoid(x) into a new tensor (small: the conditioning vector). */
     public static Tensor silu(Tensor x) {
         Tensor y = Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data();
-        forVectorRange(xd.length, (a, b) -> {
-            int i = a, up = a + S.loopBound(b - a);
-            for (; i < up; i += L) {
-                FloatVector v = FloatVector.fromArray(S, xd, i);
-                v.div(v.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(yd, i);
-            }
-            for (; i < b; i++) yd[i] = xd[i] / (1f + (float) Math.exp(-xd[i]));
-        });
+        for (int i = 0; i < xd.length; i++) yd[i] = xd[i] / (1f + (float) Math.exp(-xd[i]));
         recordActivation("silu", x, y, true);
         return y;
     }
@@ -333,35 +347,23 @@ public final class TransformerOps {
         softmaxRows(x.data(), 0, x.size() / Math.max(1, c), c);
     }
 
-    /** Softmax of rows [r0, r0 + rows) of width c of s, in place (exp(x - max) / sum). */
+    /** Softmax of rows [0, rows) of width c of s starting at off, in place (exp(x - max) / sum). */
     static void softmaxRows(float[] s, int off, int rows, int c) {
         if (c == 0) return;
         Parallel.forRange(rows, Math.max(1, EW_CHUNK / c / 2), (r0, r1) -> {
-            for (int r = r0; r < r1; r++) {
-                int o = off + r * c;
-                int j = 0, up = S.loopBound(c);
-                float mx = Float.NEGATIVE_INFINITY;
-                if (up > 0) {
-                    FloatVector vm = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
-                    for (; j < up; j += L) vm = vm.max(FloatVector.fromArray(S, s, o + j));
-                    mx = vm.reduceLanes(VectorOperators.MAX);
-                }
-                for (; j < c; j++) mx = Math.max(mx, s[o + j]);
-                FloatVector vmx = FloatVector.broadcast(S, mx), acc = FloatVector.zero(S);
-                float sum = 0f;
-                for (j = 0; j < up; j += L) {
-                    FloatVector e = FloatVector.fromArray(S, s, o + j).sub(vmx).lanewise(VectorOperators.EXP);
-                    e.intoArray(s, o + j);
-                    acc = acc.add(e);
-                }
-                sum += acc.reduceLanes(VectorOperators.ADD);
-                for (; j < c; j++) { float e = (float) Math.exp(s[o + j] - mx); s[o + j] = e; sum += e; }
-                float inv = 1f / sum;
-                FloatVector vinv = FloatVector.broadcast(S, inv);
-                for (j = 0; j < up; j += L) FloatVector.fromArray(S, s, o + j).mul(vinv).intoArray(s, o + j);
-                for (; j < c; j++) s[o + j] *= inv;
-            }
+            softmaxRange(s, off, r0, r1, c, new int[BLK]);
         });
+    }
+
+    /** Sequential softmax of rows [r0, r1) (width c, from off); bits is scratch of BLK ints. */
+    private static void softmaxRange(float[] s, int off, int r0, int r1, int c, int[] bits) {
+        for (int r = r0; r < r1; r++) {
+            int o = off + r * c;
+            float mx = max(s, o, c);
+            expInPlace(s, o, c, mx, bits);
+            float inv = 1f / sum(s, o, c);
+            for (int j = 0; j < c; j++) s[o + j] *= inv;
+        }
     }
 
     // ------------------------------------------------------------------ attention
@@ -385,22 +387,17 @@ public final class TransformerOps {
         Tensor out = Tensor.zeros(b, t, c);
         if (t == 0) return out;
         float[] qd = qkv.data(), od = out.data();
-        int group = Math.max(1, Math.min(heads, SCORE_BUDGET / Math.max(1, t * t)));
-        float[] s = new float[group * t * t];
         Blas blas = Blas.get();
-        for (int bi = 0; bi < b; bi++) {
-            int base = bi * t * c3;
-            for (int h0 = 0; h0 < heads; h0 += group) {
-                int g = Math.min(group, heads - h0);
-                for (int h = 0; h < g; h++)
-                    blas.sgemm(false, true, t, t, d, scale, qd, base + (h0 + h) * d, c3,
-                            qd, base + c + (h0 + h) * d, c3, 0f, s, h * t * t, t);
-                softmaxRows(s, 0, g * t, t);
-                for (int h = 0; h < g; h++)
-                    blas.sgemm(false, false, t, d, t, 1f, s, h * t * t, t,
-                            qd, base + 2 * c + (h0 + h) * d, c3, 0f, od, bi * t * c + (h0 + h) * d, c);
+        gemmTasks(b * heads, (i0, i1) -> {
+            float[] s = new float[t * t];
+            int[] bits = new int[BLK];
+            for (int i = i0; i < i1; i++) {
+                int bi = i / heads, h = i % heads, base = bi * t * c3 + h * d;
+                blas.sgemm(false, true, t, t, d, scale, qd, base, c3, qd, base + c, c3, 0f, s, 0, t);
+                softmaxRange(s, 0, 0, t, t, bits);
+                blas.sgemm(false, false, t, d, t, 1f, s, 0, t, qd, base + 2 * c, c3, 0f, od, bi * t * c + h * d, c);
             }
-        }
+        });
         Tape tape = Tape.active();
         if (tape != null) {
             tape.save(qkv);
@@ -408,6 +405,22 @@ public final class TransformerOps {
                     (gy, g) -> FusedOpsBackward.attentionFromQkv(gy, g.of(qkv), qd, b, t, c, heads, scale), qkv);
         }
         return out;
+    }
+
+    /**
+     * Runs body over [0, n) independent GEMM tasks: spread over the engine's pool with the native GEMM
+     * single-threaded in each worker when that can be controlled, else on the caller (native GEMM threads).
+     */
+    static void gemmTasks(int n, Parallel.RangeBody body) {
+        if (Parallel.threads() == 1 || n <= 1) {
+            body.run(0, n);
+        } else if (!(Blas.get() instanceof DnnlBlas)) {
+            Parallel.forRange(n, 1, body);                       // the Java GEMM: plain pool tasks
+        } else if (NativeThreads.available()) {
+            Parallel.forRange(n, 1, (a, b) -> NativeThreads.singleThreaded(() -> body.run(a, b)));
+        } else {
+            body.run(0, n);                                      // oneDNN's own threads, one GEMM at a time
+        }
     }
 
     /** q, k, v [B, H, T, D] gathered from the qkv Linear output [B, T, 3, H, D] (timm's reshape + permute). */
@@ -441,8 +454,11 @@ public final class TransformerOps {
         int bh = q.dim(0) * q.dim(1), t = q.dim(2), tk = k.dim(2), d = q.dim(3);
         Tensor s = Tensor.zeros(q.dim(0), q.dim(1), t, tk);
         Blas blas = Blas.get();
-        for (int i = 0; i < bh; i++)
-            blas.sgemm(false, true, t, tk, d, scale, q.data(), i * t * d, d, k.data(), i * tk * d, d, 0f, s.data(), i * t * tk, tk);
+        gemmTasks(bh, (i0, i1) -> {
+            for (int i = i0; i < i1; i++)
+                blas.sgemm(false, true, t, tk, d, scale, q.data(), i * t * d, d, k.data(), i * tk * d, d,
+                        0f, s.data(), i * t * tk, tk);
+        });
         Tape tape = Tape.active();
         if (tape != null) {
             tape.save(q, k);
@@ -459,12 +475,13 @@ public final class TransformerOps {
         int b = p.dim(0), heads = p.dim(1), t = p.dim(2), tk = p.dim(3), d = v.dim(3), c = heads * d;
         Tensor out = Tensor.zeros(b, t, c);
         Blas blas = Blas.get();
-        for (int bi = 0; bi < b; bi++)
-            for (int h = 0; h < heads; h++) {
-                int i = bi * heads + h;
+        gemmTasks(b * heads, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                int bi = i / heads, h = i % heads;
                 blas.sgemm(false, false, t, d, tk, 1f, p.data(), i * t * tk, tk, v.data(), i * tk * d, d,
                         0f, out.data(), bi * t * c + h * d, c);
             }
+        });
         Tape tape = Tape.active();
         if (tape != null) {
             tape.save(p, v);
@@ -507,30 +524,38 @@ public final class TransformerOps {
 
     // ------------------------------------------------------------------ helpers
 
-    private static float sum(float[] a, int off, int len) {
-        int j = 0, up = S.loopBound(len);
-        float s = 0f;
-        if (up > 0) {
-            FloatVector acc = FloatVector.zero(S);
-            for (; j < up; j += L) acc = acc.add(FloatVector.fromArray(S, a, off + j));
-            s = acc.reduceLanes(VectorOperators.ADD);
+    /** Sum with eight independent accumulators (fixed order: independent of threads). */
+    static float sum(float[] a, int off, int len) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        int j = 0;
+        for (; j + 8 <= len; j += 8) {
+            int o = off + j;
+            s0 += a[o]; s1 += a[o + 1]; s2 += a[o + 2]; s3 += a[o + 3];
+            s4 += a[o + 4]; s5 += a[o + 5]; s6 += a[o + 6]; s7 += a[o + 7];
         }
-        for (; j < len; j++) s += a[off + j];
-        return s;
+        for (; j < len; j++) s0 += a[off + j];
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
     }
 
-    private static float sumSqDev(float[] a, int off, int len, float mean) {
-        int j = 0, up = S.loopBound(len);
-        float s = 0f;
-        if (up > 0) {
-            FloatVector acc = FloatVector.zero(S), vm = FloatVector.broadcast(S, mean);
-            for (; j < up; j += L) {
-                FloatVector dv = FloatVector.fromArray(S, a, off + j).sub(vm);
-                acc = dv.fma(dv, acc);
-            }
-            s = acc.reduceLanes(VectorOperators.ADD);
+    /** Sum of (a - mean)^2 with eight independent accumulators. */
+    static float sumSqDev(float[] a, int off, int len, float mean) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        int j = 0;
+        for (; j + 8 <= len; j += 8) {
+            int o = off + j;
+            float d0 = a[o] - mean, d1 = a[o + 1] - mean, d2 = a[o + 2] - mean, d3 = a[o + 3] - mean;
+            float d4 = a[o + 4] - mean, d5 = a[o + 5] - mean, d6 = a[o + 6] - mean, d7 = a[o + 7] - mean;
+            s0 += d0 * d0; s1 += d1 * d1; s2 += d2 * d2; s3 += d3 * d3;
+            s4 += d4 * d4; s5 += d5 * d5; s6 += d6 * d6; s7 += d7 * d7;
         }
-        for (; j < len; j++) { float dv = a[off + j] - mean; s += dv * dv; }
-        return s;
+        for (; j < len; j++) { float dv = a[off + j] - mean; s0 += dv * dv; }
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+    }
+
+    /** Maximum of a row (a plain loop: C2 handles this reduction better than unrolled Math.max chains). */
+    static float max(float[] a, int off, int len) {
+        float m = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < len; j++) m = Math.max(m, a[off + j]);
+        return m;
     }
 }

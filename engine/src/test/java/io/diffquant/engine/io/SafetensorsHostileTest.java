@@ -207,6 +207,15 @@ class SafetensorsHostileTest {
         assertTrue(e.getMessage().startsWith(dir.toString()), e.getMessage());
     }
 
+    @Test void emptyTensorWithADimensionBeyondIntRangeOpensButCannotBecomeATensor() throws IOException {
+        Path p = write(file("{\"w\":{\"dtype\":\"F32\",\"shape\":[0,3000000000],\"data_offsets\":[0,0]}}", 0));
+        try (SafetensorsReader r = SafetensorsReader.open(p)) {
+            SafetensorsException e = assertThrows(SafetensorsException.class, () -> r.readFloat("w"));
+            assertTrue(e.getMessage().contains("'w'") && e.getMessage().contains("int range"), e.getMessage());
+            assertArrayEquals(new byte[0], r.readBytes("w"));
+        }
+    }
+
     @Test void validEdgeCasesAreAccepted() throws IOException {
         // no tensors at all; header padded with trailing spaces; unknown extra keys in an entry; a hole in the data
         Path p = write(file("{\"__metadata__\":{}}      ", 0));
@@ -234,7 +243,7 @@ class SafetensorsHostileTest {
         SplittableRandom rnd = new SplittableRandom(1234);
         Path p = dir.resolve("mutant.safetensors");
         int opened = 0, rejected = 0;
-        for (int iter = 0; iter < 600; iter++) {
+        for (int iter = 0; iter < 400; iter++) {
             byte[] m = base.clone();
             switch (iter % 4) {
                 case 0 -> m[rnd.nextInt(headerEnd)] = (byte) rnd.nextInt(256);
@@ -258,7 +267,7 @@ class SafetensorsHostileTest {
                 rejected++;
             }
         }
-        assertTrue(opened > 0 && rejected > 200, "opened " + opened + ", rejected " + rejected);
+        assertTrue(opened > 0 && rejected > 120, "opened " + opened + ", rejected " + rejected);
     }
 
     /** Offsets beyond 2 GB work (sparse file: no real disk use); tensors too large for an array are refused clearly. */

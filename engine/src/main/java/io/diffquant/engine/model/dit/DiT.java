@@ -106,6 +106,37 @@ public final class DiT extends DiffusionModel {
     /** The position embedding buffer [1, T, hidden] (the fixed sin-cos one, or the checkpoint's). */
     public Tensor posEmbed() { return buffer("pos_embed"); }
 
+    /**
+     * The state_dict names and shapes a model of this config has (= {@code new DiT(cfg).stateDict()}), in the
+     * official order, without allocating the weights: e.g. to check a checkpoint header before loading it.
+     */
+    public static Map<String, int[]> stateDictLayout(DiTConfig cfg) {
+        int d = cfg.hiddenSize(), p = cfg.patchSize(), mlp = cfg.mlpHidden();
+        Map<String, int[]> m = new java.util.LinkedHashMap<>();
+        m.put("pos_embed", new int[] {1, cfg.tokens(), d});
+        m.put("x_embedder.proj.weight", new int[] {d, cfg.inChannels(), p, p});
+        m.put("x_embedder.proj.bias", new int[] {d});
+        linearLayout(m, "t_embedder.mlp.0", FREQUENCY_EMBEDDING_SIZE, d);
+        linearLayout(m, "t_embedder.mlp.2", d, d);
+        if (cfg.classConditional()) m.put("y_embedder.embedding_table.weight", new int[] {cfg.embeddingRows(), d});
+        for (int i = 0; i < cfg.depth(); i++) {
+            String b = "blocks." + i;
+            linearLayout(m, b + ".attn.qkv", d, 3 * d);
+            linearLayout(m, b + ".attn.proj", d, d);
+            linearLayout(m, b + ".mlp.fc1", d, mlp);
+            linearLayout(m, b + ".mlp.fc2", mlp, d);
+            linearLayout(m, b + ".adaLN_modulation.1", d, 6 * d);
+        }
+        linearLayout(m, "final_layer.linear", d, p * p * cfg.outChannels());
+        linearLayout(m, "final_layer.adaLN_modulation.1", d, 2 * d);
+        return m;
+    }
+
+    private static void linearLayout(Map<String, int[]> m, String name, int in, int out) {
+        m.put(name + ".weight", new int[] {out, in});
+        m.put(name + ".bias", new int[] {out});
+    }
+
     /** Loads an official-named state_dict (strict: names and shapes must match this config). */
     public void loadWeights(Map<String, Tensor> stateDict, String source) { loadStateDict(stateDict, source); }
 
