@@ -218,4 +218,35 @@ class TrainInfraTest {
         }
         assertEquals(250, nulls, 45, "about 25 % of the labels become the null class");
     }
+
+    @Test void classifierObjectiveFlipsAndScores() {
+        int b = 200;
+        Tensor imgs = Tensor.zeros(b, 2, 2, 3);
+        for (int i = 0; i < imgs.size(); i++) imgs.data()[i] = i;
+        int[] labels = new int[b];
+        Tensor[] seen = new Tensor[1];
+        ClassifierObjective o = new ClassifierObjective(x -> {
+            seen[0] = x;
+            Tensor z = Tensor.zeros(x.dim(0), 3);
+            for (int i = 0; i < x.dim(0); i++) z.data()[i * 3 + (i % 2 == 0 ? 0 : 1)] = 5f; // even samples right
+            return z;
+        }, 3, true);
+        Objective.StepLoss sl = o.loss(new Objective.Batch(imgs, labels, new int[b]), TrainRng.derive(1, 1, 1));
+        assertEquals(0.5, sl.terms().get("accuracy"), 1e-12);
+        double ce = 0.5 * (Math.log(2 + Math.exp(5)) - 5) + 0.5 * (Math.log(2 + Math.exp(5)) - 0);
+        assertEquals(ce, sl.loss().data()[0], 1e-5);
+        int flipped = 0;
+        for (int i = 0; i < b; i++) {
+            boolean same = true, mirror = true;
+            for (int p = 0; p < 2; p++) for (int r = 0; r < 2; r++) for (int c = 0; c < 3; c++) {
+                float v = seen[0].get(i, p, r, c);
+                same &= v == imgs.get(i, p, r, c);
+                mirror &= v == imgs.get(i, p, r, 2 - c);
+            }
+            assertTrue(same || mirror, "sample " + i + " is the image or its mirror");
+            if (!same) flipped++;
+        }
+        assertEquals(100, flipped, 25, "about half the images are flipped");
+        assertEquals(0f, imgs.get(0, 0, 0, 0), "the batch itself is not modified");
+    }
 }

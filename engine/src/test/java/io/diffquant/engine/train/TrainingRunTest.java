@@ -1,10 +1,15 @@
 package io.diffquant.engine.train;
 
 import io.diffquant.engine.diffusion.NoiseSchedule;
+import io.diffquant.engine.model.Conv2d;
+import io.diffquant.engine.model.ForwardContext;
+import io.diffquant.engine.model.Layer;
+import io.diffquant.engine.model.Linear;
 import io.diffquant.engine.model.dit.DiT;
 import io.diffquant.engine.model.dit.DiTConfig;
 import io.diffquant.engine.tensor.Tensor;
 import io.diffquant.engine.tensor.Backends;
+import io.diffquant.engine.tensor.Ops;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -105,6 +110,34 @@ class TrainingRunTest {
         assertSameState(fullRun.params(), rest.params(), "DiT parameter");
         assertSameState(fullRun.ema().averages(), rest.ema().averages(), "DiT ema");
         assertEquals("DiT", rest.metadata().get("architecture"));
+    }
+
+    @Test void smallCnnClassifierTrains() throws IOException {
+        Backends.useBlas("java");
+        Dataset data = TinyDenoiser.blobs(64, 1, 6, 4, 9);
+        Conv2d c1 = new Conv2d("c1", 1, 8, 3, 1, 1, true), c2 = new Conv2d("c2", 8, 8, 3, 1, 1, true);
+        Linear fc = new Linear("fc", 72, 4, true);
+        Map<String, Tensor> params = new java.util.LinkedHashMap<>();
+        java.util.Random r = new java.util.Random(4);
+        for (Layer l : List.<Layer>of(c1, c2, fc)) for (var e : l.params().entrySet()) {
+            Tensor p = e.getValue();
+            double fanIn = p.rank() > 1 ? (double) p.size() / p.dim(0) : 4;
+            for (int i = 0; i < p.size(); i++) p.data()[i] = (float) (r.nextGaussian() / Math.sqrt(fanIn));
+            params.put(l.qualified(e.getKey()), p);
+        }
+        ForwardContext ctx = ForwardContext.NONE;
+        ClassifierObjective obj = new ClassifierObjective(x -> {
+            Tensor h = Ops.maxPool2x(Ops.relu(c1.forward(x, ctx)));              // [B, 8, 3, 3]
+            h = Ops.relu(c2.forward(h, ctx));
+            return fc.forward(h.reshape(x.dim(0), 72), ctx);                     // flatten: a view
+        }, 4, false); // no flips: the classes are image quadrants
+        TrainingRun run = TrainingRun.start(params, obj, data,
+                TrainConfig.defaults(3, 16).withAdam(new AdamW.Config(1e-2, 0.9, 0.999, 1e-8, 0)).withEma(null).withMaxSteps(80));
+        List<Double> ce = new ArrayList<>(), acc = new ArrayList<>();
+        run.run(rep -> { ce.add(rep.loss()); acc.add(rep.terms().get("accuracy")); }, null);
+        double first = mean(ce.subList(0, 5)), last = mean(ce.subList(ce.size() - 10, ce.size()));
+        assertTrue(last < 0.3 * first, "cross-entropy should fall: first " + first + " last " + last);
+        assertTrue(mean(acc.subList(acc.size() - 10, acc.size())) > 0.9, "accuracy " + acc.subList(acc.size() - 10, acc.size()));
     }
 
     private static double mean(List<Double> l) { return l.stream().mapToDouble(Double::doubleValue).average().orElseThrow(); }
