@@ -44,7 +44,7 @@ public final class LearnedVarianceLoss {
                     + Arrays.toString(x0.shape()) + " with " + b + " samples, got " + Arrays.toString(x.shape()));
         }
         int d = x0.size() / b;
-        float[] ep = epsPred.data().clone(), vd = v.data(), x0d = x0.data().clone(), xtd = xt.data().clone();
+        float[] ep = epsPred.data(), vd = v.data(), x0d = x0.data(), xtd = xt.data();
         double[] perSample = new double[b];
         float[] grad = new float[vd.length]; // d(loss)/dv for a unit output gradient
         for (int i = 0; i < b; i++) {
