@@ -78,7 +78,7 @@ public final class Ops {
         } else {
             // batch the im2col of all images: col [kdim, n*hw], then one GEMM, then scatter to NCHW
             int cols = n * hw;
-            float[] col = im2col(xd, n, c, h, wd, kh, kw, stride, padding, ho, wo);
+            float[] col = im2col(xd, 0, n, c, h, wd, kh, kw, stride, padding, ho, wo);
             if (n == 1) {
                 Blas.get().sgemm(false, false, o, hw, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, yd, 0, hw);
             } else {
@@ -103,8 +103,8 @@ public final class Ops {
         return y;
     }
 
-    /** im2col of NCHW x: [C*kh*kw, N*Ho*Wo], row r = (ci, ki, kj), column = (img, oy, ox). */
-    static float[] im2col(float[] xd, int n, int c, int h, int wd, int kh, int kw, int stride, int padding, int ho, int wo) {
+    /** im2col of images [i0, i0 + n) of NCHW x: [C*kh*kw, n*Ho*Wo], row r = (ci, ki, kj), column = (img, oy, ox). */
+    static float[] im2col(float[] xd, int i0, int n, int c, int h, int wd, int kh, int kw, int stride, int padding, int ho, int wo) {
         int kdim = c * kh * kw, hw = ho * wo, cols = n * hw;
         float[] col = new float[kdim * cols];
         Parallel.forRange(kdim, 1, (r0, r1) -> {
@@ -112,7 +112,7 @@ public final class Ops {
                 int ci = r / (kh * kw), rem = r % (kh * kw), ki = rem / kw, kj = rem % kw;
                 int rowOff = r * cols;
                 for (int img = 0; img < n; img++) {
-                    int xo = (img * c + ci) * h * wd;
+                    int xo = ((i0 + img) * c + ci) * h * wd;
                     int co = rowOff + img * hw;
                     for (int oy = 0; oy < ho; oy++) {
                         int iy = oy * stride - padding + ki;

@@ -95,56 +95,77 @@ final class OpsBackward {
         }
     }
 
+    /** Images per im2col group of the convolution backward: about this many GEMM columns (bounds the scratch memory; tests lower it). */
+    static int convGroupCols = 8192;
+
+    /**
+     * Convolution via im2col, in groups of images (in a fixed order: deterministic): dW += dY_g col_g^T,
+     * dcol_g = W^T dY_g, then col2im into dX (parallel over input channels: race-free).
+     */
     static void conv2d(float[] gy, Tape.Grads g, Tensor x, Tensor w, Tensor b, int stride, int padding) {
         int n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3);
         int o = w.dim(0), kh = w.dim(2), kw = w.dim(3);
         int ho = (h + 2 * padding - kh) / stride + 1, wo = (wd + 2 * padding - kw) / stride + 1;
-        int kdim = c * kh * kw, hw = ho * wo, cols = n * hw;
+        int kdim = c * kh * kw, hw = ho * wo;
         float[] gx = g.of(x), gw = g.of(w), gb = b == null ? null : g.of(b);
         if (gb != null) channelSums(gy, gb, n, o, hw, false);
         if (gx == null && gw == null) return;
-        if (cols == 0) return;
-        // dY as [O, N*HW]
-        float[] gy2;
-        if (n == 1) gy2 = gy;
-        else {
-            gy2 = new float[o * cols];
-            float[] src = gy;
-            Parallel.forRange(o, 1, (o0, o1) -> {
-                for (int oc = o0; oc < o1; oc++)
-                    for (int img = 0; img < n; img++) System.arraycopy(src, (img * o + oc) * hw, gy2, oc * cols + img * hw, hw);
-            });
-        }
+        if (n * hw == 0) return;
         Blas blas = Blas.get();
-        if (gw != null) {
-            boolean pointwise1 = kh == 1 && kw == 1 && stride == 1 && padding == 0 && n == 1;
-            float[] col = pointwise1 ? x.data() : Ops.im2col(x.data(), n, c, h, wd, kh, kw, stride, padding, ho, wo);
-            // dW [O, kdim] += dY2 [O, cols] col^T [cols, kdim]
-            blas.sgemm(false, true, o, kdim, cols, 1f, gy2, 0, cols, col, 0, cols, 1f, gw, 0, kdim);
-        }
-        if (gx != null) {
-            // dcol [kdim, cols] = W^T [kdim, O] dY2 [O, cols], then col2im (parallel over input channels: race-free)
-            float[] gcol = new float[kdim * cols];
-            blas.sgemm(true, false, kdim, cols, o, 1f, w.data(), 0, kdim, gy2, 0, cols, 0f, gcol, 0, cols);
-            Parallel.forRange(c, 1, (c0, c1) -> {
-                for (int ci = c0; ci < c1; ci++)
-                    for (int ki = 0; ki < kh; ki++)
-                        for (int kj = 0; kj < kw; kj++) {
-                            int rowOff = ((ci * kh + ki) * kw + kj) * cols;
-                            for (int img = 0; img < n; img++) {
-                                int xo = (img * c + ci) * h * wd, co = rowOff + img * hw;
-                                for (int oy = 0; oy < ho; oy++) {
-                                    int iy = oy * stride - padding + ki;
-                                    if (iy < 0 || iy >= h) continue;
-                                    int xrow = xo + iy * wd, base = co + oy * wo;
-                                    for (int ox = 0; ox < wo; ox++) {
-                                        int ix = ox * stride - padding + kj;
-                                        if (ix >= 0 && ix < wd) gx[xrow + ix] += gcol[base + ox];
+        float[] xd = x.data(), wdat = w.data();
+        boolean pointwise = kh == 1 && kw == 1 && stride == 1 && padding == 0;
+        int group = Math.max(1, Math.min(n, convGroupCols / Math.max(1, hw)));
+        for (int i0 = 0; i0 < n; i0 += group) {
+            int gi = Math.min(group, n - i0), cols = gi * hw, first = i0;
+            // dY of the group as [O, gi*HW]
+            float[] gy2;
+            int gyOff = 0;
+            if (gi == 1) {
+                gy2 = gy;
+                gyOff = i0 * o * hw;
+            } else {
+                gy2 = new float[o * cols];
+                Parallel.forRange(o, 1, (o0, o1) -> {
+                    for (int oc = o0; oc < o1; oc++)
+                        for (int img = 0; img < gi; img++)
+                            System.arraycopy(gy, ((first + img) * o + oc) * hw, gy2, oc * cols + img * hw, hw);
+                });
+            }
+            if (gw != null) {
+                float[] col;
+                int colOff = 0;
+                if (pointwise && gi == 1) {
+                    col = xd;
+                    colOff = i0 * c * hw;
+                } else {
+                    col = Ops.im2col(xd, i0, gi, c, h, wd, kh, kw, stride, padding, ho, wo);
+                }
+                // dW [O, kdim] += dY2 [O, cols] col^T [cols, kdim]
+                blas.sgemm(false, true, o, kdim, cols, 1f, gy2, gyOff, cols, col, colOff, cols, 1f, gw, 0, kdim);
+            }
+            if (gx != null) {
+                float[] gcol = new float[kdim * cols];
+                blas.sgemm(true, false, kdim, cols, o, 1f, wdat, 0, kdim, gy2, gyOff, cols, 0f, gcol, 0, cols);
+                Parallel.forRange(c, 1, (c0, c1) -> {
+                    for (int ci = c0; ci < c1; ci++)
+                        for (int ki = 0; ki < kh; ki++)
+                            for (int kj = 0; kj < kw; kj++) {
+                                int rowOff = ((ci * kh + ki) * kw + kj) * cols;
+                                for (int img = 0; img < gi; img++) {
+                                    int xo = ((first + img) * c + ci) * h * wd, co = rowOff + img * hw;
+                                    for (int oy = 0; oy < ho; oy++) {
+                                        int iy = oy * stride - padding + ki;
+                                        if (iy < 0 || iy >= h) continue;
+                                        int xrow = xo + iy * wd, base = co + oy * wo;
+                                        for (int ox = 0; ox < wo; ox++) {
+                                            int ix = ox * stride - padding + kj;
+                                            if (ix >= 0 && ix < wd) gx[xrow + ix] += gcol[base + ox];
+                                        }
                                     }
                                 }
                             }
-                        }
-            });
+                });
+            }
         }
     }
 

@@ -103,6 +103,19 @@ class GradCheckTest {
                 ts(rand(r, 1, 1, 3, 3, 4), rand(r, 0.5, 2, 3, 1, 1)), 1e-2);
         check("conv1x1 n2", in -> Ops.conv2d(in[0], in[1], in[2], 1, 0),
                 ts(rand(r, 1, 2, 3, 3, 4), rand(r, 0.5, 2, 3, 1, 1), rand(r, 1, 2)), 1e-2);
+        // the backward in image groups: one image per group, and groups of two with a remainder
+        int keep = OpsBackward.convGroupCols;
+        try {
+            for (int cols : new int[] {16, 40}) {
+                OpsBackward.convGroupCols = cols;
+                check("conv3x3 grouped " + cols, in -> Ops.conv2d(in[0], in[1], in[2], 1, 1),
+                        ts(rand(r, 1, 3, 2, 4, 4), rand(r, 0.4, 3, 2, 3, 3), rand(r, 1, 3)), 1e-2);
+                check("conv1x1 grouped " + cols, in -> Ops.conv2d(in[0], in[1], null, 1, 0),
+                        ts(rand(r, 1, 3, 2, 4, 4), rand(r, 0.4, 3, 2, 1, 1)), 1e-2);
+            }
+        } finally {
+            OpsBackward.convGroupCols = keep;
+        }
     }
 
     @Test void attention() {
