@@ -277,18 +277,29 @@ final class FusedOpsBackward {
         float[] gss = scaleShift == null ? null : g.of(scaleShift);
         float[] gam = gamma == null ? null : gamma.data(), bet = beta == null ? null : beta.data();
         float[] ss = scaleShift == null ? null : scaleShift.data();
-        // du = d loss / d u (the affine GroupNorm output), per element
+        // du = d loss / d u (the affine GroupNorm output), per element; first silu'(z) in the same buffer
         float[] du = new float[xhat.length];
-        Parallel.forRange(n * c, Math.max(1, EW_CHUNK / Math.max(1, inner)), (r0, r1) -> {
+        int chunk = Math.max(1, EW_CHUNK / Math.max(1, inner));
+        if (silu) {
+            Parallel.forRange(n * c, chunk, (r0, r1) -> {
+                for (int r = r0; r < r1; r++) {
+                    int img = r / c, ch = r % c, o = r * inner;
+                    float ga = gam == null ? 1f : gam[ch], be = bet == null ? 0f : bet[ch];
+                    float s1 = ss == null ? 1f : 1f + ss[img * 2 * c + ch], sh = ss == null ? 0f : ss[img * 2 * c + c + ch];
+                    for (int j = 0; j < inner; j++) du[o + j] = (xhat[o + j] * ga + be) * s1 + sh;
+                }
+            });
+            TransformerOps.siluGrad(du, du);
+        }
+        Parallel.forRange(n * c, chunk, (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
                 int img = r / c, ch = r % c, o = r * inner;
                 float ga = gam == null ? 1f : gam[ch], be = bet == null ? 0f : bet[ch];
-                float s1 = ss == null ? 1f : 1f + ss[img * 2 * c + ch], sh = ss == null ? 0f : ss[img * 2 * c + c + ch];
+                float s1 = ss == null ? 1f : 1f + ss[img * 2 * c + ch];
                 double dScale = 0, dShift = 0;
                 for (int j = 0; j < inner; j++) {
                     float u = xhat[o + j] * ga + be;
-                    float dz = gy[o + j];
-                    if (silu) dz *= Ops.siluGrad(u * s1 + sh);
+                    float dz = silu ? gy[o + j] * du[o + j] : gy[o + j];
                     dShift += dz;
                     dScale += (double) dz * u;
                     du[o + j] = dz * s1;

@@ -115,6 +115,9 @@ final class OpsBackward {
         float[] xd = x.data(), wdat = w.data();
         boolean pointwise = kh == 1 && kw == 1 && stride == 1 && padding == 0;
         int group = Math.max(1, Math.min(n, convGroupCols / Math.max(1, hw)));
+        // dW accumulated transposed, [kdim, O] = col dY2^T: oneDNN is several times faster on this shape than on
+        // dY2 col^T (small M and N, long K)
+        float[] gwT = gw == null ? null : new float[kdim * o];
         for (int i0 = 0; i0 < n; i0 += group) {
             int gi = Math.min(group, n - i0), cols = gi * hw, first = i0;
             // dY of the group as [O, gi*HW]
@@ -140,8 +143,8 @@ final class OpsBackward {
                 } else {
                     col = Ops.im2col(xd, i0, gi, c, h, wd, kh, kw, stride, padding, ho, wo);
                 }
-                // dW [O, kdim] += dY2 [O, cols] col^T [cols, kdim]
-                blas.sgemm(false, true, o, kdim, cols, 1f, gy2, gyOff, cols, col, colOff, cols, 1f, gw, 0, kdim);
+                // dW^T [kdim, O] += col [kdim, cols] dY2^T [cols, O]
+                blas.sgemm(false, true, kdim, o, cols, 1f, col, colOff, cols, gy2, gyOff, cols, 1f, gwT, 0, o);
             }
             if (gx != null) {
                 float[] gcol = new float[kdim * cols];
@@ -153,10 +156,17 @@ final class OpsBackward {
                                 int rowOff = ((ci * kh + ki) * kw + kj) * cols;
                                 for (int img = 0; img < gi; img++) {
                                     int xo = ((first + img) * c + ci) * h * wd, co = rowOff + img * hw;
+                                    // stride 1: the valid output columns form one contiguous run (vectorisable)
+                                    int ox0 = Math.max(0, padding - kj), ox1 = Math.min(wo, wd + padding - kj);
                                     for (int oy = 0; oy < ho; oy++) {
                                         int iy = oy * stride - padding + ki;
                                         if (iy < 0 || iy >= h) continue;
                                         int xrow = xo + iy * wd, base = co + oy * wo;
+                                        if (stride == 1) {
+                                            int shift = xrow - padding + kj - base;
+                                            for (int q = base + ox0; q < base + ox1; q++) gx[q + shift] += gcol[q];
+                                            continue;
+                                        }
                                         for (int ox = 0; ox < wo; ox++) {
                                             int ix = ox * stride - padding + kj;
                                             if (ix >= 0 && ix < wd) gx[xrow + ix] += gcol[base + ox];
@@ -166,6 +176,12 @@ final class OpsBackward {
                             }
                 });
             }
+        }
+        if (gwT != null) {
+            Parallel.forRange(o, Math.max(1, EW_CHUNK / Math.max(1, kdim)), (o0, o1) -> {
+                for (int oc = o0; oc < o1; oc++)
+                    for (int k = 0; k < kdim; k++) gw[oc * kdim + k] += gwT[k * o + oc];
+            });
         }
     }
 
