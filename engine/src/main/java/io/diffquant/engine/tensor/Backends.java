@@ -6,7 +6,7 @@ public final class Backends {
 
     /** Selects the GEMM backend: "native" (oneDNN) or "java" (reference). */
     public static void useBlas(String which) {
-        BlasHolder.set(BlasHolder.create(which));
+        BlasHolder.set("java".equalsIgnoreCase(which) ? new JavaBlas() : new DnnlBlas());
     }
 
     public static Blas blas() { return Blas.get(); }

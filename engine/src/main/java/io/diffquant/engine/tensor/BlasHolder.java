@@ -21,18 +21,10 @@ final class BlasHolder {
 
     static synchronized void set(Blas b) { active = b; }
 
-    static Blas create(String which) {
+    private static Blas create(String which) {
         if ("java".equalsIgnoreCase(which)) return new JavaBlas();
-        // merge of the dit and unet branches: DnnlBlas (dit) is itself zero-copy through FFM and sets
-        // OMP_WAIT_POLICY=PASSIVE before libgomp loads; TransformerOps.gemmTasks recognises it. DnnlFfmBlas (unet)
-        // remains as the second choice.
         try {
             return new DnnlBlas();
-        } catch (Throwable t) {
-            LOG.fine("oneDNN via DnnlBlas unavailable (" + t + ")");
-        }
-        try {
-            return new DnnlFfmBlas();
         } catch (Throwable t) {
             LOG.warning("oneDNN could not be loaded (" + t + "); falling back to the Java reference GEMM");
             return new JavaBlas();

@@ -1,9 +1,5 @@
 package io.diffquant.engine.tensor;
 
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
-
 import java.util.Arrays;
 
 /**
@@ -17,15 +13,14 @@ import java.util.Arrays;
 public final class ConvOps {
     private ConvOps() {}
 
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int EW_CHUNK = 1 << 14;
     /** Images are grouped into one im2col/GEMM until the GEMM has about this many columns. */
     private static final int TARGET_COLS = 2048;
 
     // ------------------------------------------------------------------ scratch
 
-    private static final int SLOT_COL = 0, SLOT_TMP = 1, SLOT_ATT = 2;
-    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[3][]);
+    private static final int SLOT_COL = 0, SLOT_TMP = 1;
+    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[2][]);
 
     /** A per-thread buffer of at least n floats; contents undefined. Never escapes a kernel. */
     private static float[] scratch(int slot, int n) {
@@ -42,7 +37,10 @@ public final class ConvOps {
 
     /**
      * 2-D convolution, NCHW, weight [O, C, kh, kw], bias [O] (nullable), square stride, symmetric zero padding.
-     * Same contract and results (up to GEMM summation order) as {@link Ops#conv2d}.
+     * Same contract and results (up to GEMM summation order) as {@link Ops#conv2d}. The output is computed in
+     * column tiles of about {@value #TARGET_COLS} output pixels (several small images, or a band of rows of a
+     * large one): im2col of the tile into a reused per-thread scratch, one GEMM (straight into the output when
+     * the tile is one image), bias added while the tile is hot.
      */
     public static Tensor conv2d(Tensor x, Tensor w, Tensor b, int stride, int padding) {
         if (x.rank() != 4) throw new IllegalArgumentException("conv2d: input must be NCHW, got " + Arrays.toString(x.shape()));
@@ -52,80 +50,142 @@ public final class ConvOps {
         int n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3);
         int o = w.dim(0), kh = w.dim(2), kw = w.dim(3);
         if (b != null && b.size() != o) throw new IllegalArgumentException("conv2d: bias of " + b.size() + " for " + o + " filters");
-        int ho = (h + 2 * padding - kh) / stride + 1, wo = (wd + 2 * padding - kw) / stride + 1;
         if (h + 2 * padding < kh || wd + 2 * padding < kw) throw new IllegalArgumentException(
                 "conv2d: input " + Arrays.toString(x.shape()) + " smaller than the kernel " + kh + "x" + kw);
+        int ho = (h + 2 * padding - kh) / stride + 1, wo = (wd + 2 * padding - kw) / stride + 1;
         Tensor y = Tensor.zeros(n, o, ho, wo);
-        int hw = ho * wo;
-        if (n == 0 || o == 0 || hw == 0) return y;
-        float[] xd = x.data(), yd = y.data(), wdat = w.data();
+        if (n == 0 || o == 0 || c == 0) {
+            if (b != null) Ops.addChannelsRaw(y.data(), b.data(), n, o, ho * wo);
+            recordConv(x, w, b, y, stride, padding);
+            return y;
+        }
+        Geometry g = new Geometry(n, c, h, wd, kh, kw, stride, padding, ho, wo);
+        float[] xd = x.data(), wdat = w.data(), yd = y.data(), bias = b == null ? null : b.data();
+        int kdim = g.kdim(), hw = g.hw();
+        float[] col = scratch(SLOT_COL, kdim * g.maxCols());
+        float[] tmp = g.imagesPerTile() > 1 ? scratch(SLOT_TMP, o * g.maxCols()) : null;
         Blas blas = Blas.get();
-        if (kh == 1 && kw == 1 && stride == 1 && padding == 0) {
-            for (int i = 0; i < n; i++)
-                blas.sgemm(false, false, o, hw, c, 1f, wdat, 0, c, xd, i * c * hw, hw, 0f, yd, i * o * hw, hw);
-        } else {
-            int kdim = c * kh * kw;
-            int g = Math.max(1, Math.min(n, TARGET_COLS / hw));
-            float[] col = scratch(SLOT_COL, kdim * g * hw);
-            float[] tmp = g > 1 ? scratch(SLOT_TMP, o * g * hw) : null;
-            for (int i0 = 0; i0 < n; i0 += g) {
-                int gi = Math.min(g, n - i0), cols = gi * hw;
-                im2col(xd, i0, gi, c, h, wd, kh, kw, stride, padding, ho, wo, col);
-                if (gi == 1) {
-                    blas.sgemm(false, false, o, hw, kdim, 1f, wdat, 0, kdim, col, 0, hw, 0f, yd, i0 * o * hw, hw);
-                } else {
-                    blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, tmp, 0, cols);
-                    final int first = i0;
-                    Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), (o0, o1) -> {
-                        for (int oc = o0; oc < o1; oc++)
-                            for (int i = 0; i < gi; i++)
-                                System.arraycopy(tmp, oc * cols + i * hw, yd, ((first + i) * o + oc) * hw, hw);
-                    });
-                }
+        forEachTile(g, (i0, gi, oy0, oy1) -> {
+            int seg = (oy1 - oy0) * wo, cols = gi * seg;
+            Parallel.forRange(kdim, Math.max(1, 4096 / cols), (r0, r1) -> {
+                float[] row = g.fastIm2col() ? null : new float[cols];
+                for (int r = r0; r < r1; r++) im2colRow(xd, g, r, i0, gi, oy0, oy1, col, r * cols, row);
+            });
+            if (gi == 1) {
+                // C[oc, j] = y[i0, oc, oy0 * wo + j]: rows hw apart
+                int yo = i0 * o * hw + oy0 * wo;
+                blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, yd, yo, hw);
+                if (bias != null) Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), (o0, o1) -> {
+                    for (int oc = o0; oc < o1; oc++) addScalar(yd, yo + oc * hw, seg, bias[oc]);
+                });
+            } else {
+                blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, tmp, 0, cols);
+                Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), (o0, o1) -> {
+                    for (int oc = o0; oc < o1; oc++)
+                        for (int i = 0; i < gi; i++) {
+                            int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
+                            System.arraycopy(tmp, oc * cols + i * seg, yd, yo, seg);
+                            if (bias != null) addScalar(yd, yo, seg, bias[oc]);
+                        }
+                });
             }
-        }
-        if (b != null) Ops.addChannelsRaw(yd, b.data(), n, o, hw);
-        Tape tape = Tape.active();
-        if (tape != null) {
-            tape.save(x, w);
-            tape.record("conv2d", y, (gy, g) -> OpsBackward.conv2d(gy, g, x, w, b, stride, padding), x, w, b);
-        }
+        });
+        recordConv(x, w, b, y, stride, padding);
         return y;
     }
 
-    /** col[(ci, ki, kj), (img, oy, ox)] for images [i0, i0 + gi): every element is written. */
-    private static void im2col(float[] xd, int i0, int gi, int c, int h, int wd, int kh, int kw, int stride, int pad,
-                               int ho, int wo, float[] col) {
-        int hw = ho * wo, cols = gi * hw, kk = kh * kw;
-        Parallel.forRange(c * kk, Math.max(1, 4096 / cols), (r0, r1) -> {
-            for (int r = r0; r < r1; r++) {
-                int ci = r / kk, rem = r % kk, ki = rem / kw, kj = rem % kw;
-                int rowOff = r * cols;
-                // valid output columns for this kernel column (stride 1): ix = ox - pad + kj in [0, wd)
-                int ox0 = Math.max(0, pad - kj), ox1 = Math.min(wo, wd + pad - kj);
-                for (int img = 0; img < gi; img++) {
-                    int xo = ((i0 + img) * c + ci) * h * wd;
-                    int co = rowOff + img * hw;
-                    for (int oy = 0; oy < ho; oy++) {
-                        int iy = oy * stride - pad + ki;
-                        int base = co + oy * wo;
-                        if (iy < 0 || iy >= h) { Arrays.fill(col, base, base + wo, 0f); continue; }
-                        int xrow = xo + iy * wd;
-                        if (stride == 1) {
-                            if (ox1 <= ox0) { Arrays.fill(col, base, base + wo, 0f); continue; }
-                            if (ox0 > 0) Arrays.fill(col, base, base + ox0, 0f);
-                            System.arraycopy(xd, xrow + ox0 - pad + kj, col, base + ox0, ox1 - ox0);
-                            if (ox1 < wo) Arrays.fill(col, base + ox1, base + wo, 0f);
-                        } else {
-                            for (int ox = 0; ox < wo; ox++) {
-                                int ix = ox * stride - pad + kj;
-                                col[base + ox] = ix < 0 || ix >= wd ? 0f : xd[xrow + ix];
-                            }
-                        }
+    private static void recordConv(Tensor x, Tensor w, Tensor b, Tensor y, int stride, int padding) {
+        Tape tape = Tape.active();
+        if (tape == null) return;
+        tape.save(x, w);
+        tape.record("conv2d", y, (gy, g) -> OpsBackward.conv2d(gy, g, x, w, b, stride, padding), x, w, b);
+    }
+
+    /** Shapes of one convolution and its column tiling. */
+    private record Geometry(int n, int c, int h, int w, int kh, int kw, int stride, int pad, int ho, int wo) {
+        int hw() { return ho * wo; }
+        int kdim() { return c * kh * kw; }
+        /** Whole images per tile (>= 1); when 1 and an image is larger than a tile, rows per tile below. */
+        int imagesPerTile() { return Math.max(1, Math.min(n, TARGET_COLS / hw())); }
+        int rowsPerTile() { return hw() <= TARGET_COLS ? ho : Math.max(1, TARGET_COLS / wo); }
+        int maxCols() { return imagesPerTile() * Math.min(ho, rowsPerTile()) * wo; }
+        /** Stride 1 and output width = input width: every tap is a constant shift of the flattened plane. */
+        boolean fastIm2col() { return stride == 1 && wo == w && kw <= w; }
+    }
+
+    private interface TileBody { void run(int img0, int images, int oy0, int oy1); }
+
+    private static void forEachTile(Geometry g, TileBody body) {
+        int ipt = g.imagesPerTile(), rpt = g.rowsPerTile();
+        if (rpt >= g.ho) {
+            for (int i0 = 0; i0 < g.n; i0 += ipt) body.run(i0, Math.min(ipt, g.n - i0), 0, g.ho);
+        } else {
+            for (int i = 0; i < g.n; i++)
+                for (int oy0 = 0; oy0 < g.ho; oy0 += rpt) body.run(i, 1, oy0, Math.min(g.ho, oy0 + rpt));
+        }
+    }
+
+    private static void addScalar(float[] y, int o, int len, float v) {
+        for (int i = o; i < o + len; i++) y[i] += v;
+    }
+
+    /**
+     * One im2col row r = (ci, ki, kj) of a tile (images [i0, i0 + gi), output rows [oy0, oy1)) into
+     * dst[off ...]: for every output pixel the input value its kernel tap (ki, kj) reads, or 0 in the padding.
+     * Writes every element. With stride 1 and an output as wide as the input ("same" and 1x1 convolutions) the
+     * tap is a constant shift of the flattened input plane: one bulk copy per image, then the few wrapped-around
+     * columns are zeroed. Otherwise the row is assembled in {@code row} (length cols) and copied.
+     */
+    private static void im2colRow(float[] xd, Geometry g, int r, int i0, int gi, int oy0, int oy1, float[] dst, int off,
+                                  float[] row) {
+        int kk = g.kh * g.kw, ci = r / kk, rem = r % kk, ki = rem / g.kw, kj = rem % g.kw;
+        int wo = g.wo, wd = g.w, h = g.h, pad = g.pad, stride = g.stride, th = oy1 - oy0;
+        if (g.fastIm2col()) {
+            int sy = ki - pad, sx = kj - pad, plane = h * wd;
+            int vy0 = Math.max(oy0, -sy), vy1 = Math.min(oy1, h - sy); // rows whose input row is inside
+            for (int img = 0; img < gi; img++) {
+                int base = off + img * th * wo;
+                int xo = ((i0 + img) * g.c + ci) * plane;
+                if (vy1 <= vy0) { Arrays.fill(dst, base, base + th * wo, 0f); continue; }
+                if (vy0 > oy0) Arrays.fill(dst, base, base + (vy0 - oy0) * wo, 0f);
+                if (vy1 < oy1) Arrays.fill(dst, base + (vy1 - oy0) * wo, base + th * wo, 0f);
+                // dst[(oy - oy0) * wo + ox] = x[(oy + sy) * wd + ox + sx], clipped to the plane
+                int d0 = base + (vy0 - oy0) * wo;
+                int s0 = (vy0 + sy) * wd + sx, len = (vy1 - vy0) * wo;
+                int lo = Math.max(0, -s0), hi = Math.min(len, plane - s0);
+                if (hi > lo) System.arraycopy(xd, xo + s0 + lo, dst, d0 + lo, hi - lo);
+                if (sx != 0) {
+                    int c0 = sx < 0 ? 0 : wd - sx, cn = Math.abs(sx);
+                    for (int oy = vy0; oy < vy1; oy++) {
+                        int q = d0 + (oy - vy0) * wo + c0;
+                        for (int j = 0; j < cn; j++) dst[q + j] = 0f;
                     }
                 }
             }
-        });
+            return;
+        }
+        int ox0 = Math.max(0, pad - kj), ox1 = Math.min(wo, wd + pad - kj); // valid columns for stride 1
+        int base = 0;
+        for (int img = 0; img < gi; img++) {
+            int xo = ((i0 + img) * g.c + ci) * h * wd;
+            for (int oy = oy0; oy < oy1; oy++, base += wo) {
+                int iy = oy * stride - pad + ki;
+                if (iy < 0 || iy >= h) { Arrays.fill(row, base, base + wo, 0f); continue; }
+                int xrow = xo + iy * wd;
+                if (stride == 1) {
+                    if (ox1 <= ox0) { Arrays.fill(row, base, base + wo, 0f); continue; }
+                    if (ox0 > 0) Arrays.fill(row, base, base + ox0, 0f);
+                    System.arraycopy(xd, xrow + ox0 - pad + kj, row, base + ox0, ox1 - ox0);
+                    if (ox1 < wo) Arrays.fill(row, base + ox1, base + wo, 0f);
+                } else {
+                    for (int ox = 0; ox < wo; ox++) {
+                        int ix = ox * stride - pad + kj;
+                        row[base + ox] = ix < 0 || ix >= wd ? 0f : xd[xrow + ix];
+                    }
+                }
+            }
+        }
+        System.arraycopy(row, 0, dst, off, base);
     }
 
     /** Zero padding of NCHW: top, bottom, left, right (diffusers' Downsample2D pads (0, 1, 0, 1) when padding = 0). */
@@ -172,6 +232,8 @@ public final class ConvOps {
         // under a tape: normalised values and 1/std per (sample, group) kept for backward
         float[] xhat = tape == null ? null : new float[xd.length], rstd = tape == null ? null : new float[n * groups];
         Parallel.forRange(n * groups, 1, (r0, r1) -> {
+            float[] e = new float[BLK];
+            int[] bits = new int[BLK];
             for (int r = r0; r < r1; r++) {
                 int o = r * gsize, g0 = (r % groups) * cg, img = r / groups;
                 double mean = sum(xd, o, gsize) / gsize;
@@ -192,7 +254,7 @@ public final class ConvOps {
                         sh = sh * s1 + ss[img * 2 * c + c + ch];
                     }
                     int co = o + ci * inner;
-                    affineAct(xd, yd, co, inner, a, sh, silu);
+                    affineAct(xd, yd, co, inner, a, sh, silu, e, bits);
                 }
             }
         });
@@ -204,58 +266,41 @@ public final class ConvOps {
         return y;
     }
 
-    /** y[o..o+len) = act(x * a + b). */
-    private static void affineAct(float[] x, float[] y, int o, int len, float a, float b, boolean silu) {
-        int i = 0, up = F.loopBound(len);
-        FloatVector va = FloatVector.broadcast(F, a), vb = FloatVector.broadcast(F, b);
-        if (silu) {
-            for (; i < up; i += F.length()) {
-                FloatVector v = FloatVector.fromArray(F, x, o + i).fma(va, vb);
-                v.div(v.neg().lanewise(VectorOperators.EXP).add(1f)).intoArray(y, o + i);
-            }
-            for (; i < len; i++) y[o + i] = Ops.silu(x[o + i] * a + b);
-        } else {
-            for (; i < up; i += F.length()) FloatVector.fromArray(F, x, o + i).fma(va, vb).intoArray(y, o + i);
-            for (; i < len; i++) y[o + i] = x[o + i] * a + b;
+    /** Elements per activation block (scratch of this size stays in L1). */
+    private static final int BLK = 512;
+
+    /** y[o..o+len) = act(x * a + b); scratch: BLK floats and BLK ints. Loops are written for C2 to vectorise. */
+    private static void affineAct(float[] x, float[] y, int o, int len, float a, float b, boolean silu, float[] e, int[] bits) {
+        if (!silu) {
+            for (int i = o; i < o + len; i++) y[i] = x[i] * a + b;
+            return;
+        }
+        for (int b0 = 0; b0 < len; b0 += BLK) {
+            int q = o + b0, l = Math.min(BLK, len - b0);
+            for (int i = 0; i < l; i++) e[i] = -(x[q + i] * a + b);
+            TransformerOps.expInPlace(e, 0, l, 0f, bits);
+            for (int i = 0; i < l; i++) y[q + i] = (x[q + i] * a + b) / (1f + e[i]);
         }
     }
 
-    /** Sum in float vector lanes over blocks of 1024 elements, blocks accumulated in double. */
+    /** Sum in float blocks of 1024 (eight accumulators), blocks accumulated in double. */
     private static double sum(float[] x, int o, int len) {
         double total = 0;
-        for (int b0 = 0; b0 < len; b0 += 1024) {
-            int bl = Math.min(1024, len - b0), i = 0, up = F.loopBound(bl);
-            FloatVector acc = FloatVector.zero(F);
-            for (; i < up; i += F.length()) acc = acc.add(FloatVector.fromArray(F, x, o + b0 + i));
-            double s = acc.reduceLanes(VectorOperators.ADD);
-            for (; i < bl; i++) s += x[o + b0 + i];
-            total += s;
-        }
+        for (int b0 = 0; b0 < len; b0 += 1024) total += TransformerOps.sum(x, o + b0, Math.min(1024, len - b0));
         return total;
     }
 
     private static double sumSqDev(float[] x, int o, int len, float mean) {
         double total = 0;
-        FloatVector vm = FloatVector.broadcast(F, mean);
-        for (int b0 = 0; b0 < len; b0 += 1024) {
-            int bl = Math.min(1024, len - b0), i = 0, up = F.loopBound(bl);
-            FloatVector acc = FloatVector.zero(F);
-            for (; i < up; i += F.length()) {
-                FloatVector d = FloatVector.fromArray(F, x, o + b0 + i).sub(vm);
-                acc = d.fma(d, acc);
-            }
-            double s = acc.reduceLanes(VectorOperators.ADD);
-            for (; i < bl; i++) { float d = x[o + b0 + i] - mean; s += d * d; }
-            total += s;
-        }
+        for (int b0 = 0; b0 < len; b0 += 1024) total += TransformerOps.sumSqDev(x, o + b0, Math.min(1024, len - b0), mean);
         return total;
     }
 
-    /** SiLU x * sigmoid(x), vectorised; same formula as {@link Ops#silu(float)}. */
+    /** SiLU x * sigmoid(x) = x / (1 + exp(-x)) (exp as TransformerOps' block polynomial, relative error < 3e-7). */
     public static Tensor silu(Tensor x) {
         Tensor y = Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data();
-        Parallel.forRange(xd.length, EW_CHUNK, (a, b) -> affineAct(xd, yd, a, b - a, 1f, 0f, true));
+        Parallel.forRange(xd.length, EW_CHUNK, (p, q) -> affineAct(xd, yd, p, q - p, 1f, 0f, true, new float[BLK], new int[BLK]));
         TransformerOps.recordActivation("silu", x, y, true);
         return y;
     }
@@ -292,7 +337,6 @@ public final class ConvOps {
         if (!dst.sameShape(src)) throw new IllegalArgumentException("residual add: shapes " + Arrays.toString(dst.shape())
                 + " and " + Arrays.toString(src.shape()) + " differ");
         float[] d = dst.data(), s = src.data();
-        boolean div = divisor != 1f;
         Tape tape = Tape.active();
         if (tape != null) tape.recordInPlace("residualAddInPlace", dst, (gy, g) -> {
             // dst_new = (dst_old + src) / divisor: both get gy / divisor
@@ -300,15 +344,11 @@ public final class ConvOps {
             float[] gs = g.of(src);
             if (gs == gy) { OpsBackward.axpy(1f, gy, gy); gs = null; }  // src is dst: twice the gradient
             if (gs != null) OpsBackward.axpy(inv, gy, gs);
-            if (div) for (int i = 0; i < gy.length; i++) gy[i] *= inv;
+            if (divisor != 1f) for (int i = 0; i < gy.length; i++) gy[i] *= inv;
         }, src);
         Parallel.forRange(d.length, EW_CHUNK, (a, b) -> {
-            int i = a, up = a + F.loopBound(b - a);
-            for (; i < up; i += F.length()) {
-                FloatVector v = FloatVector.fromArray(F, d, i).add(FloatVector.fromArray(F, s, i));
-                (div ? v.div(divisor) : v).intoArray(d, i);
-            }
-            for (; i < b; i++) d[i] = div ? (d[i] + s[i]) / divisor : d[i] + s[i];
+            if (divisor == 1f) for (int i = a; i < b; i++) d[i] += s[i];
+            else for (int i = a; i < b; i++) d[i] = (d[i] + s[i]) / divisor;
         });
     }
 
@@ -378,24 +418,25 @@ public final class ConvOps {
         int[] dims = checkAttention(q, k, v, heads);
         int n = dims[0], t = dims[1], s = dims[2], inner = dims[3], d = inner / heads;
         Tensor out = Tensor.zeros(n, t, inner);
+        if (t == 0 || s == 0) return out;
         float[] qd = q.data(), kd = k.data(), vd = v.data(), od = out.data();
-        float[] p = scratch(SLOT_ATT, t * s);
         Blas blas = Blas.get();
-        for (int i = 0; i < n; i++) {
-            for (int h = 0; h < heads; h++) {
-                int qo = i * t * inner + h * d, ko = i * s * inner + h * d;
+        gemmTasks(n * heads, (i0, i1) -> {
+            float[] p = new float[t * s];
+            for (int i = i0; i < i1; i++) {
+                int b = i / heads, h = i % heads, qo = b * t * inner + h * d, ko = b * s * inner + h * d;
                 blas.sgemm(false, true, t, s, d, scale, qd, qo, inner, kd, ko, inner, 0f, p, 0, s);
-                softmaxRows(p, 0, t, s);
+                TransformerOps.softmaxRows(p, 0, t, s);
                 blas.sgemm(false, false, t, d, s, 1f, p, 0, s, vd, ko, inner, 0f, od, qo, inner);
             }
-        }
+        });
         Tape tape = Tape.active();
         if (tape != null) {
             tape.save(q, k, v);
             tape.record("multiHeadAttention", out, (gy, g) -> {
                 float[] gq = g.of(q), gk = g.of(k), gv = g.of(v);
                 if (gq == null && gk == null && gv == null) return;
-                TransformerOps.gemmTasks(n * heads, (j0, j1) -> { // (sample, head) pairs own disjoint column blocks
+                gemmTasks(n * heads, (j0, j1) -> { // (sample, head) pairs own disjoint column blocks
                     float[] pp = new float[t * s], dp = new float[t * s];
                     for (int j = j0; j < j1; j++) {
                         int i = j / heads, h = j % heads;
@@ -416,10 +457,13 @@ public final class ConvOps {
         Tensor sc = Tensor.zeros(n, heads, t, s);
         float[] qd = q.data(), kd = k.data(), sd = sc.data();
         Blas blas = Blas.get();
-        for (int i = 0; i < n; i++)
-            for (int h = 0; h < heads; h++)
-                blas.sgemm(false, true, t, s, d, scale, qd, i * t * inner + h * d, inner, kd, i * s * inner + h * d, inner,
-                        0f, sd, (i * heads + h) * t * s, s);
+        gemmTasks(n * heads, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                int b = i / heads, h = i % heads;
+                blas.sgemm(false, true, t, s, d, scale, qd, b * t * inner + h * d, inner, kd, b * s * inner + h * d, inner,
+                        0f, sd, i * t * s, s);
+            }
+        });
         Tape tape = Tape.active();
         if (tape != null) {
             tape.save(q, k);
@@ -438,10 +482,13 @@ public final class ConvOps {
         Tensor out = Tensor.zeros(n, t, inner);
         float[] pd = probs.data(), vd = v.data(), od = out.data();
         Blas blas = Blas.get();
-        for (int i = 0; i < n; i++)
-            for (int h = 0; h < heads; h++)
-                blas.sgemm(false, false, t, d, s, 1f, pd, (i * heads + h) * t * s, s, vd, i * s * inner + h * d, inner,
-                        0f, od, i * t * inner + h * d, inner);
+        gemmTasks(n * heads, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                int b = i / heads, h = i % heads;
+                blas.sgemm(false, false, t, d, s, 1f, pd, i * t * s, s, vd, b * s * inner + h * d, inner,
+                        0f, od, b * t * inner + h * d, inner);
+            }
+        });
         Tape tape = Tape.active();
         if (tape != null) {
             tape.save(probs, v);
@@ -449,6 +496,17 @@ public final class ConvOps {
                     i -> (i / heads) * s * inner + (i % heads) * d, inner, i -> (i / heads) * t * inner + (i % heads) * d, inner), probs, v);
         }
         return out;
+    }
+
+    /**
+     * Runs body over [0, n) independent GEMM tasks: spread over the engine's pool with oneDNN single-threaded in
+     * each worker when that can be controlled, else one after the other on the caller (oneDNN's own threads).
+     */
+    private static void gemmTasks(int n, Parallel.RangeBody body) {
+        if (Parallel.threads() == 1 || n <= 1) body.run(0, n);
+        else if (!(Blas.get() instanceof DnnlBlas)) Parallel.forRange(n, 1, body);
+        else if (NativeThreads.available()) Parallel.forRange(n, 1, (a, b) -> NativeThreads.singleThreaded(() -> body.run(a, b)));
+        else body.run(0, n);
     }
 
     private static int[] checkAttention(Tensor q, Tensor k, Tensor v, int heads) {
@@ -459,43 +517,17 @@ public final class ConvOps {
         return new int[] {q.dim(0), q.dim(1), k.dim(1), q.dim(2)};
     }
 
-    /** Softmax over the last dimension (vectorised twin of {@link Ops#softmax}). */
+    /** Softmax over the last dimension into a new tensor (fast twin of {@link Ops#softmax}). */
     public static Tensor softmax(Tensor x) {
         Tensor y = Tensor.of(x.data().clone(), x.shape());
         int c = x.dim(-1);
-        if (c > 0) softmaxRows(y.data(), 0, y.size() / c, c);
+        if (c > 0) TransformerOps.softmaxRows(y.data(), 0, y.size() / c, c);
         Tape tape = Tape.active();
         if (tape != null && c > 0) {
             tape.save(y);
             tape.record("softmax", y, (gy, g) -> OpsBackward.softmax(gy, g.of(x), y.data(), c), x);
         }
         return y;
-    }
-
-    static void softmaxRows(float[] s, int off, int rows, int c) {
-        Parallel.forRange(rows, Math.max(1, EW_CHUNK / c), (r0, r1) -> {
-            int up = F.loopBound(c);
-            for (int r = r0; r < r1; r++) {
-                int o = off + r * c, j = 0;
-                FloatVector vmx = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
-                for (; j < up; j += F.length()) vmx = vmx.max(FloatVector.fromArray(F, s, o + j));
-                float mx = vmx.reduceLanes(VectorOperators.MAX);
-                for (; j < c; j++) mx = Math.max(mx, s[o + j]);
-                FloatVector vm = FloatVector.broadcast(F, mx), acc = FloatVector.zero(F);
-                j = 0;
-                for (; j < up; j += F.length()) {
-                    FloatVector e = FloatVector.fromArray(F, s, o + j).sub(vm).lanewise(VectorOperators.EXP);
-                    e.intoArray(s, o + j);
-                    acc = acc.add(e);
-                }
-                float sum = acc.reduceLanes(VectorOperators.ADD);
-                for (; j < c; j++) { float e = (float) Math.exp(s[o + j] - mx); s[o + j] = e; sum += e; }
-                float inv = 1f / sum;
-                j = 0;
-                for (; j < up; j += F.length()) FloatVector.fromArray(F, s, o + j).mul(inv).intoArray(s, o + j);
-                for (; j < c; j++) s[o + j] *= inv;
-            }
-        });
     }
 
     // ------------------------------------------------------------------ embeddings

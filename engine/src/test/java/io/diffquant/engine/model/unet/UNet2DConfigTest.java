@@ -42,7 +42,7 @@ class UNet2DConfigTest {
         assertEquals(32, c.sampleSize());
         assertEquals(List.of(128, 256, 256, 256), c.blockOutChannels());
         assertEquals(List.of("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"), c.downBlockTypes());
-        assertEquals(List.of("UpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), c.upBlockTypes());
+        assertEquals(List.of("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), c.upBlockTypes());
         assertEquals(2, c.layersPerBlock());
         assertEquals(0, c.downsamplePadding());
         assertFalse(c.flipSinToCos());

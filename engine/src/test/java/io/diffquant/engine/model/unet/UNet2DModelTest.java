@@ -135,7 +135,7 @@ class UNet2DModelTest {
                 Map.entry("mid_block.attentions.0.to_v.bias", new int[] {256}),
                 Map.entry("up_blocks.0.resnets.0.conv1.weight", new int[] {256, 512, 3, 3}),
                 Map.entry("up_blocks.0.upsamplers.0.conv.weight", new int[] {256, 256, 3, 3}),
-                Map.entry("up_blocks.1.attentions.2.to_k.weight", new int[] {256, 256}),
+                Map.entry("up_blocks.2.attentions.2.to_k.weight", new int[] {256, 256}),
                 Map.entry("up_blocks.3.resnets.0.conv1.weight", new int[] {128, 384, 3, 3}),
                 Map.entry("up_blocks.3.resnets.2.conv_shortcut.weight", new int[] {128, 256, 1, 1}),
                 Map.entry("conv_norm_out.weight", new int[] {128}),
