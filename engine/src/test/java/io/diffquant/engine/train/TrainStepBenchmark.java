@@ -16,8 +16,8 @@ import java.util.Random;
  * Timing harness (not a unit test): ms per training step (forward under the tape, backward, AdamW, EMA) of a DiT
  * on 28x28x1 (Fashion-MNIST shape), class-conditional with learned sigma, random data. Run from the engine
  * module's test classpath:
- * {@code java --add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -cp ... io.diffquant.engine.train.TrainStepBenchmark
- * [patch] [hidden] [depth] [heads] [batch] [steps] [blas native|java] [threads]}.
+ * {@code java --enable-native-access=ALL-UNNAMED -cp ... io.diffquant.engine.train.TrainStepBenchmark
+ * [patch] [hidden] [depth] [heads] [batch] [steps] [blas native|java] [threads]} or {@code ... TrainStepBenchmark unet [ch0] [ch1] [layersPerBlock] [batch] [steps]}.
  */
 public final class TrainStepBenchmark {
     public static void main(String[] args) {
