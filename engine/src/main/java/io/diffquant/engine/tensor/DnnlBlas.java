@@ -95,8 +95,7 @@ public final class DnnlBlas implements Blas {
             }
             if (st != 0) throw new IllegalStateException("oneDNN sgemm failed with status " + st
                     + " for m=" + m + " n=" + n + " k=" + k);
-            for (int i = 0; i < m; i++)
-                MemorySegment.copy(s, F32, cAt + (long) i * n * Float.BYTES, c, cOff + i * ldc, n);
+            stageOut(s, cAt, m, n, c, cOff, ldc);
             return;
         }
         if (aOff != 0 || bOff != 0 || cOff != 0) {
@@ -113,12 +112,30 @@ public final class DnnlBlas implements Blas {
 
     /** Copies a rows x cols matrix with row stride ld from x[off..] to s at byte offset at, compactly. */
     private static void stageIn(float[] x, int off, int rows, int cols, int ld, MemorySegment s, long at) {
-        if (ld == cols) {
+        if (ld == cols && (long) rows * cols < PARALLEL_COPY) {
             MemorySegment.copy(x, off, s, F32, at, rows * cols);
-        } else {
-            for (int i = 0; i < rows; i++) MemorySegment.copy(x, off + i * ld, s, F32, at + (long) i * cols * Float.BYTES, cols);
+            return;
         }
+        Parallel.forRange(rows, rowsPerTask(cols), (r0, r1) -> {
+            if (ld == cols) MemorySegment.copy(x, off + r0 * ld, s, F32, at + (long) r0 * cols * Float.BYTES, (r1 - r0) * cols);
+            else for (int i = r0; i < r1; i++)
+                MemorySegment.copy(x, off + i * ld, s, F32, at + (long) i * cols * Float.BYTES, cols);
+        });
     }
+
+    /** Copies the compact rows x cols result at byte offset at of s into x[off..] with row stride ld. */
+    private static void stageOut(MemorySegment s, long at, int rows, int cols, float[] x, int off, int ld) {
+        Parallel.forRange(rows, rowsPerTask(cols), (r0, r1) -> {
+            if (ld == cols) MemorySegment.copy(s, F32, at + (long) r0 * cols * Float.BYTES, x, off + r0 * ld, (r1 - r0) * cols);
+            else for (int i = r0; i < r1; i++)
+                MemorySegment.copy(s, F32, at + (long) i * cols * Float.BYTES, x, off + i * ld, cols);
+        });
+    }
+
+    /** Copies of at least this many floats are split over the engine's threads. */
+    private static final long PARALLEL_COPY = 1 << 18;
+
+    private static int rowsPerTask(int cols) { return (int) Math.max(1, PARALLEL_COPY / 2 / Math.max(1, cols)); }
 
     /** A stored matrix of rows x cols with row stride ld must lie inside x from off on. */
     private static void checkExtent(String what, float[] x, int off, int rows, int cols, int ld) {
