@@ -23,23 +23,22 @@ class CliTest {
     record Result(int code, String out, String err) {}
 
     static Result run(String... args) {
-        CommandLine cl = Main.commandLine();
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        PrintWriter pout = new PrintWriter(out), perr = new PrintWriter(err);
-        cl.setOut(pout);
-        cl.setErr(perr);
         java.io.PrintStream oldOut = System.out;
         java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
         System.setOut(new java.io.PrintStream(captured, true));
+        StringWriter err = new StringWriter();
+        PrintWriter perr = new PrintWriter(err);
         int code;
         try {
+            CommandLine cl = Main.commandLine();
+            cl.setErr(perr);
             code = cl.execute(args);
         } finally {
+            System.out.flush();
             System.setOut(oldOut);
-            pout.flush();
             perr.flush();
         }
-        return new Result(code, out + captured.toString(), err.toString());
+        return new Result(code, captured.toString(), err.toString());
     }
 
     @Test void forwardReproducesPyTorchOutputsOfTheGoldenDiT() throws Exception {
