@@ -6,7 +6,7 @@ public final class Backends {
 
     /** Selects the GEMM backend: "native" (oneDNN) or "java" (reference). */
     public static void useBlas(String which) {
-        BlasHolder.set("java".equalsIgnoreCase(which) ? new JavaBlas() : new DnnlBlas());
+        BlasHolder.set(BlasHolder.create(which));
     }
 
     public static Blas blas() { return Blas.get(); }

@@ -21,8 +21,13 @@ final class BlasHolder {
 
     static synchronized void set(Blas b) { active = b; }
 
-    private static Blas create(String which) {
+    static Blas create(String which) {
         if ("java".equalsIgnoreCase(which)) return new JavaBlas();
+        try {
+            return new DnnlFfmBlas();
+        } catch (Throwable t) {
+            LOG.fine("oneDNN through FFM unavailable (" + t + "); using the JavaCPP entry points");
+        }
         try {
             return new DnnlBlas();
         } catch (Throwable t) {

@@ -28,7 +28,7 @@ public final class DnnlBlas implements Blas {
             float[] bc = copyBlock(b, bOff, bRows, ldb);
             float[] cc = copyBlock(c, cOff, m, ldc);
             call(transA, transB, m, n, k, alpha, ac, lda, bc, ldb, beta, cc, ldc);
-            System.arraycopy(cc, 0, c, cOff, cc.length);
+            System.arraycopy(cc, 0, c, cOff, Math.min(cc.length, c.length - cOff));
             return;
         }
         call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
