@@ -165,7 +165,7 @@ def make_vae_small():
         decoded = model.decode(latents / sf)                               # what an SD pipeline does
         latents_rect = torch.randn(1, lc, 3, 5, generator=g)               # non-square
         decoded_rect = model.decode(latents_rect / sf)
-        recon = model.decode(post.mean)                                    # raw round trip
+        recon = model.decode(post.mean.contiguous())                       # raw round trip (stored mean)
     tensors = {"images": images, "moments": moments, "mean": post.mean, "logvar": post.logvar, "noise": noise,
                "sample": sample, "latents": latents, "decoded": decoded, "latents_rect": latents_rect,
                "decoded_rect": decoded_rect, "recon_mean": recon}
