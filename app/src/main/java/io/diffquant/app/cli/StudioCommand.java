@@ -26,13 +26,18 @@ public final class StudioCommand implements Callable<Integer> {
             description = "sampling steps of the run shown in screenshot mode (default: ${DEFAULT-VALUE})")
     int screenshotSteps;
 
+    @Option(names = "--screenshot-linger", paramLabel = "MS", defaultValue = "0",
+            description = "keep the window up MS milliseconds after the screenshots (for a screen grab; default 0)")
+    long lingerMillis;
+
     @Override public Integer call() {
         if (model != null && !Files.isDirectory(model)) {
             System.err.println("error: --model " + model + ": not a folder (expected a model folder with config.json)");
             return 2;
         }
-        if (screenshotSteps < 1) {
-            System.err.println("error: --screenshot-steps must be >= 1, got " + screenshotSteps);
+        if (screenshotSteps < 1 || lingerMillis < 0) {
+            System.err.println("error: --screenshot-steps must be >= 1 and --screenshot-linger >= 0, got "
+                    + screenshotSteps + " and " + lingerMillis);
             return 2;
         }
         String display = System.getenv("DISPLAY"), wayland = System.getenv("WAYLAND_DISPLAY");
@@ -44,7 +49,7 @@ public final class StudioCommand implements Callable<Integer> {
         }
         int rc;
         try {
-            rc = Launcher.launch(StudioOptions.fromSystem(model, screenshotDir, screenshotSteps));
+            rc = Launcher.launch(StudioOptions.fromSystem(model, screenshotDir, screenshotSteps, lingerMillis));
         } catch (RuntimeException e) {
             System.err.println("error: the studio could not start: " + (e.getMessage() == null ? e : e.getMessage()));
             return 1;

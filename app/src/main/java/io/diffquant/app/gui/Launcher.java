@@ -31,7 +31,7 @@ public final class Launcher {
 
     static StudioOptions options() {
         StudioOptions o = options;
-        return o != null ? o : StudioOptions.fromSystem(null, null, 25);
+        return o != null ? o : StudioOptions.fromSystem(null, null, 25, 0);
     }
 
     /** Marks the run as failed (screenshot mode) with a message for the command line. */
@@ -53,6 +53,6 @@ public final class Launcher {
                 default -> throw new IllegalArgumentException("unknown argument '" + args[i] + "'; usage: [--model DIR] [--screenshot DIR]");
             }
         }
-        System.exit(launch(StudioOptions.fromSystem(model, shots, 25)));
+        System.exit(launch(StudioOptions.fromSystem(model, shots, 25, 0)));
     }
 }

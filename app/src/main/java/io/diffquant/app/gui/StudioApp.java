@@ -33,16 +33,17 @@ public class StudioApp extends Application {
         viewModel = new StudioViewModel(options.screenshotMode() ? null : options.settingsFile(), new JobRunner());
         window = new MainWindow(viewModel, primary);
         StudioSettings s = viewModel.settings();
-        primary.setWidth(s.width());
-        primary.setHeight(s.height());
+        Rectangle2D screen = Screen.getPrimary().getVisualBounds();
+        primary.setWidth(Math.min(s.width(), screen.getWidth()));
+        primary.setHeight(Math.min(s.height(), screen.getHeight()));
         if (!Double.isNaN(s.x()) && !Double.isNaN(s.y())
                 && !Screen.getScreensForRectangle(new Rectangle2D(s.x(), s.y(), Math.min(s.width(), 200), 50)).isEmpty()) {
             primary.setX(s.x());
             primary.setY(s.y());
         }
         if (options.screenshotMode()) {
-            primary.setWidth(1280);
-            primary.setHeight(820);
+            primary.setWidth(Math.min(1280, screen.getWidth()));
+            primary.setHeight(Math.min(820, screen.getHeight()));
         } else {
             primary.setMaximized(s.maximized());
             window.selectTab(s.selectedTab());

@@ -23,13 +23,12 @@ public record StudioOptions(Path model, Path screenshotDir, int screenshotSteps,
     }
 
     /** Options for an interactive start (or screenshot mode when {@code screenshotDir} is set), from system properties. */
-    public static StudioOptions fromSystem(Path model, Path screenshotDir, int screenshotSteps) {
+    public static StudioOptions fromSystem(Path model, Path screenshotDir, int screenshotSteps, long lingerMillis) {
         String root = System.getProperty("diffquant.root");
         String settings = System.getProperty("diffquant.studio.settings");
         Path settingsFile = settings != null ? (settings.isBlank() ? null : Path.of(settings))
                 : Path.of(System.getProperty("user.home"), ".diffquant", "studio.json");
-        long linger = Long.getLong("diffquant.studio.linger", 0L);
-        return new StudioOptions(model, screenshotDir, screenshotSteps, linger, root == null ? null : Path.of(root), settingsFile);
+        return new StudioOptions(model, screenshotDir, screenshotSteps, lingerMillis, root == null ? null : Path.of(root), settingsFile);
     }
 
     public boolean screenshotMode() { return screenshotDir != null; }

@@ -49,7 +49,7 @@ import java.util.Locale;
  * JFreeChart plot of how much x̂_0 changes per step.
  */
 public final class GenerationView {
-    private static final double IMAGE_WIDTH = 330;
+    private static final double IMAGE_WIDTH = 296;
 
     private final GenerationViewModel vm;
     private final StudioViewModel studio;
@@ -106,6 +106,7 @@ public final class GenerationView {
         TextField labels = new TextField();
         labels.setId("gen-labels");
         labels.setPromptText("e.g. 0,1,2 (empty: cycle)");
+        labels.setPrefColumnCount(12);
         labels.textProperty().bindBidirectional(vm.labelsProperty());
         labels.disableProperty().bind(vm.classConditionalProperty().not());
         labels.setTooltip(new Tooltip("Class labels, repeated to fill the batch; empty cycles through all classes"));
@@ -206,16 +207,20 @@ public final class GenerationView {
         heat.setStyle("-fx-text-fill: -fx-mid-text-color; -fx-text-alignment: center;");
         StackPane heatBox = new StackPane(heat);
         heatBox.setId("heatmap-slot");
-        heatBox.setPrefSize(IMAGE_WIDTH, 220);
+        heatBox.setPrefSize(IMAGE_WIDTH, 240);
+        heatBox.setMinWidth(200);
         heatBox.setStyle("-fx-border-color: -fx-box-border; -fx-border-style: dashed;");
 
         ChartViewer chart = new ChartViewer(changeChart());
         chart.setId("change-chart");
-        chart.setPrefSize(560, 220);
+        chart.setPrefSize(520, 240);
+        chart.setMinWidth(300);
         HBox.setHgrow(chart, Priority.ALWAYS);
         vm.fpResultProperty().addListener((o, a, res) -> updateChart(res));
         HBox bottom = new HBox(16, heatBox, chart);
         bottom.setPadding(new Insets(8));
+        bottom.setMinHeight(240);
+        VBox.setVgrow(columns, Priority.ALWAYS);
         return new VBox(columns, scrub, bottom);
     }
 
@@ -225,15 +230,21 @@ public final class GenerationView {
         Label ph = new Label(placeholder);
         ph.setWrapText(true);
         ph.setMaxWidth(IMAGE_WIDTH - 40);
-        ph.setStyle("-fx-text-fill: -fx-mid-text-color; -fx-text-alignment: center;");
+        ph.setStyle("-fx-text-fill: #c8c8c8; -fx-text-alignment: center;");
         ph.visibleProperty().bind(view.imageProperty().isNull());
         StackPane frame = new StackPane(view, ph);
-        frame.setPrefSize(IMAGE_WIDTH + 8, IMAGE_WIDTH / 2 + 8);
-        frame.setMinHeight(120);
+        // explicit sizes: the frame takes what the layout gives it and the image scales into it (no feedback loop)
+        frame.setPrefSize(IMAGE_WIDTH, 220);
+        frame.setMinSize(120, 100);
+        frame.setMaxSize(Double.MAX_VALUE, Double.MAX_VALUE);
         frame.setStyle("-fx-background-color: #202020; -fx-background-radius: 4;");
-        ph.setStyle(ph.getStyle() + " -fx-text-fill: #c8c8c8;");
+        view.fitWidthProperty().bind(frame.widthProperty().subtract(8));
+        view.fitHeightProperty().bind(frame.heightProperty().subtract(8));
+        VBox.setVgrow(frame, Priority.ALWAYS);
         VBox box = new VBox(6, t, frame);
         box.setAlignment(Pos.TOP_CENTER);
+        box.setMaxWidth(Double.MAX_VALUE);
+        HBox.setHgrow(box, Priority.ALWAYS);
         return box;
     }
 
@@ -242,7 +253,6 @@ public final class GenerationView {
         v.setId(id);
         v.setSmooth(false);   // nearest-neighbour enlargement of small samples
         v.setPreserveRatio(true);
-        v.setFitWidth(IMAGE_WIDTH);
         return v;
     }
 

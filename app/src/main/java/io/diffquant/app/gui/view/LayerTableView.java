@@ -67,17 +67,17 @@ public final class LayerTableView {
         table.setPlaceholder(new Label("No layers match the filter"));
         table.setColumnResizePolicy(TableView.UNCONSTRAINED_RESIZE_POLICY);
         table.getColumns().addAll(List.of(
-                textColumn("Layer", 250, LayerRow::name),
-                textColumn("Type", 90, r -> r.kind().name().toLowerCase(Locale.ROOT)),
-                textColumn("Shape", 120, LayerRow::shapeText),
+                textColumn("Layer", 220, LayerRow::name),
+                textColumn("Type", 80, r -> r.kind().name().toLowerCase(Locale.ROOT)),
+                textColumn("Shape", 105, LayerRow::shapeText),
                 countColumn(),
-                textColumn("Temporal", 70, r -> r.temporal() ? "✓" : ""),
-                textColumn("Block", 70, LayerRow::block),
+                textColumn("Temporal", 65, r -> r.temporal() ? "✓" : ""),
+                textColumn("Block", 50, LayerRow::block),
                 formatColumn("W format", "col-wformat", true),
-                specColumn("W bits", 55, r -> r.weightQuantizable() ? Integer.toString(r.weightBits()) : ""),
+                specColumn("W bits", 50, r -> r.weightQuantizable() ? Integer.toString(r.weightBits()) : ""),
                 granularityColumn("W gran.", true),
                 formatColumn("A format", "col-aformat", false),
-                specColumn("A bits", 55, r -> r.activationQuantizable() ? Integer.toString(r.activationBits()) : ""),
+                specColumn("A bits", 50, r -> r.activationQuantizable() ? Integer.toString(r.activationBits()) : ""),
                 granularityColumn("A gran.", false),
                 avgBitsColumn(),
                 sensitivityColumn(),
@@ -150,7 +150,7 @@ public final class LayerTableView {
     private TableColumn<LayerRow, String> formatColumn(String title, String id, boolean weight) {
         TableColumn<LayerRow, String> c = new TableColumn<>(title);
         c.setId(id);
-        c.setPrefWidth(120);
+        c.setPrefWidth(105);
         Predicate<LayerRow> applicable = weight ? LayerRow::weightQuantizable : LayerRow::activationQuantizable;
         c.setCellValueFactory(cd -> specBinding(cd.getValue(), r -> applicable.test(r)
                 ? (weight ? r.spec().weightFormat() : r.spec().activationFormat()) : ""));
@@ -170,7 +170,7 @@ public final class LayerTableView {
 
     private TableColumn<LayerRow, String> granularityColumn(String title, boolean weight) {
         TableColumn<LayerRow, String> c = new TableColumn<>(title);
-        c.setPrefWidth(80);
+        c.setPrefWidth(75);
         Predicate<LayerRow> applicable = weight ? LayerRow::weightQuantizable : LayerRow::activationQuantizable;
         c.setCellValueFactory(cd -> specBinding(cd.getValue(), r -> applicable.test(r)
                 ? (weight ? r.spec().weightGranularity() : r.spec().activationGranularity()) : ""));
@@ -203,7 +203,7 @@ public final class LayerTableView {
 
     private TableColumn<LayerRow, Number> avgBitsColumn() {
         TableColumn<LayerRow, Number> c = new TableColumn<>("Avg bits");
-        c.setPrefWidth(70);
+        c.setPrefWidth(65);
         c.setEditable(false);
         c.setCellValueFactory(cd -> cd.getValue().averageBitsProperty());
         c.setCellFactory(col -> new TableCell<>() {
@@ -218,7 +218,7 @@ public final class LayerTableView {
 
     private TableColumn<LayerRow, Number> sensitivityColumn() {
         TableColumn<LayerRow, Number> c = new TableColumn<>("Sensitivity");
-        c.setPrefWidth(100);
+        c.setPrefWidth(95);
         c.setEditable(false);
         c.setCellValueFactory(cd -> cd.getValue().sensitivityProperty());
         c.setCellFactory(col -> new TableCell<>() {
@@ -245,7 +245,7 @@ public final class LayerTableView {
 
     private TableColumn<LayerRow, LayerQuantSpec> enabledColumn() {
         TableColumn<LayerRow, LayerQuantSpec> c = new TableColumn<>("On");
-        c.setPrefWidth(45);
+        c.setPrefWidth(40);
         c.setEditable(false);
         c.setCellValueFactory(cd -> cd.getValue().specProperty());
         c.setCellFactory(col -> new TableCell<>() {

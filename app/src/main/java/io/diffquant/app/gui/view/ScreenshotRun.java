@@ -95,7 +95,10 @@ public final class ScreenshotRun {
             finish("screenshot mode: generation could not start");
             return;
         }
-        waitFor(task::isDone, "sampling to finish", () -> {
+        waitFor(() -> switch (task.getState()) {
+            case SUCCEEDED, FAILED, CANCELLED -> true;
+            default -> false;
+        }, "sampling to finish", () -> {
             if (task.getState() != javafx.concurrent.Worker.State.SUCCEEDED) {
                 finish("screenshot mode: sampling " + task.getState().name().toLowerCase() + ": "
                         + (task.getException() == null ? "" : task.getException().getMessage()));

@@ -12,8 +12,8 @@ import java.awt.image.BufferedImage;
 public final class DisplayImages {
     private DisplayImages() {}
 
-    /** Columns of the grid for n images: n up to 8, else 8. */
-    public static int columnsFor(int n) { return Math.max(1, Math.min(n, 8)); }
+    /** Columns of the grid for n images: ceil(sqrt(n)), a square-ish grid. */
+    public static int columnsFor(int n) { return Math.max(1, (int) Math.ceil(Math.sqrt(n))); }
 
     /** The grid of [N, C, H, W] images with {@link #columnsFor(int)} columns and a 1-pixel border. */
     public static BufferedImage grid(Tensor images) {

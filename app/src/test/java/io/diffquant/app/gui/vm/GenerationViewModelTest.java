@@ -80,8 +80,11 @@ class GenerationViewModelTest {
         assertEquals(5, seen.size());
         for (int k = 0; k < 5; k++) assertEquals(k + 1, seen.get(k).stepsDone());
         BufferedImage g = r.predX0Grids().getFirst();
-        assertEquals(3 * (4 + 1) + 1, g.getWidth());   // 3 columns of 4 px with 1 px borders
-        assertEquals(4 + 2, g.getHeight());
+        assertEquals(2 * (4 + 1) + 1, g.getWidth());   // 3 images: 2 columns x 2 rows of 4 px with 1 px borders
+        assertEquals(2 * (4 + 1) + 1, g.getHeight());
+        assertEquals(3, DisplayImages.columnsFor(9));
+        assertEquals(4, DisplayImages.columnsFor(10));
+        assertEquals(1, DisplayImages.columnsFor(1));
         assertEquals(5, r.timesteps().length);
         for (int k = 1; k < 5; k++) assertTrue(r.timesteps()[k] < r.timesteps()[k - 1], "timesteps descend");
         assertEquals(5, m.calls);   // one model call per step
