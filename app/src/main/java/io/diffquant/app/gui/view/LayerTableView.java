@@ -259,7 +259,11 @@ public final class LayerTableView {
             }
             @Override protected void updateItem(LayerQuantSpec s, boolean empty) {
                 super.updateItem(s, empty);
-                if (empty || s == null) { setGraphic(null); return; }
+                LayerRow r = getTableRow() == null ? null : getTableRow().getItem();
+                if (empty || s == null || r == null || !(r.weightQuantizable() || r.activationQuantizable())) {
+                    setGraphic(null);
+                    return;
+                }
                 box.setSelected(s.enabled());
                 setGraphic(box);
             }

@@ -200,9 +200,10 @@ public final class LayerTableViewModel {
                 s -> s.withActivationGranularity(g));
     }
 
-    /** Switches quantization of the rows on or off. */
+    /** Switches quantization of the rows on or off (rows with nothing to quantize, e.g. norms, are skipped). */
     public int setEnabled(Collection<LayerRow> targets, boolean enabled) {
-        return edit(targets, enabled ? "enable" : "disable", s -> s.withEnabled(enabled));
+        return edit(targets.stream().filter(r -> r.weightQuantizable() || r.activationQuantizable()).toList(),
+                enabled ? "enable" : "disable", s -> s.withEnabled(enabled));
     }
 
     /** Back to float32 defaults for the rows. */

@@ -133,6 +133,7 @@ class LayerTableViewModelTest {
     @Test void noOpEditLeavesNoHistory() {
         assertEquals(0, vm.setWeightFormat(List.of(qkv), "fp32"));
         assertEquals(0, vm.setWeightFormat(List.of(norm, probe), "int4"));
+        assertEquals(0, vm.setEnabled(List.of(norm, emb), false));   // nothing to quantize there
         assertEquals(0, vm.history().undoSize());
     }
 
