@@ -1,26 +1,75 @@
 package io.diffquant.engine.tensor;
 
+import org.bytedeco.javacpp.Loader;
 import org.bytedeco.dnnl.global.dnnl;
 
-/** oneDNN's row-major sgemm (org.bytedeco:dnnl). */
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.logging.Logger;
+import java.util.stream.Stream;
+
+/**
+ * oneDNN's row-major sgemm (org.bytedeco:dnnl). The library is loaded by JavaCPP; the call goes through a
+ * Java FFM "critical" downcall that hands the heap arrays to oneDNN without copying (JavaCPP's float[]
+ * entry points copy every whole array in and out on each call, and take no offsets). If the FFM downcall
+ * cannot be made (native access denied), the JavaCPP entry points are used instead.
+ * <p>Before oneDNN (and its libgomp) is loaded, {@code OMP_WAIT_POLICY=PASSIVE} is put into the process
+ * environment unless it is already set: with libgomp's default spinning, the idle OpenMP workers keep the
+ * cores while the engine's own pool runs the element-wise work between GEMMs, which made a DiT-S/2 forward
+ * on a loaded 2-core machine up to 15x slower.
+ */
 public final class DnnlBlas implements Blas {
+    private static final Logger LOG = Logger.getLogger(DnnlBlas.class.getName());
     private static final byte N = (byte) 'N';
     private static final byte T = (byte) 'T';
+
+    /** dnnl_status_t dnnl_sgemm(char, char, dim_t M, N, K, float alpha, const float *A, dim_t lda, ...). */
+    private static final MethodHandle SGEMM = downcall();
 
     public DnnlBlas() {
         // force native loading now so that failures surface at construction
         float[] a = {1f}, b = {2f}, c = {0f};
         int st = dnnl.dnnl_sgemm(N, N, 1, 1, 1, 1f, a, 1, b, 1, 0f, c, 1);
         if (st != 0 || c[0] != 2f) throw new IllegalStateException("oneDNN sgemm self-test failed (status " + st + ")");
+        if (SGEMM != null) {
+            c[0] = 0f;
+            sgemm(false, false, 1, 1, 1, 1f, a, 0, 1, b, 0, 1, 0f, c, 0, 1);
+            if (c[0] != 2f) throw new IllegalStateException("oneDNN sgemm (FFM) self-test failed");
+        }
     }
 
     @Override public String name() { return "onednn"; }
+
+    /** True when calls go through the zero-copy FFM downcall. */
+    public static boolean zeroCopy() { return SGEMM != null; }
 
     @Override
     public void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
                       float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                       float beta, float[] c, int cOff, int ldc) {
         if (m == 0 || n == 0) return;
+        checkExtent("A", a, aOff, transA ? k : m, transA ? m : k, lda);
+        checkExtent("B", b, bOff, transB ? n : k, transB ? k : n, ldb);
+        checkExtent("C", c, cOff, m, n, ldc);
+        if (SGEMM != null) {
+            int st;
+            try {
+                st = (int) SGEMM.invokeExact(transA ? T : N, transB ? T : N, (long) m, (long) n, (long) k, alpha,
+                        slice(a, aOff), (long) lda, slice(b, bOff), (long) ldb, beta, slice(c, cOff), (long) ldc);
+            } catch (Throwable e) {
+                throw new IllegalStateException("oneDNN sgemm call failed", e);
+            }
+            if (st != 0) throw new IllegalStateException("oneDNN sgemm failed with status " + st
+                    + " for m=" + m + " n=" + n + " k=" + k);
+            return;
+        }
         if (aOff != 0 || bOff != 0 || cOff != 0) {
             // the float[] entry points take no offsets: hand the work to contiguous copies
             int aRows = transA ? k : m, bRows = transB ? n : k;
@@ -28,10 +77,23 @@ public final class DnnlBlas implements Blas {
             float[] bc = copyBlock(b, bOff, bRows, ldb);
             float[] cc = copyBlock(c, cOff, m, ldc);
             call(transA, transB, m, n, k, alpha, ac, lda, bc, ldb, beta, cc, ldc);
-            System.arraycopy(cc, 0, c, cOff, cc.length);
+            System.arraycopy(cc, 0, c, cOff, Math.min(cc.length, c.length - cOff));
             return;
         }
         call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    private static MemorySegment slice(float[] x, int off) {
+        MemorySegment s = MemorySegment.ofArray(x);
+        return off == 0 ? s : s.asSlice((long) off * Float.BYTES);
+    }
+
+    /** A stored matrix of rows x cols with row stride ld must lie inside x from off on. */
+    private static void checkExtent(String what, float[] x, int off, int rows, int cols, int ld) {
+        if (rows == 0 || cols == 0) return;
+        if (ld < cols || off < 0 || (long) off + (long) (rows - 1) * ld + cols > x.length)
+            throw new IllegalArgumentException("sgemm: matrix " + what + " of " + rows + "x" + cols + " with stride " + ld
+                    + " at offset " + off + " does not fit its array of " + x.length);
     }
 
     private static float[] copyBlock(float[] x, int off, int rows, int ld) {
@@ -45,5 +107,51 @@ public final class DnnlBlas implements Blas {
         int st = dnnl.dnnl_sgemm(transA ? T : N, transB ? T : N, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         if (st != 0) throw new IllegalStateException("oneDNN sgemm failed with status " + st
                 + " for m=" + m + " n=" + n + " k=" + k);
+    }
+
+    /** setenv(name, value, 0) in the native process environment (no-op where libc has no setenv). */
+    private static void setDefaultEnv(String name, String value) {
+        try {
+            Linker linker = Linker.nativeLinker();
+            Optional<MemorySegment> setenv = linker.defaultLookup().find("setenv");
+            if (setenv.isEmpty()) return;
+            MethodHandle h = linker.downcallHandle(setenv.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                    ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+            try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+                int rc = (int) h.invokeExact(a.allocateFrom(name), a.allocateFrom(value), 0);
+                if (rc != 0) LOG.fine("setenv(" + name + ") returned " + rc);
+            }
+        } catch (Throwable t) {
+            LOG.fine("could not set " + name + " (" + t + ")");
+        }
+    }
+
+    private static MethodHandle downcall() {
+        setDefaultEnv("OMP_WAIT_POLICY", "PASSIVE");
+        try {
+            String jni = Loader.load(dnnl.class);
+            Optional<MemorySegment> sym = SymbolLookup.loaderLookup().find("dnnl_sgemm");
+            if (sym.isEmpty() && jni != null) {
+                Path dir = Path.of(jni).getParent();
+                try (Stream<Path> files = Files.list(dir)) {
+                    Path lib = files.filter(p -> p.getFileName().toString().matches("(lib)?dnnl[.0-9]*\\.(so|dll|dylib)[.0-9]*"))
+                            .findFirst().orElse(null);
+                    if (lib != null) sym = SymbolLookup.libraryLookup(lib, java.lang.foreign.Arena.global()).find("dnnl_sgemm");
+                }
+            }
+            if (sym.isEmpty()) {
+                LOG.info("dnnl_sgemm symbol not found for FFM; using JavaCPP's copying entry points");
+                return null;
+            }
+            FunctionDescriptor fd = FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                    ValueLayout.JAVA_BYTE, ValueLayout.JAVA_BYTE,
+                    ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_FLOAT,
+                    ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
+                    ValueLayout.JAVA_FLOAT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG);
+            return Linker.nativeLinker().downcallHandle(sym.get(), fd, Linker.Option.critical(true));
+        } catch (Throwable t) {
+            LOG.info("FFM downcall to oneDNN unavailable (" + t + "); using JavaCPP's copying entry points");
+            return null;
+        }
     }
 }

@@ -1,0 +1,435 @@
+package io.diffquant.engine.tensor;
+
+import java.util.Arrays;
+
+/**
+ * Fused kernels of the DiT transformer (facebookresearch/DiT models.py with timm's Attention and Mlp):
+ * patch tokens + position embedding, LayerNorm + adaLN modulate, gated residual, tanh-GELU, softmax and
+ * attention read straight from the qkv projection. Token activations are [N, T, D] row-major; adaLN vectors
+ * are [N, chunks * D] (chunk i = columns i*D .. (i+1)*D, as torch's {@code chunk(k, dim=1)}).
+ * Element-wise loops are written so that C2 auto-vectorises them (same-index in-place loops; exp by a
+ * Cephes-style polynomial in blocks of scratch arrays) and split over {@link Parallel}; GEMMs go through
+ * {@link Blas#get()}. Results do not depend on the thread count.
+ */
+public final class TransformerOps {
+    private TransformerOps() {}
+
+    /** elements per exp block (scratch arrays of this size stay in L1). */
+    private static final int BLK = 512;
+    /** elements per parallel chunk for element-wise work. */
+    private static final int EW_CHUNK = 1 << 14;
+
+    // ------------------------------------------------------------------ embedding / layout
+
+    /**
+     * DiT's {@code x_embedder(x) + pos_embed}: the Conv2d output [N, D, h, w] flattened to tokens
+     * (row-major over h, w) and transposed to [N, T, D], plus the position embedding [1, T, D] (or [T, D]).
+     */
+    public static Tensor patchTokens(Tensor conv, Tensor pos) {
+        if (conv.rank() != 4) throw new IllegalArgumentException("patchTokens: expected [N, D, h, w], got " + Arrays.toString(conv.shape()));
+        int n = conv.dim(0), d = conv.dim(1), t = conv.dim(2) * conv.dim(3);
+        if (pos.size() != t * d || pos.dim(-1) != d) throw new IllegalArgumentException("patchTokens: position embedding "
+                + Arrays.toString(pos.shape()) + " does not fit " + t + " tokens of width " + d);
+        Tensor y = Tensor.zeros(n, t, d);
+        float[] cd = conv.data(), pd = pos.data(), yd = y.data();
+        Parallel.forRange(n * t, Math.max(1, EW_CHUNK / d), (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                int img = r / t, tok = r % t;
+                int src = img * d * t + tok, dst = r * d, po = tok * d;
+                for (int j = 0; j < d; j++) yd[dst + j] = cd[src + j * t] + pd[po + j];
+            }
+        });
+        return y;
+    }
+
+    /**
+     * DiT's unpatchify: tokens [N, T, p*p*c] (T = h*w, feature order (p, q, c)) to images [N, c, h*p, w*p].
+     */
+    public static Tensor unpatchify(Tensor x, int p, int c) {
+        if (x.rank() != 3 || x.dim(2) != p * p * c) throw new IllegalArgumentException("unpatchify: expected [N, T, "
+                + (p * p * c) + "], got " + Arrays.toString(x.shape()));
+        int n = x.dim(0), t = x.dim(1);
+        int h = (int) Math.round(Math.sqrt(t));
+        if (h * h != t) throw new IllegalArgumentException("unpatchify: " + t + " tokens do not form a square grid");
+        int hw = h * p, f = p * p * c;
+        Tensor y = Tensor.zeros(n, c, hw, hw);
+        float[] xd = x.data(), yd = y.data();
+        Parallel.forRange(n * c, 1, (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                int img = r / c, ch = r % c;
+                int yo = r * hw * hw;
+                for (int row = 0; row < hw; row++) {
+                    int hi = row / p, pi = row % p;
+                    for (int col = 0; col < hw; col++) {
+                        int wi = col / p, qi = col % p;
+                        yd[yo + row * hw + col] = xd[(img * t + hi * h + wi) * f + (pi * p + qi) * c + ch];
+                    }
+                }
+            }
+        });
+        return y;
+    }
+
+    // ------------------------------------------------------------------ position embedding (DiT/MAE)
+
+    /**
+     * get_2d_sincos_pos_embed(d, g) of DiT/MAE as [1, g*g, d]: for token (row i, column j), the first d/2
+     * values encode the column j and the last d/2 the row i, each as [sin(pos w_k), cos(pos w_k)] with
+     * w_k = 10000^(-k / (d/4)), k < d/4 (computed in double, stored as float).
+     */
+    public static Tensor sincosPosEmbed2d(int d, int g) {
+        if (d % 4 != 0) throw new IllegalArgumentException("2-D sin-cos position embedding needs a width divisible by 4, got " + d);
+        int quarter = d / 4;
+        double[] omega = new double[quarter];
+        for (int k = 0; k < quarter; k++) omega[k] = 1.0 / Math.pow(10000.0, k / (double) quarter);
+        Tensor pe = Tensor.zeros(1, g * g, d);
+        float[] pd = pe.data();
+        for (int i = 0; i < g; i++)
+            for (int j = 0; j < g; j++) {
+                int o = (i * g + j) * d;
+                for (int k = 0; k < quarter; k++) {
+                    double aw = j * omega[k], ah = i * omega[k];
+                    pd[o + k] = (float) Math.sin(aw);
+                    pd[o + quarter + k] = (float) Math.cos(aw);
+                    pd[o + 2 * quarter + k] = (float) Math.sin(ah);
+                    pd[o + 3 * quarter + k] = (float) Math.cos(ah);
+                }
+            }
+        return pe;
+    }
+
+    // ------------------------------------------------------------------ adaLN
+
+    private static void checkMod(String op, Tensor x, Tensor mod, int chunks, int... which) {
+        if (x.rank() != 3) throw new IllegalArgumentException(op + ": expected tokens [N, T, D], got " + Arrays.toString(x.shape()));
+        int n = x.dim(0), d = x.dim(2);
+        if (mod.rank() != 2 || mod.dim(0) != n || mod.dim(1) != chunks * d) throw new IllegalArgumentException(op
+                + ": modulation " + Arrays.toString(mod.shape()) + " does not fit tokens " + Arrays.toString(x.shape())
+                + " with " + chunks + " chunks");
+        for (int w : which) if (w < 0 || w >= chunks) throw new IllegalArgumentException(op + ": chunk " + w + " of " + chunks);
+    }
+
+    /**
+     * {@code modulate(LayerNorm(x), shift, scale) = LN(x) * (1 + scale) + shift} with a non-affine LayerNorm
+     * over D; shift and scale are chunks {@code shiftChunk}, {@code scaleChunk} of mod [N, chunks*D].
+     */
+    public static Tensor layerNormModulate(Tensor x, Tensor mod, int chunks, int shiftChunk, int scaleChunk, float eps) {
+        checkMod("layerNormModulate", x, mod, chunks, shiftChunk, scaleChunk);
+        int t = x.dim(1), d = x.dim(2), md = chunks * d;
+        Tensor y = Tensor.zeros(x.shape());
+        float[] xd = x.data(), yd = y.data(), m = mod.data();
+        Parallel.forRange(x.dim(0) * t, Math.max(1, EW_CHUNK / d), (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                int o = r * d, mo = (r / t) * md;
+                float mean = sum(xd, o, d) / d;
+                float var = sumSqDev(xd, o, d, mean) / d;
+                float inv = (float) (1.0 / Math.sqrt(var + eps));
+                modulateRow(xd, o, mean, inv, m, mo + shiftChunk * d, mo + scaleChunk * d, yd, o, d);
+            }
+        });
+        return y;
+    }
+
+    /** {@code x * (1 + scale) + shift} for an already normalised x [N, T, D] (used when the norm layer is hooked). */
+    public static Tensor modulate(Tensor x, Tensor mod, int chunks, int shiftChunk, int scaleChunk) {
+        checkMod("modulate", x, mod, chunks, shiftChunk, scaleChunk);
+        int t = x.dim(1), d = x.dim(2), md = chunks * d;
+        Tensor y = Tensor.zeros(x.shape());
+        float[] xd = x.data(), yd = y.data(), m = mod.data();
+        Parallel.forRange(x.dim(0) * t, Math.max(1, EW_CHUNK / d), (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                int o = r * d, mo = (r / t) * md;
+                modulateRow(xd, o, 0f, 1f, m, mo + shiftChunk * d, mo + scaleChunk * d, yd, o, d);
+            }
+        });
+        return y;
+    }
+
+    /** y = ((x - mean) * inv) * (1 + scale) + shift over one row. */
+    private static void modulateRow(float[] x, int xo, float mean, float inv, float[] m, int sh, int sc,
+                                    float[] y, int yo, int d) {
+        for (int j = 0; j < d; j++) y[yo + j] = ((x[xo + j] - mean) * inv) * (1f + m[sc + j]) + m[sh + j];
+    }
+
+    /**
+     * DiT's gated residual {@code x + gate * y} (gate = chunk {@code gateChunk} of mod [N, chunks*D]).
+     * With {@code intoY} the result overwrites y (the caller must own y), else a new tensor is returned.
+     */
+    public static Tensor gatedResidual(Tensor x, Tensor y, Tensor mod, int chunks, int gateChunk, boolean intoY) {
+        checkMod("gatedResidual", x, mod, chunks, gateChunk);
+        if (!x.sameShape(y)) throw new IllegalArgumentException("gatedResidual: x " + Arrays.toString(x.shape())
+                + " and y " + Arrays.toString(y.shape()) + " differ");
+        int t = x.dim(1), d = x.dim(2), md = chunks * d;
+        Tensor out = intoY ? y : Tensor.zeros(x.shape());
+        float[] xd = x.data(), yd = y.data(), od = out.data(), m = mod.data();
+        Parallel.forRange(x.dim(0) * t, Math.max(1, EW_CHUNK / d), (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                int o = r * d, g = (r / t) * md + gateChunk * d;
+                for (int j = 0; j < d; j++) od[o + j] = xd[o + j] + m[g + j] * yd[o + j];
+            }
+        });
+        return out;
+    }
+
+    // ------------------------------------------------------------------ activations
+
+    /** tanh-approximated GELU (torch approximate="tanh"), in place: 0.5 x (1 + tanh u) = x e / (e + 1) with e = exp(2u). */
+    public static void geluTanhInPlace(Tensor x) { geluTanh(x.data(), x.data()); }
+
+    /** tanh-approximated GELU into a new tensor. */
+    public static Tensor geluTanh(Tensor x) {
+        Tensor y = Tensor.zeros(x.shape());
+        geluTanh(x.data(), y.data());
+        return y;
+    }
+
+    private static final float TWO_SQRT_2_OVER_PI = (float) (2.0 * Math.sqrt(2.0 / Math.PI));
+
+    private static void geluTanh(float[] x, float[] y) {
+        int n = x.length, blocks = (n + BLK - 1) / BLK;
+        Parallel.forRange(blocks, Math.max(1, EW_CHUNK / BLK), (b0, b1) -> {
+            float[] xs = new float[BLK], ps = new float[BLK];
+            int[] bits = new int[BLK];
+            for (int blk = b0; blk < b1; blk++) {
+                int off = blk * BLK, len = Math.min(BLK, n - off);
+                System.arraycopy(x, off, xs, 0, len);
+                for (int i = 0; i < len; i++) {
+                    float v = xs[i];
+                    ps[i] = (v * v * 0.044715f + 1f) * v * TWO_SQRT_2_OVER_PI;
+                }
+                expInPlace(ps, 0, len, 0f, bits);
+                for (int i = 0; i < len; i++) ps[i] = xs[i] * (ps[i] / (ps[i] + 1f));
+                System.arraycopy(ps, 0, y, off, len);
+            }
+        });
+    }
+
+    private static final float LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
+
+    /**
+     * a[off + i] = exp(a[off + i] - shift) for i < n, in place (Cephes expf: Cody-Waite reduction and a
+     * polynomial, relative error below 2.5e-7). Arguments are clamped to [-87.33, 88]: below, the result is the
+     * smallest normal float instead of a subnormal or 0; above, about 1.65e38 instead of a larger value or
+     * infinity. bits is scratch of at least min(n, BLK) ints. Written as same-index in-place loops over blocks,
+     * so that C2 vectorises them.
+     */
+    static void expInPlace(float[] a, int off, int n, float shift, int[] bits) {
+        for (int b0 = 0; b0 < n; b0 += BLK) {
+            int o = off + b0, len = Math.min(BLK, n - b0);
+            for (int i = 0; i < len; i++) {
+                float v = Math.min(Math.max(a[o + i] - shift, -87.33654f), 88f);
+                float nf = (v * LOG2E + 12582912f) - 12582912f;   // round to nearest integer
+                float r = v - nf * LN2_HI - nf * LN2_LO;
+                float p = 1.9875691500E-4f;
+                p = p * r + 1.3981999507E-3f;
+                p = p * r + 8.3334519073E-3f;
+                p = p * r + 4.1665795894E-2f;
+                p = p * r + 1.6666665459E-1f;
+                p = p * r + 5.0000001201E-1f;
+                a[o + i] = p * r * r + r + 1f;
+                bits[i] = ((int) nf + 127) << 23;
+            }
+            for (int i = 0; i < len; i++) a[o + i] *= Float.intBitsToFloat(bits[i]);
+        }
+    }
+
+    /** SiLU x * sigmoid(x) into a new tensor (small: the conditioning vector). */
+    public static Tensor silu(Tensor x) {
+        Tensor y = Tensor.zeros(x.shape());
+        float[] xd = x.data(), yd = y.data();
+        for (int i = 0; i < xd.length; i++) yd[i] = xd[i] / (1f + (float) Math.exp(-xd[i]));
+        return y;
+    }
+
+    /** Softmax over the last dimension, in place. */
+    public static void softmaxInPlace(Tensor x) {
+        int c = x.dim(-1);
+        softmaxRows(x.data(), 0, x.size() / Math.max(1, c), c);
+    }
+
+    /** Softmax of rows [0, rows) of width c of s starting at off, in place (exp(x - max) / sum). */
+    static void softmaxRows(float[] s, int off, int rows, int c) {
+        if (c == 0) return;
+        Parallel.forRange(rows, Math.max(1, EW_CHUNK / c / 2), (r0, r1) -> {
+            softmaxRange(s, off, r0, r1, c, new int[BLK]);
+        });
+    }
+
+    /** Sequential softmax of rows [r0, r1) (width c, from off); bits is scratch of BLK ints. */
+    private static void softmaxRange(float[] s, int off, int r0, int r1, int c, int[] bits) {
+        for (int r = r0; r < r1; r++) {
+            int o = off + r * c;
+            float mx = max(s, o, c);
+            expInPlace(s, o, c, mx, bits);
+            float inv = 1f / sum(s, o, c);
+            for (int j = 0; j < c; j++) s[o + j] *= inv;
+        }
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    private static int[] qkvDims(String op, Tensor qkv, int heads) {
+        if (qkv.rank() != 3 || qkv.dim(2) % 3 != 0 || heads < 1 || (qkv.dim(2) / 3) % heads != 0)
+            throw new IllegalArgumentException(op + ": expected qkv [B, T, 3*H*D] for " + heads + " heads, got "
+                    + Arrays.toString(qkv.shape()));
+        int c = qkv.dim(2) / 3;
+        return new int[] {qkv.dim(0), qkv.dim(1), c, c / heads};
+    }
+
+    /**
+     * timm Attention without the projections: softmax(q k^T * scale) v per (batch, head), with q, k, v read
+     * in place from the qkv Linear output [B, T, 3, H, D] and the result written as [B, T, H*D] (heads merged),
+     * ready for attn.proj. No permute copies.
+     */
+    public static Tensor attentionFromQkv(Tensor qkv, int heads, float scale) {
+        int[] dm = qkvDims("attentionFromQkv", qkv, heads);
+        int b = dm[0], t = dm[1], c = dm[2], d = dm[3], c3 = 3 * c;
+        Tensor out = Tensor.zeros(b, t, c);
+        if (t == 0) return out;
+        float[] qd = qkv.data(), od = out.data();
+        Blas blas = Blas.get();
+        gemmTasks(b * heads, (i0, i1) -> {
+            float[] s = new float[t * t];
+            int[] bits = new int[BLK];
+            for (int i = i0; i < i1; i++) {
+                int bi = i / heads, h = i % heads, base = bi * t * c3 + h * d;
+                blas.sgemm(false, true, t, t, d, scale, qd, base, c3, qd, base + c, c3, 0f, s, 0, t);
+                softmaxRange(s, 0, 0, t, t, bits);
+                blas.sgemm(false, false, t, d, t, 1f, s, 0, t, qd, base + 2 * c, c3, 0f, od, bi * t * c + h * d, c);
+            }
+        });
+        return out;
+    }
+
+    /**
+     * Runs body over [0, n) independent GEMM tasks: spread over the engine's pool with the native GEMM
+     * single-threaded in each worker when that can be controlled, else on the caller (native GEMM threads).
+     */
+    private static void gemmTasks(int n, Parallel.RangeBody body) {
+        if (Parallel.threads() == 1 || n <= 1) {
+            body.run(0, n);
+        } else if (!(Blas.get() instanceof DnnlBlas)) {
+            Parallel.forRange(n, 1, body);                       // the Java GEMM: plain pool tasks
+        } else if (NativeThreads.available()) {
+            Parallel.forRange(n, 1, (a, b) -> NativeThreads.singleThreaded(() -> body.run(a, b)));
+        } else {
+            body.run(0, n);                                      // oneDNN's own threads, one GEMM at a time
+        }
+    }
+
+    /** q, k, v [B, H, T, D] gathered from the qkv Linear output [B, T, 3, H, D] (timm's reshape + permute). */
+    public static Tensor[] splitQkv(Tensor qkv, int heads) {
+        int[] dm = qkvDims("splitQkv", qkv, heads);
+        int b = dm[0], t = dm[1], c = dm[2], d = dm[3], c3 = 3 * c;
+        Tensor[] r = {Tensor.zeros(b, heads, t, d), Tensor.zeros(b, heads, t, d), Tensor.zeros(b, heads, t, d)};
+        float[] src = qkv.data();
+        Parallel.forRange(b * t, Math.max(1, EW_CHUNK / c3), (r0, r1) -> {
+            for (int row = r0; row < r1; row++) {
+                int bi = row / t, ti = row % t;
+                for (int which = 0; which < 3; which++) {
+                    float[] dst = r[which].data();
+                    for (int h = 0; h < heads; h++)
+                        System.arraycopy(src, row * c3 + which * c + h * d, dst, ((bi * heads + h) * t + ti) * d, d);
+                }
+            }
+        });
+        return r;
+    }
+
+    /** Attention scores q k^T * scale: q [B, H, T, D], k [B, H, Tk, D] -> [B, H, T, Tk] (before softmax). */
+    public static Tensor attentionScores(Tensor q, Tensor k, float scale) {
+        if (q.rank() != 4 || k.rank() != 4 || q.dim(0) != k.dim(0) || q.dim(1) != k.dim(1) || q.dim(3) != k.dim(3))
+            throw new IllegalArgumentException("attentionScores: q " + Arrays.toString(q.shape()) + " k " + Arrays.toString(k.shape()));
+        int bh = q.dim(0) * q.dim(1), t = q.dim(2), tk = k.dim(2), d = q.dim(3);
+        Tensor s = Tensor.zeros(q.dim(0), q.dim(1), t, tk);
+        Blas blas = Blas.get();
+        gemmTasks(bh, (i0, i1) -> {
+            for (int i = i0; i < i1; i++)
+                blas.sgemm(false, true, t, tk, d, scale, q.data(), i * t * d, d, k.data(), i * tk * d, d,
+                        0f, s.data(), i * t * tk, tk);
+        });
+        return s;
+    }
+
+    /** Probabilities p [B, H, T, Tk] times v [B, H, Tk, D], heads merged: [B, T, H*D]. */
+    public static Tensor attentionApply(Tensor p, Tensor v) {
+        if (p.rank() != 4 || v.rank() != 4 || p.dim(0) != v.dim(0) || p.dim(1) != v.dim(1) || p.dim(3) != v.dim(2))
+            throw new IllegalArgumentException("attentionApply: p " + Arrays.toString(p.shape()) + " v " + Arrays.toString(v.shape()));
+        int b = p.dim(0), heads = p.dim(1), t = p.dim(2), tk = p.dim(3), d = v.dim(3), c = heads * d;
+        Tensor out = Tensor.zeros(b, t, c);
+        Blas blas = Blas.get();
+        gemmTasks(b * heads, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                int bi = i / heads, h = i % heads;
+                blas.sgemm(false, false, t, d, tk, 1f, p.data(), i * t * tk, tk, v.data(), i * tk * d, d,
+                        0f, out.data(), bi * t * c + h * d, c);
+            }
+        });
+        return out;
+    }
+
+    // ------------------------------------------------------------------ guidance
+
+    /**
+     * Classifier-free guidance on a [2M, C, H, W] model output whose first half is conditional and second half
+     * unconditional: for the first {@code guided} channels, both halves become
+     * {@code uncond + scale * (cond - uncond)}; the other channels are passed through (DiT forward_with_cfg).
+     */
+    public static Tensor classifierFreeGuidance(Tensor out, int guided, float scale) {
+        if (out.rank() != 4 || out.dim(0) % 2 != 0) throw new IllegalArgumentException(
+                "classifierFreeGuidance: expected [2M, C, H, W], got " + Arrays.toString(out.shape()));
+        int half = out.dim(0) / 2, c = out.dim(1), hw = out.dim(2) * out.dim(3);
+        if (guided < 0 || guided > c) throw new IllegalArgumentException("classifierFreeGuidance: " + guided
+                + " guided channels of " + c);
+        Tensor y = out.copy();
+        float[] od = out.data(), yd = y.data();
+        for (int n = 0; n < half; n++)
+            for (int ch = 0; ch < guided; ch++) {
+                int co = (n * c + ch) * hw, uo = ((n + half) * c + ch) * hw;
+                for (int j = 0; j < hw; j++) {
+                    float cond = od[co + j], unc = od[uo + j];
+                    float g = unc + scale * (cond - unc);
+                    yd[co + j] = g;
+                    yd[uo + j] = g;
+                }
+            }
+        return y;
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    /** Sum with eight independent accumulators (fixed order: independent of threads). */
+    static float sum(float[] a, int off, int len) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        int j = 0;
+        for (; j + 8 <= len; j += 8) {
+            int o = off + j;
+            s0 += a[o]; s1 += a[o + 1]; s2 += a[o + 2]; s3 += a[o + 3];
+            s4 += a[o + 4]; s5 += a[o + 5]; s6 += a[o + 6]; s7 += a[o + 7];
+        }
+        for (; j < len; j++) s0 += a[off + j];
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+    }
+
+    /** Sum of (a - mean)^2 with eight independent accumulators. */
+    static float sumSqDev(float[] a, int off, int len, float mean) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        int j = 0;
+        for (; j + 8 <= len; j += 8) {
+            int o = off + j;
+            float d0 = a[o] - mean, d1 = a[o + 1] - mean, d2 = a[o + 2] - mean, d3 = a[o + 3] - mean;
+            float d4 = a[o + 4] - mean, d5 = a[o + 5] - mean, d6 = a[o + 6] - mean, d7 = a[o + 7] - mean;
+            s0 += d0 * d0; s1 += d1 * d1; s2 += d2 * d2; s3 += d3 * d3;
+            s4 += d4 * d4; s5 += d5 * d5; s6 += d6 * d6; s7 += d7 * d7;
+        }
+        for (; j < len; j++) { float dv = a[off + j] - mean; s0 += dv * dv; }
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+    }
+
+    /** Maximum of a row (a plain loop: C2 handles this reduction better than unrolled Math.max chains). */
+    static float max(float[] a, int off, int len) {
+        float m = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < len; j++) m = Math.max(m, a[off + j]);
+        return m;
+    }
+}
