@@ -69,10 +69,10 @@ public final class LayerTableView {
         table.getColumns().addAll(List.of(
                 textColumn("Layer", 220, LayerRow::name),
                 textColumn("Type", 80, r -> r.kind().name().toLowerCase(Locale.ROOT)),
-                textColumn("Shape", 105, LayerRow::shapeText),
+                textColumn("Shape", 95, LayerRow::shapeText),
                 countColumn(),
-                textColumn("Temporal", 65, r -> r.temporal() ? "✓" : ""),
-                textColumn("Block", 50, LayerRow::block),
+                textColumn("Temporal", 60, r -> r.temporal() ? "✓" : ""),
+                textColumn("Block", 75, LayerRow::block),
                 formatColumn("W format", "col-wformat", true),
                 specColumn("W bits", 50, r -> r.weightQuantizable() ? Integer.toString(r.weightBits()) : ""),
                 granularityColumn("W gran.", true),
