@@ -7,7 +7,7 @@
 # OUT_DIR:   default docs/screenshots.
 # Runs `bin/diffquant studio --model MODEL_DIR --screenshot OUT_DIR`: the app opens the model, applies an example
 # configuration in the layer table, samples once, renders each panel with Node.snapshot to OUT_DIR/studio-*.png
-# (atomically) and exits. Without a display it starts Xvfb on :99 (apt-get install -y xvfb imagemagick) and, with
+# (atomically) and exits. Without a display it starts Xvfb on the first free display from :99 (apt-get install -y xvfb imagemagick) and, with
 # ImageMagick's `import`, also grabs the whole X screen while the window is up (OUT_DIR/xvfb-desktop.png), which shows
 # the real window as the window system draws it.
 set -euo pipefail
@@ -24,10 +24,13 @@ cleanup() { [ -n "$xvfb_pid" ] && kill "$xvfb_pid" 2>/dev/null || true; }
 trap cleanup EXIT
 if [ -z "${DISPLAY:-}" ]; then
   command -v Xvfb >/dev/null || { echo "no DISPLAY and no Xvfb: apt-get install -y xvfb imagemagick" >&2; exit 1; }
-  Xvfb :99 -screen 0 1400x900x24 -nolisten tcp >/dev/null 2>&1 &
+  n=99
+  while [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ]; do n=$((n + 1)); done
+  Xvfb ":$n" -screen 0 1400x900x24 -nolisten tcp >/dev/null 2>&1 &
   xvfb_pid=$!
-  export DISPLAY=:99
+  export DISPLAY=":$n"
   sleep 2
+  kill -0 "$xvfb_pid" 2>/dev/null || { echo "Xvfb did not start on :$n" >&2; exit 1; }
 fi
 mkdir -p "$out"
 rm -f "$out"/studio-*.png
@@ -43,7 +46,7 @@ if command -v import >/dev/null; then
   done
   if [ -f "$out/studio-generation-scrub.png" ]; then
     sleep 1
-    import -window root "$out/xvfb-desktop.png.tmp" && mv "$out/xvfb-desktop.png.tmp" "$out/xvfb-desktop.png" || true
+    import -window root "png:$out/xvfb-desktop.png.tmp" && mv "$out/xvfb-desktop.png.tmp" "$out/xvfb-desktop.png" || true
     rm -f "$out/xvfb-desktop.png.tmp"
   fi
 fi
