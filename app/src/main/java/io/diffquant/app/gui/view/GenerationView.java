@@ -170,29 +170,29 @@ public final class GenerationView {
         HBox.setHgrow(stepSlider, Priority.ALWAYS);
         stepSlider.maxProperty().bind(Bindings.createDoubleBinding(() -> {
             GenerationResult res = vm.fpResultProperty().get();
-            return res == null ? 0.0 : Math.max(0, res.stepsDone() - 1);
+            return res == null ? 0.0 : Math.max(0, res.frames() - 1);
         }, vm.fpResultProperty()));
         stepSlider.disableProperty().bind(vm.fpResultProperty().isNull());
         stepSlider.valueProperty().addListener((o, a, v) -> {
             int k = (int) Math.round(v.doubleValue());
-            if (k != vm.selectedStepProperty().get()) {
+            if (k != vm.selectedFrameProperty().get()) {
                 vm.followLatestProperty().set(false);
-                vm.selectedStepProperty().set(k);
+                vm.selectedFrameProperty().set(k);
             }
         });
-        vm.selectedStepProperty().addListener((o, a, v) -> {
+        vm.selectedFrameProperty().addListener((o, a, v) -> {
             if (Math.round(stepSlider.getValue()) != v.intValue()) stepSlider.setValue(v.intValue());
-            stepMarker.setValue(v.intValue() + 1);
+            updateMarker();
         });
         Label stepLabel = new Label();
         stepLabel.setId("step-label");
         stepLabel.setMinWidth(170);
         stepLabel.textProperty().bind(Bindings.createStringBinding(() -> {
             GenerationResult res = vm.fpResultProperty().get();
-            if (res == null || res.stepsDone() == 0) return "no run yet";
-            int k = Math.min(vm.selectedStepProperty().get(), res.stepsDone() - 1);
-            return String.format(Locale.ROOT, "step %d of %d · t = %d", k + 1, res.totalSteps(), res.timesteps()[k]);
-        }, vm.fpResultProperty(), vm.selectedStepProperty()));
+            if (res == null || res.frames() == 0) return "no run yet";
+            int k = Math.max(0, Math.min(vm.selectedFrameProperty().get(), res.frames() - 1));
+            return String.format(Locale.ROOT, "step %d of %d · t = %d", res.frameStep(k) + 1, res.totalSteps(), res.frameTimestep(k));
+        }, vm.fpResultProperty(), vm.selectedFrameProperty()));
         ToggleButton predX0 = new ToggleButton("show x̂₀");
         predX0.setTooltip(new Tooltip("On: the predicted clean image x̂₀ of the step; off: x_t after the step"));
         predX0.selectedProperty().bindBidirectional(vm.showPredX0Property());
@@ -282,6 +282,14 @@ public final class GenerationView {
         changeSeries.setNotify(false);
         for (int i = 0; i < ch.length; i++) changeSeries.add(i + 1, ch[i]);
         changeSeries.setNotify(true);
-        stepMarker.setValue(vm.selectedStepProperty().get() + 1);
+        updateMarker();
+    }
+
+    /** The chart's marker at the step of the selected frame (steps count from 1 on the axis). */
+    private void updateMarker() {
+        GenerationResult res = vm.fpResultProperty().get();
+        if (res == null || res.frames() == 0) return;
+        int k = Math.max(0, Math.min(vm.selectedFrameProperty().get(), res.frames() - 1));
+        stepMarker.setValue(res.frameStep(k) + 1);
     }
 }

@@ -107,7 +107,8 @@ public final class ScreenshotRun {
             after(600, () -> {
                 if (!snapshot(FILES.get(1))) return;
                 vm.generation().followLatestProperty().set(false);
-                vm.generation().selectedStepProperty().set(Math.max(0, steps / 4));
+                GenerationResult r = task.getValue();
+                vm.generation().selectedFrameProperty().set(Math.max(0, r.frames() / 4));
                 after(600, () -> {
                     if (!snapshot(FILES.get(2))) return;
                     after(lingerMillis, () -> finish(null));

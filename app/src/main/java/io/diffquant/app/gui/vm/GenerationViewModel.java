@@ -47,11 +47,11 @@ public final class GenerationViewModel {
     private final ObjectProperty<GenerationResult> fpResult = new SimpleObjectProperty<>(this, "fpResult");
     private final ObjectProperty<GenerationResult> baselineResult = new SimpleObjectProperty<>(this, "baselineResult");
     private final ObjectProperty<GenerationResult> currentResult = new SimpleObjectProperty<>(this, "currentResult");
-    /** The step shown (0 = the noisiest); clamped to the finished steps of the FP run. */
-    private final IntegerProperty selectedStep = new SimpleIntegerProperty(this, "selectedStep", 0);
+    /** The frame shown (0 = the noisiest kept step); clamped to the frames of the FP run. */
+    private final IntegerProperty selectedFrame = new SimpleIntegerProperty(this, "selectedFrame", 0);
     /** true: show x̂_0 (predicted clean image) of the selected step; false: x_t after it. */
     private final BooleanProperty showPredX0 = new SimpleBooleanProperty(this, "showPredX0", true);
-    /** Follow the newest step while sampling (the scrubber jumps to the end). */
+    /** Follow the newest frame while sampling (the scrubber jumps to the end). */
     private final BooleanProperty followLatest = new SimpleBooleanProperty(this, "followLatest", true);
     private final ObjectBinding<BufferedImage> fpFrame;
     private final ObjectBinding<BufferedImage> baselineFrame;
@@ -62,19 +62,19 @@ public final class GenerationViewModel {
         baselineFrame = frameOf(baselineResult);
         currentFrame = frameOf(currentResult);
         fpResult.addListener((o, a, r) -> {
-            if (r != null && followLatest.get() && r.stepsDone() > 0) selectedStep.set(r.stepsDone() - 1);
+            if (r != null && followLatest.get() && r.frames() > 0) selectedFrame.set(r.frames() - 1);
         });
     }
 
     private ObjectBinding<BufferedImage> frameOf(ObjectProperty<GenerationResult> result) {
-        return Bindings.createObjectBinding(() -> frame(result.get(), selectedStep.get(), showPredX0.get()),
-                result, selectedStep, showPredX0);
+        return Bindings.createObjectBinding(() -> frame(result.get(), selectedFrame.get(), showPredX0.get()),
+                result, selectedFrame, showPredX0);
     }
 
-    /** The grid of a result at a step (clamped to its finished steps), or null. */
-    public static BufferedImage frame(GenerationResult r, int step, boolean predX0) {
-        if (r == null || r.stepsDone() == 0) return null;
-        int k = Math.max(0, Math.min(step, r.stepsDone() - 1));
+    /** The grid of a result at a frame (clamped to its frames), or null. */
+    public static BufferedImage frame(GenerationResult r, int frame, boolean predX0) {
+        if (r == null || r.frames() == 0) return null;
+        int k = Math.max(0, Math.min(frame, r.frames() - 1));
         return (predX0 ? r.predX0Grids() : r.xtGrids()).get(k);
     }
 
@@ -87,7 +87,7 @@ public final class GenerationViewModel {
         fpResult.set(null);
         baselineResult.set(null);
         currentResult.set(null);
-        selectedStep.set(0);
+        selectedFrame.set(0);
         if (m != null && m.numClasses() > 0 && cfgScale.get() == 1.0) cfgScale.set(1.5);
     }
 
@@ -159,7 +159,7 @@ public final class GenerationViewModel {
     public SamplingTask createFpTask() {
         SamplingTask task = new SamplingTask(buildRequest(), "FP32");
         fpResult.set(null);
-        selectedStep.set(0);
+        selectedFrame.set(0);
         task.valueProperty().addListener((o, a, v) -> { if (v != null) fpResult.set(v); });
         return task;
     }
@@ -171,10 +171,10 @@ public final class GenerationViewModel {
     public ObjectProperty<GenerationResult> baselineResultProperty() { return baselineResult; }
     /** Placeholder: the run of the configuration being edited. */
     public ObjectProperty<GenerationResult> currentResultProperty() { return currentResult; }
-    public IntegerProperty selectedStepProperty() { return selectedStep; }
+    public IntegerProperty selectedFrameProperty() { return selectedFrame; }
     public BooleanProperty showPredX0Property() { return showPredX0; }
     public BooleanProperty followLatestProperty() { return followLatest; }
-    /** The FP32 grid at the selected step (null before the first step). */
+    /** The FP32 grid at the selected frame (null before the first step). */
     public ObjectBinding<BufferedImage> fpFrameBinding() { return fpFrame; }
     public ObjectBinding<BufferedImage> baselineFrameBinding() { return baselineFrame; }
     public ObjectBinding<BufferedImage> currentFrameBinding() { return currentFrame; }

@@ -126,7 +126,7 @@ class StudioSmokeTest {
         // --- scrubbing back to step 2 shows that step's x̂_0
         robot.interact(() -> w.generationView().stepSlider().setValue(1));
         WaitForAsyncUtils.waitForFxEvents();
-        assertEquals(1, vm.generation().selectedStepProperty().get());
+        assertEquals(1, vm.generation().selectedFrameProperty().get());
         assertSamePixels(r.predX0Grids().get(1), w.generationView().fpImageView().getImage());
         assertTrue(robot.lookup("#step-label").queryAs(Label.class).getText().startsWith("step 2 of 5"));
 

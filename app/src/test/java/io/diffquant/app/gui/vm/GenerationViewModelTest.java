@@ -105,6 +105,29 @@ class GenerationViewModelTest {
         assertEquals(10, r.totalSteps());
     }
 
+    @Test void framesAreThinnedToTheBudgetKeepingTheLastStep() {
+        StubModel m = new StubModel(1, 4, 0, false);
+        // 2 images of 4x4 in a 2x1 grid: 11 x 6 pixels; x̂_0 + x_t grids = 2 * 4 * 66 = 528 bytes per step.
+        // 10 steps = 5280 bytes; a budget of 2000 bytes gives a stride of ceil(5280 / 2000) = 3: steps 0, 3, 6, 9.
+        SamplingRun run = Sampling.start(SampleRequest.forModel(m, 2).respacing("ddim10").build());
+        GenerationResult r = SamplingFrames.collect(run, "FP32", 2000, () -> false, null);
+        assertEquals(10, r.stepsDone());
+        assertEquals(10, r.predX0Change().length);
+        assertArrayEquals(new int[] {0, 3, 6, 9}, r.frameSteps());
+        assertEquals(4, r.predX0Grids().size());
+        assertEquals(r.timesteps()[6], r.frameTimestep(2));
+        // a budget of 4000 bytes: stride 2 -> 0, 2, 4, 6, 8 and the last step 9
+        GenerationResult r2 = SamplingFrames.collect(Sampling.start(SampleRequest.forModel(m, 2).respacing("ddim10").build()),
+                "FP32", 4000, () -> false, null);
+        assertArrayEquals(new int[] {0, 2, 4, 6, 8, 9}, r2.frameSteps());
+        assertImagesEqual(r.finalGrid(), r2.finalGrid());
+        // the default budget keeps every step
+        GenerationResult all = SamplingFrames.collect(Sampling.start(SampleRequest.forModel(m, 2).respacing("ddim10").build()),
+                "FP32", () -> false, null);
+        assertArrayEquals(new int[] {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, all.frameSteps());
+        assertThrows(IllegalArgumentException.class, () -> new SamplingFrames("x", 3, 0));
+    }
+
     @Test void rmsDiffAndFrameSelection() {
         Tensor a = Tensor.of(new float[] {3, 4}, 1, 1, 1, 2);
         Tensor b = Tensor.of(new float[] {1, 1}, 1, 1, 1, 2);
@@ -121,9 +144,9 @@ class GenerationViewModelTest {
 
         GenerationViewModel vm = new GenerationViewModel();
         vm.fpResultProperty().set(r);
-        assertEquals(3, vm.selectedStepProperty().get());                 // follows the newest step
+        assertEquals(3, vm.selectedFrameProperty().get());                 // follows the newest step
         assertSame(r.predX0Grids().get(3), vm.fpFrameBinding().get());
-        vm.selectedStepProperty().set(1);
+        vm.selectedFrameProperty().set(1);
         vm.showPredX0Property().set(false);
         assertSame(r.xtGrids().get(1), vm.fpFrameBinding().get());
         assertNull(vm.baselineFrameBinding().get());
