@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** Entry point of {@code bin/diffquant}: the only place that prints. */
 @Command(name = "diffquant", mixinStandardHelpOptions = true, version = "DiffQuant Studio 0.1.0",
         description = "Post-training quantization laboratory for diffusion models.",
-        subcommands = {SampleCommand.class, InspectCommand.class, ForwardCommand.class, BenchCommand.class,
+        subcommands = {SampleCommand.class, InspectCommand.class, ForwardCommand.class, BenchCommand.class, StudioCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
