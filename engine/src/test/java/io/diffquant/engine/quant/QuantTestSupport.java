@@ -37,6 +37,11 @@ public final class QuantTestSupport {
         return m;
     }
 
+    /** The golden unet-small (diffusers UNet2DModel, 16x16x3, channels 16/32, attention in the second level). */
+    public static io.diffquant.engine.model.unet.UNet2DModel unetSmall() throws IOException {
+        return (io.diffquant.engine.model.unet.UNet2DModel) io.diffquant.engine.model.ModelFolder.load(GOLDEN.resolve("unet-small")).model();
+    }
+
     /** A DiT with N(0, std) weights. */
     public static DiT randomDiT(DiTConfig cfg, long seed, double std) {
         DiT m = new DiT(cfg);

@@ -6,6 +6,8 @@ import io.diffquant.engine.io.JsonException;
 import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.model.dit.DiT;
 import io.diffquant.engine.model.dit.DiTConfig;
+import io.diffquant.engine.model.unet.UNet2DConfig;
+import io.diffquant.engine.model.unet.UNet2DModel;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -18,6 +20,7 @@ public final class ModelFactory {
     /** The config.json text of a model. */
     public static String configJson(DiffusionModel m) {
         if (m instanceof DiT d) return d.config().toJson();
+        if (m instanceof UNet2DModel u) return u.config().toJson();
         throw new IllegalArgumentException("no config.json writer for " + m.architecture());
     }
 
@@ -34,6 +37,7 @@ public final class ModelFactory {
                 Files.deleteIfExists(tmp);
             }
         }
-        throw new JsonException(source, "$._class_name", "unsupported model class \"" + cls + "\"");
+        if ("UNet2DModel".equals(cls)) return new UNet2DModel(UNet2DConfig.fromJson(configJson, source));
+        throw new JsonException(source, "$._class_name", "unsupported model class \"" + cls + "\" (expected DiT or UNet2DModel)");
     }
 }

@@ -1,7 +1,12 @@
 package io.diffquant.engine.quant.preset;
 
 import io.diffquant.engine.model.DiffusionModel;
+import io.diffquant.engine.quant.format.BlockFormat;
+import io.diffquant.engine.quant.format.Granularity;
 import io.diffquant.engine.quant.format.NumberFormat;
+import io.diffquant.engine.quant.spec.CalibrationMode;
+import io.diffquant.engine.quant.spec.RangeSpec;
+import io.diffquant.engine.quant.spec.TensorSpec;
 import io.diffquant.engine.quant.spec.LayerOverride;
 import io.diffquant.engine.quant.spec.QuantPoint;
 import io.diffquant.engine.quant.spec.QuantPlan;
@@ -39,6 +44,26 @@ abstract class BasePreset implements Preset {
 
     static NumberFormat weightFormat(PresetOptions o) { return Formats.resolve(o.getString(W_FORMAT), bits(o, W_BITS), W_FORMAT); }
     static NumberFormat inputFormat(PresetOptions o) { return Formats.resolve(o.getString(A_FORMAT), bits(o, A_BITS), A_FORMAT); }
+
+    /** A block format's own granularity (MX: block32, NVFP4: block16), else the preset's. */
+    static Granularity granularityFor(NumberFormat f, Granularity preset) {
+        return f instanceof BlockFormat b ? b.granularity() : preset;
+    }
+
+    /** Block-format activations have one scale per block of a token: computed online. */
+    static CalibrationMode modeFor(NumberFormat f, CalibrationMode preset) {
+        return f instanceof BlockFormat ? CalibrationMode.DYNAMIC : preset;
+    }
+
+    /** An input spec with the block-format adjustments. */
+    static TensorSpec input(NumberFormat f, Granularity g, RangeSpec r, CalibrationMode m) {
+        return TensorSpec.input(f, granularityFor(f, g), f instanceof BlockFormat ? RangeSpec.MINMAX : r, modeFor(f, m));
+    }
+
+    /** A weight spec with the block-format adjustment. */
+    static TensorSpec weight(NumberFormat f, Granularity g, RangeSpec r) {
+        return TensorSpec.weight(f, granularityFor(f, g), f instanceof BlockFormat ? RangeSpec.MINMAX : r);
+    }
 
     static boolean isDiT(DiffusionModel m) { return "DiT".equals(m.architecture()); }
 

@@ -53,8 +53,8 @@ public final class Fp4DiTPreset extends BasePreset {
         int g = o.getInt("group_size");
         if (g < 0) throw new IllegalArgumentException("option 'group_size': expected >= 0 (0 = per channel), got " + g);
         Granularity wg = g == 0 ? Granularity.CHANNEL : Granularity.group(g);
-        PointSpec d = new PointSpec(TensorSpec.weight(wf, wg, RangeSpec.MINMAX),
-                TensorSpec.input(af, Granularity.TOKEN, RangeSpec.MINMAX, CalibrationMode.DYNAMIC));
+        PointSpec d = new PointSpec(weight(wf, wg, RangeSpec.MINMAX),
+                input(af, Granularity.TOKEN, RangeSpec.MINMAX, CalibrationMode.DYNAMIC));
         List<QuantPoint> pts = QuantPoint.of(model);
         List<LayerOverride> ov = new ArrayList<>();
         if (isDiT(model)) {

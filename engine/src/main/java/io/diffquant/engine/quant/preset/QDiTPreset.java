@@ -67,7 +67,7 @@ public final class QDiTPreset extends BasePreset {
         NumberFormat wf = weightFormat(o), af = inputFormat(o);
         RangeSpec wr = RangeSpec.parse(o.getString("w_range"));
         Granularity gr = Granularity.group(g);
-        PointSpec d = new PointSpec(TensorSpec.weight(wf, gr, wr), TensorSpec.input(af, gr, RangeSpec.MINMAX, CalibrationMode.DYNAMIC));
+        PointSpec d = new PointSpec(weight(wf, gr, wr), input(af, gr, RangeSpec.MINMAX, CalibrationMode.DYNAMIC));
         List<QuantPoint> pts = QuantPoint.of(model);
         List<LayerOverride> ov = new ArrayList<>();
         if (isDiT(model)) {
@@ -77,7 +77,7 @@ public final class QDiTPreset extends BasePreset {
         }
         if (!o.getBoolean(ATTENTION)) {
             for (String p : PROBE_PATTERNS) add(ov, pts, p, SpecPatch.KEEP, SpecPatch.OFF, "attention matmul inputs not quantized (quantize_bmm_input off)");
-        } else {
+        } else if (!(af instanceof io.diffquant.engine.quant.format.BlockFormat)) {
             // probes get per-token dynamic ranges (their channel dim is the head dim, not the layer width)
             for (String p : PROBE_PATTERNS) add(ov, pts, p, SpecPatch.KEEP, new SpecPatch(null, null, Granularity.TOKEN, null, null),
                     "attention matmul inputs per token");

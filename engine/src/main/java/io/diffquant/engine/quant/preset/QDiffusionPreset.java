@@ -48,8 +48,8 @@ public final class QDiffusionPreset extends BasePreset {
 
     @Override public Plan plan(DiffusionModel model, PresetOptions o) {
         NumberFormat wf = weightFormat(o), af = inputFormat(o);
-        PointSpec d = new PointSpec(TensorSpec.weight(wf, Granularity.CHANNEL, RangeSpec.MINMAX),
-                TensorSpec.input(af, Granularity.TENSOR, RangeSpec.LP, CalibrationMode.STATIC));
+        PointSpec d = new PointSpec(weight(wf, Granularity.CHANNEL, RangeSpec.MINMAX),
+                input(af, Granularity.TENSOR, RangeSpec.LP, CalibrationMode.STATIC));
         List<QuantPoint> pts = QuantPoint.of(model);
         List<LayerOverride> ov = new ArrayList<>();
         RtnPreset.probes(ov, pts, o, af, Granularity.TENSOR, RangeSpec.LP, CalibrationMode.STATIC);

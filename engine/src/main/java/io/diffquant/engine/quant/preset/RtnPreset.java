@@ -44,8 +44,8 @@ public final class RtnPreset extends BasePreset {
     @Override public Plan plan(DiffusionModel model, PresetOptions o) {
         NumberFormat wf = weightFormat(o), af = inputFormat(o);
         Granularity wg = granularity(o, "w_granularity"), ag = granularity(o, "a_granularity");
-        PointSpec d = new PointSpec(TensorSpec.weight(wf, wg, RangeSpec.MINMAX),
-                TensorSpec.input(af, ag, RangeSpec.MINMAX, CalibrationMode.STATIC));
+        PointSpec d = new PointSpec(weight(wf, wg, RangeSpec.MINMAX),
+                input(af, ag, RangeSpec.MINMAX, CalibrationMode.STATIC));
         List<QuantPoint> pts = QuantPoint.of(model);
         List<LayerOverride> ov = new ArrayList<>();
         probes(ov, pts, o, af, ag, RangeSpec.MINMAX, CalibrationMode.STATIC);
