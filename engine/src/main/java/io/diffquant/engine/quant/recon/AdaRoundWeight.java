@@ -31,6 +31,9 @@ import java.util.Arrays;
  * V starts at h⁻¹(frac(W/Δ)). FP: s = the FP step of W's binade ({@link FpFormat#step}), x_c = clip(W, ±maxval),
  * b = floor(x_c/s), r = x_c/s - b, [lo, hi] = [-maxval, maxval] (unsigned: [0, maxval]); scale-aware (the default) sets
  * τ = s and V_0 = s·h⁻¹(r), plain FP AdaRound τ = 1 and V_0 = h⁻¹(r). Elements of a group with scale 0 are fixed at 0.
+ * One refinement of the FP4DiT formula: a negative value exactly at the start of a binade (|x_c| = 2^e above the
+ * subnormal range, e.g. -maxval for E3M0) takes the step of the binade below, so that rounding up reaches the next grid
+ * point instead of skipping the finer binade (for M = 0 the plain formula would jump to 0).
  * Hardening uses h = 1[V >= 0]; the result is encoded to the format's codes (each value lies on the grid: the grid
  * point at or below x_c, or the next one up).
  *
@@ -136,7 +139,14 @@ public final class AdaRoundWeight {
             if (mv == 0) continue;
             double s = f.step(w[i], params, g);
             double xc = Math.min(Math.max(w[i], l), mv);
-            double q = xc / s, b = Math.floor(q);
+            double q = xc / s;
+            // A negative value exactly at the start of a binade (|x| = 2^e, e.g. -maxval of E3M0): floor(x/s) + 1 would
+            // skip the finer grid of the binade below (down to 0 for M = 0); its upper neighbour is one step of that binade.
+            if (q == -(1 << f.mantissaBits()) && s > f.step(0f, params, g)) {
+                s /= 2;
+                q = xc / s;
+            }
+            double b = Math.floor(q);
             base[i] = (float) b;
             step[i] = (float) s;
             double u = inverse(q - b);
@@ -178,7 +188,8 @@ public final class AdaRoundWeight {
     /** The rounding variables V (shaped like the weight): the tensor an optimiser updates. */
     public Tensor variables() { return v; }
 
-    private double tau(int i) { return scaleAware && step[i] != 0 ? step[i] : 1.0; }
+    /** τ of element i: its step s when scale-aware, else 1. */
+    double tau(int i) { return scaleAware && step[i] != 0 ? step[i] : 1.0; }
 
     /** The current soft targets h(V/τ) (a fresh array). */
     public float[] softTargets() {
