@@ -152,8 +152,10 @@ public final class ReconRun implements Reconstruction.Run {
             byUnit.computeIfAbsent(unit, k -> new ArrayList<>()).add(p.name());
             isBlock.put(unit, inBlock);
         }
-        for (Map.Entry<String, List<String>> e : byUnit.entrySet())
-            units.add(new Unit(e.getKey(), isBlock.get(e.getKey()), List.copyOf(e.getValue())));
+        for (Map.Entry<String, List<String>> e : byUnit.entrySet()) {
+            if (settings.selects(e.getKey())) units.add(new Unit(e.getKey(), isBlock.get(e.getKey()), List.copyOf(e.getValue())));
+            else for (String l : e.getValue()) skipped.put(l, "unit " + e.getKey() + " not selected; round-to-nearest kept");
+        }
     }
 
     // ------------------------------------------------------------------ public state

@@ -31,10 +31,12 @@ import java.util.Locale;
  * @param evalRows         rows of the cached data on which each unit's loss is measured with RTN and with the learned
  *                         rounding (0 = no measurement)
  * @param seed             seed of the mini-batch draws
+ * @param units            glob patterns of the units (block names such as {@code blocks.*}, or layer names) to
+ *                         reconstruct; empty = all. Layers of other units keep round-to-nearest.
  */
 public record ReconSettings(int iterations, int batchSize, double lr, double lambda, double betaStart, double betaEnd,
                             double warmup, LossMode loss, boolean actQuant, boolean excludeTemporal, boolean fpScaleAware,
-                            long memoryBudget, Path spillDir, int evalRows, long seed) {
+                            long memoryBudget, Path spillDir, int evalRows, long seed, List<String> units) {
 
     /** AdaRound / BRECQ / Q-Diffusion iterations per layer or block. */
     public static final int INT_ITERATIONS = 20_000;
@@ -69,51 +71,64 @@ public record ReconSettings(int iterations, int batchSize, double lr, double lam
         if (loss == null) throw new IllegalArgumentException("recon_loss is null");
         if (memoryBudget < 0) throw new IllegalArgumentException("recon_memory_mb: expected >= 0, got " + memoryBudget);
         if (evalRows < 0) throw new IllegalArgumentException("recon_eval_rows: expected >= 0, got " + evalRows);
+        units = units == null ? List.of() : List.copyOf(units);
     }
 
     /** The papers' settings: automatic iteration counts, batch 32, activation quantization on, 1 GiB in memory. */
     public static ReconSettings defaults() {
-        return new ReconSettings(0, 32, 1e-3, 0.01, 20, 2, 0.2, LossMode.QDIFF, true, false, true, 1L << 30, null, 64, 0);
+        return new ReconSettings(0, 32, 1e-3, 0.01, 20, 2, 0.2, LossMode.QDIFF, true, false, true, 1L << 30, null, 64, 0, List.of());
     }
 
     public ReconSettings withIterations(int n) {
-        return new ReconSettings(n, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed);
+        return new ReconSettings(n, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed, units);
     }
 
     public ReconSettings withBatchSize(int n) {
-        return new ReconSettings(iterations, n, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed);
+        return new ReconSettings(iterations, n, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed, units);
     }
 
     public ReconSettings withLambda(double l) {
-        return new ReconSettings(iterations, batchSize, lr, l, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed);
+        return new ReconSettings(iterations, batchSize, lr, l, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed, units);
     }
 
     public ReconSettings withActQuant(boolean on) {
-        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, on, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed);
+        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, on, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed, units);
     }
 
     public ReconSettings withExcludeTemporal(boolean on) {
-        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, on, fpScaleAware, memoryBudget, spillDir, evalRows, seed);
+        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, on, fpScaleAware, memoryBudget, spillDir, evalRows, seed, units);
     }
 
     public ReconSettings withFpScaleAware(boolean on) {
-        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, on, memoryBudget, spillDir, evalRows, seed);
+        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, on, memoryBudget, spillDir, evalRows, seed, units);
     }
 
     public ReconSettings withMemory(long budgetBytes, Path dir) {
-        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, budgetBytes, dir, evalRows, seed);
+        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, budgetBytes, dir, evalRows, seed, units);
     }
 
     public ReconSettings withEvalRows(int n) {
-        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, n, seed);
+        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, n, seed, units);
     }
 
     public ReconSettings withLoss(LossMode m) {
-        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, m, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed);
+        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, m, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed, units);
     }
 
     public ReconSettings withSeed(long s) {
-        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, s);
+        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, s, units);
+    }
+
+    /** Only the units matching these glob patterns (empty = all). */
+    public ReconSettings withUnits(List<String> patterns) {
+        return new ReconSettings(iterations, batchSize, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed, patterns);
+    }
+
+    /** Whether a unit is selected by {@link #units()}. */
+    public boolean selects(String unit) {
+        if (units.isEmpty()) return true;
+        for (String g : units) if (io.diffquant.engine.quant.spec.QuantPlan.matches(g, unit)) return true;
+        return false;
     }
 
     /** Iterations of a unit: the configured count, or the papers' count by the unit's formats. */
@@ -137,7 +152,7 @@ public record ReconSettings(int iterations, int batchSize, double lr, double lam
     public static final String ITERS = "recon_iters", BATCH = "recon_batch", LR = "recon_lr", LAMBDA = "recon_lambda",
             BETA_START = "recon_beta_start", BETA_END = "recon_beta_end", WARMUP = "recon_warmup", LOSS = "recon_loss",
             ACT_QUANT = "recon_act_quant", EXCLUDE_TEMPORAL = "recon_exclude_temporal", FP_SCALE_AWARE = "recon_fp_scale_aware",
-            MEMORY_MB = "recon_memory_mb", EVAL_ROWS = "recon_eval_rows", SEED = "recon_seed";
+            MEMORY_MB = "recon_memory_mb", EVAL_ROWS = "recon_eval_rows", SEED = "recon_seed", UNITS = "recon_units";
 
     /**
      * The preset options of the reconstruction settings (presets that offer a reconstruction add these).
@@ -164,6 +179,7 @@ public record ReconSettings(int iterations, int batchSize, double lr, double lam
         o.add(OptionDef.integer(MEMORY_MB, (int) (d.memoryBudget >> 20), "MiB of cached block inputs/outputs kept in memory; more is spilled to a temp file"));
         o.add(OptionDef.integer(EVAL_ROWS, d.evalRows, "rows on which each unit's loss is measured before and after (0 = none)"));
         o.add(OptionDef.integer(SEED, (int) d.seed, "seed of the mini-batch draws"));
+        o.add(OptionDef.string(UNITS, "", "comma-separated glob patterns of the units (blocks such as blocks.*, or layers) to reconstruct; empty = all"));
         return o;
     }
 
@@ -186,6 +202,13 @@ public record ReconSettings(int iterations, int batchSize, double lr, double lam
                 o.has(MEMORY_MB) ? (long) o.getInt(MEMORY_MB) << 20 : d.memoryBudget,
                 null,
                 o.has(EVAL_ROWS) ? o.getInt(EVAL_ROWS) : d.evalRows,
-                o.has(SEED) ? o.getInt(SEED) : d.seed);
+                o.has(SEED) ? o.getInt(SEED) : d.seed,
+                o.has(UNITS) ? splitPatterns(o.getString(UNITS)) : d.units);
+    }
+
+    private static List<String> splitPatterns(String s) {
+        List<String> out = new ArrayList<>();
+        for (String p : s.split(",")) if (!p.isBlank()) out.add(p.trim());
+        return out;
     }
 }
