@@ -87,6 +87,10 @@ public record ReconSettings(int iterations, int batchSize, double lr, double lam
         return new ReconSettings(iterations, n, lr, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed, units);
     }
 
+    public ReconSettings withLr(double rate) {
+        return new ReconSettings(iterations, batchSize, rate, lambda, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed, units);
+    }
+
     public ReconSettings withLambda(double l) {
         return new ReconSettings(iterations, batchSize, lr, l, betaStart, betaEnd, warmup, loss, actQuant, excludeTemporal, fpScaleAware, memoryBudget, spillDir, evalRows, seed, units);
     }

@@ -288,4 +288,45 @@ class AdaRoundTest {
         double[] m = reconstructLayer(FpFormat.of(2, 1), Granularity.CHANNEL, s, 12);
         assertTrue(m[1] < m[0], "E2M1: learned rounding MSE " + m[1] + " must be below round-to-nearest " + m[0]);
     }
+
+    /** Fraction of soft targets exactly 0 or 1 after optimising a layer. */
+    static double hardFraction(NumberFormat f, ReconSettings s) {
+        LayerProblem lp = LayerProblem.make(21, 128, 32, 16);
+        QuantParams p = minMax(lp.w, f, Granularity.CHANNEL);
+        AdaRoundWeight a = AdaRoundWeight.create("fc.weight", lp.w, f, Granularity.CHANNEL, p, true);
+        float[] h0 = a.softTargets();
+        int hard0 = 0;
+        for (float h : h0) if (h == 0f || h == 1f) hard0++;
+        assertTrue(hard0 < h0.length / 20, "at the start h = frac(W/s) is fractional");
+        try (ActivationStore store = lp.store(1 << 30, null)) {
+            RoundingOptimizer opt = new RoundingOptimizer("fc", List.of(a), (in, ctx) -> Ops.linear(in[0], a.active(), lp.b), store,
+                    s.iterations(), s, 5, false);
+            while (opt.hasNext()) opt.step();
+        }
+        int hard = 0;
+        for (float h : a.softTargets()) if (h == 0f || h == 1f) hard++;
+        return (double) hard / h0.length;
+    }
+
+    @Test void theRegulariserDrivesTheSoftTargetsToZeroOrOne() {
+        ReconSettings s = ReconSettings.defaults().withIterations(1500).withBatchSize(32).withLr(1e-2);
+        for (NumberFormat f : List.of(IntFormat.asymmetric(4), FpFormat.of(2, 1))) {
+            double with = hardFraction(f, s), without = hardFraction(f, s.withLambda(0));
+            assertTrue(with >= 0.99, f.id() + ": with the regulariser " + with + " of h are 0 or 1");
+            assertTrue(without < 0.6, f.id() + ": without it only " + without + " are");
+        }
+    }
+
+    @Test void betaScheduleAndWarmupFollowQDiffusion() {
+        ReconSettings s = ReconSettings.defaults();
+        assertEquals(20, s.beta(1, 1000));
+        assertEquals(20, s.beta(199, 1000));
+        assertEquals(20, s.beta(200, 1000), 1e-12);
+        assertEquals(11, s.beta(600, 1000), 1e-12);
+        assertEquals(2, s.beta(1000, 1000), 1e-12);
+        assertTrue(!s.regularized(199, 1000) && s.regularized(200, 1000));
+        assertEquals(20000, s.iterationsFor(true));
+        assertEquals(2500, s.iterationsFor(false));
+        assertEquals(7, s.withIterations(7).iterationsFor(false));
+    }
 }
