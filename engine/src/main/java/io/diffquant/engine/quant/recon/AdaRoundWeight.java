@@ -265,6 +265,11 @@ public final class AdaRoundWeight {
         Parallel.forRange(n, CHUNK, (a, b) -> {
             for (int i = a; i < b; i++) {
                 double x = 2.0 * h[i] - 1, ax = Math.abs(x);
+                if (ax >= 1) {                      // h hardened at 0 or 1 (the common case late in the schedule): no pow
+                    term[i] = 0;
+                    grad[i] = dh[i] == 0 ? 0 : (float) (-lambda * beta * Math.signum(x) * 2 * dh[i]);
+                    continue;
+                }
                 double p = ax == 0 ? (beta == 1 ? 1 : 0) : Math.pow(ax, beta - 1);   // |x|^(β-1)
                 term[i] = (float) (1 - p * ax);
                 grad[i] = (float) (-lambda * beta * p * Math.signum(x) * 2 * dh[i]);

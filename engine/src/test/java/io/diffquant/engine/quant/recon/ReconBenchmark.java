@@ -35,7 +35,7 @@ import java.util.Random;
  * <pre>
  * java --enable-native-access=ALL-UNNAMED -cp engine/target/test-classes:engine/target/classes:... \
  *   io.diffquant.engine.quant.recon.ReconBenchmark [model: brief | shipped | &lt;model folder&gt;] [iterations 200] [batch 32]
- *   [preset q-diffusion] [w_bits 4] [a_bits 8] [threads] [units glob,...]
+ *   [preset q-diffusion] [w_bits 4] [a_bits 8] [threads] [units glob,... | all] [act_quant true|false]
  * </pre>
  * "brief": input 28, patch 2, hidden 256, depth 6, 6 heads, 10 classes (random weights); "shipped": the dit-fmnist
  * training config (input 28, patch 4, hidden 192, depth 6, 4 heads; random weights unless a folder is given).
@@ -48,7 +48,8 @@ public final class ReconBenchmark {
         String presetName = args.length > 3 ? args[3] : "q-diffusion";
         int wBits = args.length > 4 ? Integer.parseInt(args[4]) : 4, aBits = args.length > 5 ? Integer.parseInt(args[5]) : 8;
         if (args.length > 6) Parallel.setThreads(Integer.parseInt(args[6]));
-        List<String> units = args.length > 7 ? List.of(args[7].split(",")) : List.of();
+        List<String> units = args.length > 7 && !args[7].equals("all") ? List.of(args[7].split(",")) : List.of();
+        boolean actQuant = args.length <= 8 || Boolean.parseBoolean(args[8]);
 
         DiffusionModel model;
         String name;
@@ -76,10 +77,10 @@ public final class ReconBenchmark {
         long t1 = System.nanoTime();
         CalibratedParams rtn = WeightCalibrator.calibrate(model, plan);
         double weightsS = (System.nanoTime() - t1) / 1e9;
-        ReconSettings s = ReconSettings.from(po).withIterations(iters).withBatchSize(batch).withUnits(units);
+        ReconSettings s = ReconSettings.from(po).withIterations(iters).withBatchSize(batch).withUnits(units).withActQuant(actQuant);
         Reconstruction.Context ctx = new Reconstruction.Context(model, plan, rtn, data, cs.subset(), cs.forwardBatch(), po);
-        System.out.printf(Locale.ROOT, "model %s (%d parameters), preset %s W%dA%d, %d threads, %s, %d rows%n", name, model.parameterCount(),
-                presetName, wBits, aBits, Parallel.threads(), cs.subset().describe(), data.select(cs.subset()).stream().mapToInt(x -> x.rows().length).sum());
+        System.out.printf(Locale.ROOT, "model %s (%d parameters), preset %s W%dA%d (act quant in reconstruction: %s), %d threads, %s, %d rows%n",
+                name, model.parameterCount(), presetName, wBits, aBits, actQuant, Parallel.threads(), cs.subset().describe(), data.select(cs.subset()).stream().mapToInt(x -> x.rows().length).sum());
         System.out.printf(Locale.ROOT, "record calibration data: %.1f s, RTN weight ranges: %.2f s%n", recordS, weightsS);
         long t2 = System.nanoTime();
         ReconRun run = BrecqReconstruction.BRECQ.start(ctx, s);
