@@ -90,8 +90,9 @@ public final class ReconRun implements Reconstruction.Run {
 
     private CalibratedParams current;
     private CalibratedParams provisional;
-    private Phase phase;
-    private Progress last;
+    private volatile Phase phase;
+    private volatile Progress last;
+    private volatile RuntimeException failure;
 
     // provisional activation calibration
     private ActivationCalibrator actCal;
@@ -173,7 +174,7 @@ public final class ReconRun implements Reconstruction.Run {
     public int rows() { return totalRows; }
     public boolean cancelled() { return cancelled; }
 
-    @Override public boolean hasNext() { return !cancelled && phase != Phase.DONE; }
+    @Override public boolean hasNext() { return !cancelled && failure == null && phase != Phase.DONE; }
 
     @Override public String next() {
         lock.lock();
@@ -182,21 +183,25 @@ public final class ReconRun implements Reconstruction.Run {
                 cleanup();
                 throw new CancellationException(method + ": reconstruction cancelled");
             }
+            if (failure != null) throw new IllegalStateException(method + ": reconstruction failed earlier: " + failure.getMessage(), failure);
             if (phase == Phase.DONE) throw new NoSuchElementException(method + ": reconstruction finished");
-            Progress p = switch (phase) {
-                case ACTIVATIONS -> activations();
-                case CACHE -> cache();
-                case EVALUATE_RTN -> evaluateRtn();
-                case OPTIMIZE -> optimize();
-                case FINISH -> finish();
-                case DONE -> throw new NoSuchElementException();
-            };
-            last = p;
-            if (cancelled) cleanup();
-            return p.message();
-        } catch (RuntimeException e) {
-            cleanup();
-            throw e;
+            try {
+                Progress p = switch (phase) {
+                    case ACTIVATIONS -> activations();
+                    case CACHE -> cache();
+                    case EVALUATE_RTN -> evaluateRtn();
+                    case OPTIMIZE -> optimize();
+                    case FINISH -> finish();
+                    case DONE -> throw new NoSuchElementException();
+                };
+                last = p;
+                if (cancelled) cleanup();
+                return p.message();
+            } catch (RuntimeException e) {
+                failure = e;
+                cleanup();
+                throw e;
+            }
         } finally {
             lock.unlock();
         }
@@ -204,6 +209,7 @@ public final class ReconRun implements Reconstruction.Run {
 
     @Override public CalibratedParams result() {
         if (cancelled) throw new CancellationException(method + ": reconstruction was cancelled");
+        if (failure != null) throw new IllegalStateException(method + ": reconstruction failed: " + failure.getMessage(), failure);
         if (phase != Phase.DONE) throw new IllegalStateException(method + ": reconstruction has not finished (phase " + phase + ")");
         return current;
     }

@@ -169,4 +169,22 @@ class ReconPipelineTest {
         e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> BrecqReconstruction.BRECQ.start(noParams));
         assertTrue(e.getMessage().contains("x_embedder.proj") && e.getMessage().contains("round-to-nearest"), e.getMessage());
     }
+
+    @Test void aFailingStepEndsTheRunNamesTheLayerAndCleansUp() throws Exception {
+        Setup s = setup(w4a8(CalibrationMode.STATIC), List.of());
+        s.model().layers().get("blocks.0.mlp.fc1").param("weight").data()[3] = Float.NaN;
+        Path spill = java.nio.file.Files.createDirectories(tmp.resolve("spill"));
+        ReconRun run = BrecqReconstruction.BRECQ.start(s.context(), ReconSettings.defaults().withIterations(5).withActQuant(false).withMemory(0, spill));
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> {
+            while (run.hasNext()) run.next();
+        });
+        assertTrue(e.getMessage().contains("blocks.0.mlp.fc1"), e.getMessage());
+        assertFalse(run.hasNext());
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, run::next);
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, run::result);
+        try (var files = java.nio.file.Files.list(spill)) {
+            assertEquals(0, files.count(), "the spill file is deleted after a failure");
+        }
+        for (var l : s.model().layers().all()) assertTrue(l.hooks().isEmpty(), l.name() + " still hooked");
+    }
 }
