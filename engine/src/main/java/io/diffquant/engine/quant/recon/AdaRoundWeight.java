@@ -137,8 +137,8 @@ public final class AdaRoundWeight {
             lo[i] = l;
             hi[i] = mv;
             if (mv == 0) continue;
-            double s = f.step(w[i], params, g);
             double xc = Math.min(Math.max(w[i], l), mv);
+            double s = f.step((float) xc, params, g);          // unsigned formats: negative weights clip to 0 first
             double q = xc / s;
             // A negative value exactly at the start of a binade (|x| = 2^e, e.g. -maxval of E3M0): floor(x/s) + 1 would
             // skip the finer grid of the binade below (down to 0 for M = 0); its upper neighbour is one step of that binade.

@@ -37,11 +37,17 @@ import java.util.Random;
  *   io.diffquant.engine.quant.recon.ReconBenchmark [model: brief | shipped | &lt;model folder&gt;] [iterations 200] [batch 32]
  *   [preset q-diffusion] [w_bits 4] [a_bits 8] [threads] [units glob,... | all] [act_quant true|false]
  * </pre>
- * "brief": input 28, patch 2, hidden 256, depth 6, 6 heads, 10 classes (random weights); "shipped": the dit-fmnist
+ * "brief": input 28, patch 2, hidden 256, depth 6, 4 heads, 10 classes (random weights); "shipped": the dit-fmnist
  * training config (input 28, patch 4, hidden 192, depth 6, 4 heads; random weights unless a folder is given).
+ * {@code ReconBenchmark job [model] [preset q-diffusion]} instead times the whole calibration job with the preset's
+ * defaults (record, weights, reconstruction, activation ranges) per phase.
  */
 public final class ReconBenchmark {
     public static void main(String[] args) throws Exception {
+        if (args.length > 0 && args[0].equals("job")) {
+            job(args.length > 1 ? args[1] : "shipped", args.length > 2 ? args[2] : "q-diffusion");
+            return;
+        }
         String which = args.length > 0 ? args[0] : "brief";
         int iters = args.length > 1 ? Integer.parseInt(args[1]) : 200;
         int batch = args.length > 2 ? Integer.parseInt(args[2]) : 32;
@@ -109,6 +115,40 @@ public final class ReconBenchmark {
             double est = recordS + weightsS + actS * 2 + cache + perStep * k;   // act ranges twice: provisional + final
             System.out.printf(Locale.ROOT, "estimate q-diffusion calibration at %5d steps/unit: %8.0f s (%.1f min)%n", k, est, est / 60);
         }
+        try (var w = Files.walk(dir)) {
+            w.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
+    }
+
+    static DiffusionModel model(String which) throws java.io.IOException {
+        if (which.equals("brief")) return randomDiT(new DiTConfig(28, 2, 1, 256, 6, 4, 4.0, 0.1, 10, true), 1);
+        if (which.equals("shipped")) return randomDiT(new DiTConfig(28, 4, 1, 192, 6, 4, 4.0, 0.1, 10, true), 1);
+        return ModelFolder.load(Path.of(which)).model();
+    }
+
+    /** Times CalibrationJob.run with the preset's default options and calibration settings, per phase. */
+    static void job(String which, String preset) throws Exception {
+        DiffusionModel model = model(which);
+        Path dir = Files.createTempDirectory("recon-job-");
+        var job = io.diffquant.engine.quant.preset.CalibrationJob.start(new io.diffquant.engine.quant.preset.CalibrationJob.Request(model,
+                ModelIdentity.of(model, which), preset, null, null, null, dir, null));
+        Map<io.diffquant.engine.quant.preset.CalibrationJob.Phase, Double> seconds = new LinkedHashMap<>();
+        long start = System.nanoTime(), t = start;
+        String lastRecon = "";
+        while (job.hasNext()) {
+            var p = job.next();
+            long now = System.nanoTime();
+            seconds.merge(p.phase(), (now - t) / 1e9, Double::sum);
+            t = now;
+            if (p.phase() == io.diffquant.engine.quant.preset.CalibrationJob.Phase.RECONSTRUCT && p.message().contains(" done:")) {
+                lastRecon = p.message();
+                System.out.println(lastRecon);
+            }
+        }
+        job.result();
+        System.out.printf(Locale.ROOT, "%s calibration of %s (%d threads): total %.1f s (%.1f min)%n", preset, which, Parallel.threads(),
+                (System.nanoTime() - start) / 1e9, (System.nanoTime() - start) / 60e9);
+        seconds.forEach((k, v) -> System.out.printf(Locale.ROOT, "  %-12s %8.1f s%n", k, v));
         try (var w = Files.walk(dir)) {
             w.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
         }
