@@ -472,8 +472,8 @@ public final class ReconRun implements Reconstruction.Run {
         int done = unitIndex;
         startUnit(unitIndex + 1);
         return new Progress(Phase.FINISH, done, units.size(), u.name(), r.iterations(), r.iterations(), Double.NaN, Double.NaN, Double.NaN, Double.NaN,
-                "unit " + (done + 1) + "/" + units.size() + " " + u.name() + " done: output MSE " + fmt(rtnMse) + " (round to nearest) -> "
-                        + fmt(reconMse) + " (learned rounding), " + String.format(Locale.ROOT, "%.1f s", optSeconds + cacheSeconds));
+                "unit " + (done + 1) + "/" + units.size() + " " + u.name() + " done: output MSE " + fmt(r.rtnMse()) + " (round to nearest) -> "
+                        + fmt(r.reconMse()) + " (learned rounding), " + String.format(Locale.ROOT, "%.1f s", r.optimizeSeconds() + r.cacheSeconds()));
     }
 
     private Progress progress(Phase ph, int done, int total, String msg) {

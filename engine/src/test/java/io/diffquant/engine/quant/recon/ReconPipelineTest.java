@@ -63,7 +63,8 @@ class ReconPipelineTest {
             if (p.phase() == CalibrationJob.Phase.RECONSTRUCT) recon.add(p.message());
         }
         assertTrue(recon.stream().anyMatch(s -> s.startsWith("brecq: unit 1/2 blocks.0: step 25/25")), String.join("\n", recon));
-        assertTrue(recon.stream().anyMatch(s -> s.contains("blocks.0 done: output MSE")), String.join("\n", recon));
+        assertTrue(recon.stream().anyMatch(s -> s.matches("brecq: unit 1/2 blocks\\.0 done: output MSE [0-9.e-]+ \\(round to nearest\\) -> [0-9.e-]+ .*")),
+                String.join("\n", recon));
         QuantConfig c = job.result();
         for (String l : List.of("blocks.0.attn.qkv", "blocks.0.attn.proj", "blocks.0.mlp.fc1", "blocks.0.mlp.fc2", "blocks.0.adaLN_modulation.1", "final_layer.linear"))
             assertTrue(c.params().weight(l).hasCodes(), l + " has learned codes");
