@@ -129,21 +129,32 @@ public final class ActivationKernels {
             f.fakeQuant(src, off, dst, off, len, p, g);
             return;
         }
+        if (src == dst) {                       // in place: keep the inputs for the tie fix-up
+            float[] copy = Arrays.copyOfRange(src, off, off + len);
+            intSegment(f, copy, dst, 0, off, len, p, g);
+            return;
+        }
+        intSegment(f, src, dst, off, off, len, p, g);
+    }
+
+    private static void intSegment(IntFormat f, float[] src, float[] dst, int srcOff, int off, int len, QuantParams p, int g) {
+        float d = p.scale(g);
         int z = p.zeroPoint(g);
         float lo = f.qmin() - z, hi = f.qmax() - z;
+        int shift = off - srcOff;
         float tie = Float.POSITIVE_INFINITY;
-        for (int i = off; i < off + len; i++) {
+        for (int i = srcOff; i < srcOff + len; i++) {
             float q = src[i] / d;
             float r = (q + MAGIC) - MAGIC;
             tie = Math.min(tie, Math.abs(Math.abs(q - r) - 0.5f));
-            dst[i] = Math.max(lo, Math.min(hi, r)) * d;
+            dst[i + shift] = Math.max(lo, Math.min(hi, r)) * d;
         }
         if (!(tie > 0)) {
             // a half-integer quotient (or NaN) somewhere: redo those elements exactly
-            for (int i = off; i < off + len; i++) {
+            for (int i = srcOff; i < srcOff + len; i++) {
                 float q = src[i] / d;
                 float r = (q + MAGIC) - MAGIC;
-                if (!(Math.abs(Math.abs(q - r) - 0.5f) > 0)) dst[i] = f.fakeQuant(src[i], p, g);
+                if (!(Math.abs(Math.abs(q - r) - 0.5f) > 0)) dst[i + shift] = f.fakeQuant(src[i], p, g);
             }
         }
     }

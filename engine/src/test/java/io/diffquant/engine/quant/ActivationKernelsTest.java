@@ -79,6 +79,9 @@ class ActivationKernelsTest {
             ref = Quantizer.withParams(f, Granularity.TENSOR, Layout.ACTIVATION, one).fakeQuant(x);
             ActivationKernels.fakeQuant(f, Granularity.TENSOR, one, x, fast, "x");
             assertSame(ref, fast, f.id() + " tensor, fixed");
+            Tensor inPlace = x.copy();
+            ActivationKernels.fakeQuant(f, Granularity.TOKEN, p, inPlace, inPlace, "x");
+            assertSame(Quantizer.withParams(f, Granularity.TOKEN, Layout.ACTIVATION, p).fakeQuant(x), inPlace, f.id() + " token, fixed, in place");
         }
     }
 
@@ -92,6 +95,9 @@ class ActivationKernelsTest {
         float[] expected = {0f, 1f, 0f, -1f, 1f, 63f};
         for (int i = 0; i < 6; i++) assertEquals(expected[i], out.data()[i], 0f, "element " + i);
         assertEquals(Float.floatToRawIntBits(0f), Float.floatToRawIntBits(out.data()[2]), "zero results are +0");
+        Tensor inPlace = x.copy();
+        ActivationKernels.fakeQuant(f, Granularity.TENSOR, p, inPlace, inPlace, "x");
+        for (int i = 0; i < 6; i++) assertEquals(expected[i], inPlace.data()[i], 0f, "in place, element " + i);
     }
 
     @Test void dynamicRejectsNonFiniteInputWithTheName() {
