@@ -23,8 +23,8 @@ import java.util.Arrays;
  * correctly rounded and half-integers below 2^22 are floats, so rounding q can only differ from rounding the exact
  * quotient when q lands exactly on a half-integer; such elements (and NaN) are recomputed with the reference formula.
  * The clamp and the product (q - z)Δ are exact in float (the product of a small integer and a float, rounded once),
- * as in the reference's double arithmetic. FP ExMy: the reference's double-precision steps, written with 64-bit lanes
- * only (exponents as longs) so the loop vectorizes.
+ * as in the reference's double arithmetic. FP ExMy: the reference's double-precision steps, with the binade 2^e found by
+ * Rump's ufp (two multiplications and a subtraction) instead of the exponent bits, so the loop vectorizes.
  */
 public final class ActivationKernels {
     private ActivationKernels() {}
@@ -129,62 +129,69 @@ public final class ActivationKernels {
             f.fakeQuant(src, off, dst, off, len, p, g);
             return;
         }
-        if (src == dst) {                       // in place: keep the inputs for the tie fix-up
-            float[] copy = Arrays.copyOfRange(src, off, off + len);
-            intSegment(f, copy, dst, 0, off, len, p, g);
+        if (src == dst) {
+            // in place: work on copies (the tie fix-up needs the inputs; equal indices keep the loop vectorizable)
+            float[] in = Arrays.copyOfRange(src, off, off + len), out = new float[len];
+            intLoop(f, in, out, 0, len, d, p, g);
+            System.arraycopy(out, 0, dst, off, len);
             return;
         }
-        intSegment(f, src, dst, off, off, len, p, g);
+        intLoop(f, src, dst, off, len, d, p, g);
     }
 
-    private static void intSegment(IntFormat f, float[] src, float[] dst, int srcOff, int off, int len, QuantParams p, int g) {
-        float d = p.scale(g);
+    /**
+     * The INT loop over [off, off + len) of src into the same indices of dst (distinct arrays). Source and destination
+     * share the index so the JIT can vectorize without alias checks.
+     */
+    private static void intLoop(IntFormat f, float[] src, float[] dst, int off, int len, float d, QuantParams p, int g) {
         int z = p.zeroPoint(g);
         float lo = f.qmin() - z, hi = f.qmax() - z;
-        int shift = off - srcOff;
         float tie = Float.POSITIVE_INFINITY;
-        for (int i = srcOff; i < srcOff + len; i++) {
+        int end = off + len;
+        for (int i = off; i < end; i++) {
             float q = src[i] / d;
             float r = (q + MAGIC) - MAGIC;
             tie = Math.min(tie, Math.abs(Math.abs(q - r) - 0.5f));
-            dst[i + shift] = Math.max(lo, Math.min(hi, r)) * d;
+            dst[i] = Math.max(lo, Math.min(hi, r)) * d;
         }
         if (!(tie > 0)) {
             // a half-integer quotient (or NaN) somewhere: redo those elements exactly
-            for (int i = srcOff; i < srcOff + len; i++) {
+            for (int i = off; i < end; i++) {
                 float q = src[i] / d;
                 float r = (q + MAGIC) - MAGIC;
-                if (!(Math.abs(Math.abs(q - r) - 0.5f) > 0)) dst[i + shift] = f.fakeQuant(src[i], p, g);
+                if (!(Math.abs(Math.abs(q - r) - 0.5f) > 0)) dst[i] = f.fakeQuant(src[i], p, g);
             }
         }
     }
 
+    /** Rump's ufp: 2^floor(log2 w) for normal w up to 2^970, 0 for 0, NaN for NaN (S. M. Rump, "Ultimately fast accurate summation", 2009). */
+    private static final double PHI = 0x1p52 + 1, ONE_MINUS_U = 1 - 0x1p-53;
+
     static void fpSegment(FpFormat f, float[] src, float[] dst, int off, int len, QuantParams p, int g) {
         float mvf = p.scale(g);
-        if (mvf == 0) {
+        if (mvf == 0 || src == dst) {
             f.fakeQuant(src, off, dst, off, len, p, g);
             return;
         }
-        final double mv = mvf, wm = f.wMax();
-        final long m = f.mantissaBits();
+        // w = |x_c| * wmax / maxval <= wmax <= 2^255 and, for x != 0, >= 2^-149 / 2^128: always a normal double, so
+        // max(ufp(w), 2) = 2^max(floor(log2 w), 1) exactly: the reference's binade without reading the exponent bits
+        final double mv = mvf, wm = f.wMax(), twoM = Math.scalb(1.0, f.mantissaBits()), invTwoM = Math.scalb(1.0, -f.mantissaBits());
+        int end = off + len;
         if (f.signed()) {
-            for (int i = off; i < off + len; i++) {
-                float x = src[i];
-                double a = Math.min(Math.abs((double) x), mv);
-                double w = a * wm / mv;
-                long e = Math.max(Math.min(((Double.doubleToRawLongBits(w) >>> 52) & 0x7FF) - 1023, 1000), 1);
-                double down = Double.longBitsToDouble((1023 + m - e) << 52), up = Double.longBitsToDouble((1023 + e - m) << 52);
-                double wq = Math.rint(w * down) * up;
-                dst[i] = Math.copySign((float) (wq * mv / wm), x);
+            // the steps are odd functions (clip, products, quotients, rint, ufp of |w|): the signed loop gives
+            // copySign(result(|x|), x) exactly, -0 included, without Math.copySign (which does not vectorize)
+            for (int i = off; i < end; i++) {
+                double w = Math.max(Math.min((double) src[i], mv), -mv) * wm / mv;
+                double q = PHI * w;
+                double u = Math.max(Math.abs(q - ONE_MINUS_U * q), 2.0);
+                dst[i] = (float) (Math.rint(w * (twoM / u)) * (u * invTwoM) * mv / wm);
             }
         } else {
-            for (int i = off; i < off + len; i++) {
-                float x = src[i];
-                double a = x <= 0 ? 0 : Math.min((double) x, mv);
-                double w = a * wm / mv;
-                long e = Math.max(Math.min(((Double.doubleToRawLongBits(w) >>> 52) & 0x7FF) - 1023, 1000), 1);
-                double down = Double.longBitsToDouble((1023 + m - e) << 52), up = Double.longBitsToDouble((1023 + e - m) << 52);
-                dst[i] = (float) (Math.rint(w * down) * up * mv / wm);
+            for (int i = off; i < end; i++) {
+                double w = Math.max(Math.min((double) src[i], mv), 0.0) * wm / mv;
+                double q = PHI * w;
+                double u = Math.max(Math.abs(q - ONE_MINUS_U * q), 2.0);
+                dst[i] = (float) (Math.rint(w * (twoM / u)) * (u * invTwoM) * mv / wm);
             }
         }
     }

@@ -85,6 +85,31 @@ class ActivationKernelsTest {
         }
     }
 
+    @Test void fpGridPointsMidpointsAndTheirNeighbours() {
+        for (NumberFormat f : formats()) {
+            if (!(f instanceof FpFormat)) continue;
+            for (float mv : new float[] {1f, 6f, 0.37f, 448f, 3.1e-5f, 2.5e30f}) {
+                QuantParams p = QuantParams.of(mv);
+                float[] grid = f.grid(p, 0);
+                List<Float> xs = new ArrayList<>();
+                for (int i = 0; i < grid.length; i++) {
+                    float g = grid[i];
+                    xs.add(g); xs.add(Math.nextUp(g)); xs.add(Math.nextDown(g));
+                    if (i + 1 < grid.length) {
+                        float mid = (float) (((double) g + grid[i + 1]) / 2);
+                        xs.add(mid); xs.add(Math.nextUp(mid)); xs.add(Math.nextDown(mid));
+                    }
+                }
+                xs.add(mv * 1.5f); xs.add(-mv * 3); xs.add(Float.MIN_VALUE); xs.add(-Float.MIN_VALUE);
+                float[] a = new float[xs.size()];
+                for (int i = 0; i < a.length; i++) a[i] = xs.get(i);
+                Tensor x = Tensor.of(a, 1, a.length), out = Tensor.zeros(1, a.length);
+                ActivationKernels.fakeQuant(f, Granularity.TENSOR, p, x, out, "x");
+                assertSame(Quantizer.withParams(f, Granularity.TENSOR, Layout.ACTIVATION, p).fakeQuant(x), out, f.id() + " maxval " + mv);
+            }
+        }
+    }
+
     @Test void exactIntegerTiesRoundHalfToEven() {
         IntFormat f = IntFormat.symmetric(8);
         QuantParams p = QuantParams.of(0.5f);
