@@ -131,6 +131,8 @@ public final class QuantizedModel {
         final Quantizer[] staticQ;         // static input quantizers (one per part)
         final NavigableMap<Float, Quantizer[]> perT;
         final Quantizer[] dynamicQ;
+        /** the input format/granularity have a fast kernel (and dynamic ranges are min-max) */
+        final boolean fast;
 
         PointHook(QuantizedModel owner, QuantPoint p, PointSpec s, Layer layer, LayerParams lp) {
             this.owner = owner;
@@ -186,6 +188,8 @@ public final class QuantizedModel {
             staticQ = st;
             perT = pt;
             dynamicQ = dyn;
+            fast = ispec.enabled() && ActivationKernels.supports(ispec.format(), ispec.granularity())
+                    && (ispec.mode() != CalibrationMode.DYNAMIC || ispec.range().kind() == io.diffquant.engine.quant.spec.RangeSpec.Kind.MINMAX);
         }
 
         private String partName(int i) {
@@ -239,12 +243,10 @@ public final class QuantizedModel {
             Tensor[] out = new Tensor[parts.length];
             boolean direct = InputParts.direct(point, ispec.granularity());
             for (int i = 0; i < parts.length; i++) {
-                if (direct) {
-                    out[i] = q[i].fakeQuant(parts[i]);
-                } else {
-                    q[i].fakeQuant(parts[i], parts[i]);      // parts are private copies
-                    out[i] = parts[i];
-                }
+                Tensor dst = direct ? Tensor.zeros(parts[i].shape()) : parts[i];   // split parts are private copies
+                if (fast) ActivationKernels.fakeQuant(ispec.format(), ispec.granularity(), q[i].params(), parts[i], dst, q[i].name());
+                else q[i].fakeQuant(parts[i], dst);
+                out[i] = dst;
             }
             return InputParts.merge(point, ispec.granularity(), x, out);
         }

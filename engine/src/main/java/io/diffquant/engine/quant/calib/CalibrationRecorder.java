@@ -65,6 +65,8 @@ public final class CalibrationRecorder implements Iterator<CalibrationRecorder.P
      * model is refused (use another directory or delete it).
      */
     public static CalibrationRecorder start(DiffusionModel model, ModelIdentity identity, CalibrationSettings settings, Path dir) throws IOException {
+        for (io.diffquant.engine.model.Layer l : model.layers().all()) if (!l.hooks().isEmpty()) throw new IllegalStateException(
+                "calibration data comes from the full-precision model, but layer '" + l.name() + "' has hooks attached (detach quantization first)");
         Files.createDirectories(dir);
         List<CalibrationSet.RunFile> done = new ArrayList<>();
         int[] ts = null;

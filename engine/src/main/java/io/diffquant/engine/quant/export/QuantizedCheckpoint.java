@@ -7,7 +7,6 @@ import io.diffquant.engine.io.JsonView;
 import io.diffquant.engine.io.SafetensorsException;
 import io.diffquant.engine.io.SafetensorsReader;
 import io.diffquant.engine.io.SafetensorsWriter;
-import io.diffquant.engine.io.TensorInfo;
 import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.quant.CalibratedParams;
 import io.diffquant.engine.quant.LayerParams;
@@ -226,14 +225,6 @@ public final class QuantizedCheckpoint {
         try (SafetensorsReader r = SafetensorsReader.open(file)) {
             checkFormat(r);
             return QuantConfigCodec.parse(r.metadata().get(META_CONFIG), file + " (metadata " + META_CONFIG + ")");
-        }
-    }
-
-    /** Unused-tensor check helper for tests: the dtype of a stored tensor. */
-    static DType dtype(Path file, String name) throws IOException {
-        try (SafetensorsReader r = SafetensorsReader.open(file)) {
-            TensorInfo i = r.info(name);
-            return i.dtype();
         }
     }
 }

@@ -38,7 +38,7 @@ public final class RtnPreset extends BasePreset {
     }
 
     @Override public CalibrationSettings defaultCalibration() {
-        return new CalibrationSettings("ddim", 20, 0, "linear", 1, 8, 8, 0, TimestepSubset.uniform(5, 8, 0), 16, 1 << 16);
+        return new CalibrationSettings("ddim", 10, 0, "linear", 1, 8, 8, 0, TimestepSubset.uniform(5, 8, 0), 16, 1 << 16);
     }
 
     @Override public Plan plan(DiffusionModel model, PresetOptions o) {
