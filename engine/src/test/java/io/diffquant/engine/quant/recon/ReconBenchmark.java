@@ -38,7 +38,8 @@ import java.util.Random;
  *   [preset q-diffusion] [w_bits 4] [a_bits 8] [threads] [units glob,... | all] [act_quant true|false]
  * </pre>
  * "brief": input 28, patch 2, hidden 256, depth 6, 4 heads, 10 classes (random weights); "shipped": the dit-fmnist
- * training config (input 28, patch 4, hidden 192, depth 6, 4 heads; random weights unless a folder is given).
+ * training config (input 28, patch 4, hidden 192, depth 6, 4 heads; random weights); a model folder; or
+ * {@code checkpoint:<train checkpoint>} for the raw weights of a training checkpoint.
  * {@code ReconBenchmark job [model] [preset q-diffusion]} instead times the whole calibration job with the preset's
  * defaults (record, weights, reconstruction, activation ranges) per phase.
  */
@@ -65,8 +66,8 @@ public final class ReconBenchmark {
             model = randomDiT(cfg, 1);
             name = "dit-" + which + "-random";
         } else {
-            model = ModelFolder.load(Path.of(which)).model();
-            name = Path.of(which).getFileName().toString();
+            model = model(which);
+            name = Path.of(which.replace("checkpoint:", "")).getFileName().toString();
         }
         Preset preset = Presets.byName(presetName);
         Map<String, Object> opts = new LinkedHashMap<>();
@@ -123,6 +124,16 @@ public final class ReconBenchmark {
     static DiffusionModel model(String which) throws java.io.IOException {
         if (which.equals("brief")) return randomDiT(new DiTConfig(28, 2, 1, 256, 6, 4, 4.0, 0.1, 10, true), 1);
         if (which.equals("shipped")) return randomDiT(new DiTConfig(28, 4, 1, 192, 6, 4, 4.0, 0.1, 10, true), 1);
+        if (which.startsWith("checkpoint:")) {
+            // a training checkpoint's raw (non-EMA) weights, with the config.json of the folder next to it or of its model/ folder
+            Path ck = Path.of(which.substring("checkpoint:".length()));
+            Path cfg = Files.exists(ck.resolveSibling("config.json")) ? ck.resolveSibling("config.json") : ck.resolveSibling("model").resolve("config.json");
+            DiT m = new DiT(DiTConfig.fromJson(cfg));
+            Map<String, Tensor> sd = new LinkedHashMap<>(io.diffquant.engine.train.TrainCheckpoint.read(ck).params());
+            sd.putIfAbsent("pos_embed", m.posEmbed());
+            m.loadWeights(sd, ck.toString());
+            return m;
+        }
         return ModelFolder.load(Path.of(which)).model();
     }
 
