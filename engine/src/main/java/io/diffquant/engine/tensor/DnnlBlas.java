@@ -13,6 +13,7 @@ import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Optional;
+import java.util.concurrent.ForkJoinWorkerThread;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.logging.Logger;
 import java.util.stream.Stream;
@@ -25,7 +26,9 @@ import java.util.stream.Stream;
  *       interrupt it inside oneDNN as if it ran Java code, which corrupts the native heap (seen every time).
  *       Zero-copy is therefore used only while no JFR recorder exists: a recorder listener switches it off
  *       for good, waiting for the calls in flight, before any recording can start. Calls are cut into row
- *       blocks of at most about 2 GFLOP because a critical call also holds off safepoints (GC) while it runs.</li>
+ *       blocks of at most about 2 GFLOP because a critical call also holds off safepoints (GC) while it runs.
+ *       Large GEMMs called from outside the engine's pool are split by rows over the pool, each part a
+ *       single-threaded oneDNN call (see {@link NativeThreads}): no OpenMP fork/join per GEMM.</li>
  *   <li>JavaCPP's float[] entry points (once JFR exists, with {@code diffquant.blas.zerocopy=false}, or when
  *       FFM is unavailable): they copy every whole array in and out on each call and take no offsets, so
  *       offset operands go through contiguous copies. (FFM calls on native staging buffers were tried too:
@@ -43,6 +46,8 @@ public final class DnnlBlas implements Blas {
 
     /** dnnl_status_t dnnl_sgemm(char, char, dim_t M, N, K, float alpha, const float *A, dim_t lda, ...), critical. */
     private static final MethodHandle SGEMM_HEAP = criticalDowncall();
+    /** Zero-copy GEMMs of at least this many FLOPs called from outside the engine pool are split over it. */
+    private static final double SPLIT_FLOPS = 5e7;
     /** At most about this many FLOPs per critical call (it holds off safepoints while it runs). */
     private static final double CRITICAL_FLOPS = 2e9;
 
@@ -102,25 +107,50 @@ public final class DnnlBlas implements Blas {
                       float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                       float beta, float[] c, int cOff, int ldc) {
         if (m == 0 || n == 0) return;
-        int aRows = transA ? k : m, bRows = transB ? n : k;
-        checkExtent("A", a, aOff, aRows, transA ? m : k, lda);
-        checkExtent("B", b, bOff, bRows, transB ? k : n, ldb);
+        checkExtent("A", a, aOff, transA ? k : m, transA ? m : k, lda);
+        checkExtent("B", b, bOff, transB ? n : k, transB ? k : n, ldb);
         checkExtent("C", c, cOff, m, n, ldc);
         if (zeroCopy) {
-            ZERO_COPY_LOCK.readLock().lock();
-            try {
-                if (zeroCopy) {
-                    sgemmInPlace(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
-                    return;
-                }
-            } finally {
-                ZERO_COPY_LOCK.readLock().unlock();
+            int parts = Parallel.threads();
+            if (parts > 1 && m >= 128 * parts && 2.0 * m * n * k >= SPLIT_FLOPS
+                    && !(Thread.currentThread() instanceof ForkJoinWorkerThread) && NativeThreads.available()) {
+                // rows over the engine's pool, each part a single-threaded oneDNN call: no OpenMP fork/join
+                Parallel.forRange(parts, 1, (p0, p1) -> NativeThreads.singleThreaded(() -> {
+                    for (int p = p0; p < p1; p++) {
+                        int r0 = (int) ((long) m * p / parts), r1 = (int) ((long) m * (p + 1) / parts);
+                        int aAt = transA ? aOff + r0 : aOff + r0 * lda;
+                        if (!tryInPlace(transA, transB, r1 - r0, n, k, alpha, a, aAt, lda, b, bOff, ldb, beta, c, cOff + r0 * ldc, ldc))
+                            viaJavaCpp(transA, transB, r1 - r0, n, k, alpha, a, aAt, lda, b, bOff, ldb, beta, c, cOff + r0 * ldc, ldc);
+                    }
+                }));
+                return;
             }
+            if (tryInPlace(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc)) return;
         }
+        viaJavaCpp(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+    }
+
+    /** The zero-copy call, unless zero-copy has been switched off (then false). */
+    private static boolean tryInPlace(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                                      float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                                      float beta, float[] c, int cOff, int ldc) {
+        ZERO_COPY_LOCK.readLock().lock();
+        try {
+            if (!zeroCopy) return false;
+            sgemmInPlace(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+            return true;
+        } finally {
+            ZERO_COPY_LOCK.readLock().unlock();
+        }
+    }
+
+    private static void viaJavaCpp(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                                   float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                                   float beta, float[] c, int cOff, int ldc) {
         if (aOff != 0 || bOff != 0 || cOff != 0) {
             // the float[] entry points take no offsets: hand the work to contiguous copies
-            float[] ac = copyBlock(a, aOff, aRows, lda);
-            float[] bc = copyBlock(b, bOff, bRows, ldb);
+            float[] ac = copyBlock(a, aOff, transA ? k : m, lda);
+            float[] bc = copyBlock(b, bOff, transB ? n : k, ldb);
             float[] cc = copyBlock(c, cOff, m, ldc);
             call(transA, transB, m, n, k, alpha, ac, lda, bc, ldb, beta, cc, ldc);
             System.arraycopy(cc, 0, c, cOff, Math.min(cc.length, c.length - cOff));

@@ -38,9 +38,17 @@ class DnnlBlasModesTest {
         Random r = new Random(3);
         if (!jdk.jfr.FlightRecorder.isInitialized() && EngineSettings.blasZeroCopy())
             assertTrue(DnnlBlas.zeroCopy(), "zero-copy is the default while no JFR recorder exists");
-        for (boolean ta : new boolean[] {false, true}) {
-            checkGemm(blas, r, 37, 29, 53, ta, !ta, 50);
-            checkGemm(blas, r, 4100, 520, 480, ta, false, 30);      // > 2 GFLOP: cut into row blocks when zero-copy
+        int threads = Parallel.threads();
+        try {
+            for (boolean ta : new boolean[] {false, true}) {
+                checkGemm(blas, r, 37, 29, 53, ta, !ta, 50);
+                Parallel.setThreads(2);
+                checkGemm(blas, r, 1001, 300, 200, ta, !ta, 40);         // rows split over the pool
+                Parallel.setThreads(1);
+                checkGemm(blas, r, 4100, 520, 480, ta, false, 30);       // > 2 GFLOP: cut into row blocks
+            }
+        } finally {
+            Parallel.setThreads(threads);
         }
         try (Recording rec = new Recording()) {                      // creates the JFR recorder
             assertFalse(DnnlBlas.zeroCopy(), "JFR exists: no more critical calls");
