@@ -126,9 +126,7 @@ final class TrainCommand implements java.util.concurrent.Callable<Integer> {
                     reason(s.reason()), s.steps(), s.stepsThisCall(), s.epochs(), fmt(s.totalElapsed()), fmt(s.thisCall()),
                     s.lastWindowLoss(), terms(s.lastWindowTerms()));
             err.printf("checkpoint: %s%n", s.checkpoint());
-            if (s.reason() == TrainingRun.StopReason.CANCELLED)
-                err.printf("resume with: diffquant train --resume %s --out %s%s%n", s.checkpoint(), out,
-                        budgetMinutes == null ? "" : " --budget-minutes " + fmtNum(budgetMinutes));
+            if (s.reason() == TrainingRun.StopReason.CANCELLED) err.println("resume with: " + resumeCommand(s.checkpoint()));
             System.out.printf("model folder written: %s (EMA weights at step %d)%n", out, s.steps());
             return 0;
         } finally {
@@ -137,6 +135,16 @@ final class TrainCommand implements java.util.concurrent.Callable<Integer> {
                 Runtime.getRuntime().removeShutdownHook(hook);
             } catch (IllegalStateException shuttingDown) { /* the hook is running: it returns once finished is counted down */ }
         }
+    }
+
+    private String resumeCommand(Path ck) {
+        StringBuilder b = new StringBuilder("diffquant train --resume ").append(ck).append(" --out ").append(out);
+        if (!data.equals(FashionMnist.DEFAULT_DIR)) b.append(" --data ").append(data);
+        if (limit != null) b.append(" --limit ").append(limit);
+        if (steps > 0) b.append(" --steps ").append(steps);
+        if (budgetMinutes != null) b.append(" --budget-minutes ").append(fmtNum(budgetMinutes));
+        b.append(" --threads ").append(Parallel.threads());
+        return b.toString();
     }
 
     private static void checkSame(String option, Object given, Object saved) {
