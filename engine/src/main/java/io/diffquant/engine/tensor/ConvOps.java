@@ -1,6 +1,8 @@
 package io.diffquant.engine.tensor;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * Fast kernels for the convolutional denoisers (diffusers UNet2DModel, src/diffusers/models/resnet.py and
@@ -14,7 +16,7 @@ public final class ConvOps {
 
     private static final int EW_CHUNK = 1 << 14;
     /** Images are grouped into one im2col/GEMM until the GEMM has about this many columns. */
-    private static final int TARGET_COLS = 2048;
+    private static final int TARGET_COLS = 1024;
 
     // ------------------------------------------------------------------ scratch
 
@@ -39,7 +41,8 @@ public final class ConvOps {
      * Same contract and results (up to GEMM summation order) as {@link Ops#conv2d}. The output is computed in
      * column tiles of about {@value #TARGET_COLS} output pixels (several small images, or a band of rows of a
      * large one): im2col of the tile into a reused per-thread scratch, one GEMM (straight into the output when
-     * the tile is one image), bias added while the tile is hot.
+     * the tile is one image), bias added while the tile is hot. Several tiles run side by side on the engine's
+     * pool, each with a single-threaded GEMM; a single tile uses the pool for im2col and oneDNN's threads.
      */
     public static Tensor conv2d(Tensor x, Tensor w, Tensor b, int stride, int padding) {
         if (x.rank() != 4) throw new IllegalArgumentException("conv2d: input must be NCHW, got " + Arrays.toString(x.shape()));
@@ -59,36 +62,72 @@ public final class ConvOps {
         }
         Geometry g = new Geometry(n, c, h, wd, kh, kw, stride, padding, ho, wo);
         float[] xd = x.data(), wdat = w.data(), yd = y.data(), bias = b == null ? null : b.data();
-        int kdim = g.kdim(), hw = g.hw();
-        float[] col = scratch(SLOT_COL, kdim * g.maxCols());
-        float[] tmp = g.imagesPerTile() > 1 ? scratch(SLOT_TMP, o * g.maxCols()) : null;
         Blas blas = Blas.get();
-        forEachTile(g, (i0, gi, oy0, oy1) -> {
-            int seg = (oy1 - oy0) * wo, cols = gi * seg;
-            Parallel.forRange(kdim, Math.max(1, 4096 / cols), (r0, r1) -> {
-                float[] row = g.fastIm2col() ? null : new float[cols];
-                for (int r = r0; r < r1; r++) im2colRow(xd, g, r, i0, gi, oy0, oy1, col, r * cols, row);
+        boolean dnnl = blas instanceof DnnlBlas;
+        List<int[]> tiles = tiles(g);
+        if (tiles.size() >= 2 && Parallel.threads() > 1 && (!dnnl || NativeThreads.available())) {
+            // one tile per task: im2col, a single-threaded GEMM and the copy-out stay on one core and in its cache
+            Parallel.forRange(tiles.size(), 1, (t0, t1) -> {
+                Runnable run = () -> {
+                    for (int ti = t0; ti < t1; ti++) convTile(blas, xd, wdat, bias, yd, o, g, tiles.get(ti), false);
+                };
+                if (dnnl) NativeThreads.singleThreaded(run);
+                else run.run();
             });
-            if (gi == 1) {
-                // C[oc, j] = y[i0, oc, oy0 * wo + j]: rows hw apart
-                int yo = i0 * o * hw + oy0 * wo;
-                blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, yd, yo, hw);
-                if (bias != null) Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), (o0, o1) -> {
-                    for (int oc = o0; oc < o1; oc++) addScalar(yd, yo + oc * hw, seg, bias[oc]);
-                });
-            } else {
-                blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, tmp, 0, cols);
-                Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), (o0, o1) -> {
-                    for (int oc = o0; oc < o1; oc++)
-                        for (int i = 0; i < gi; i++) {
-                            int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
-                            System.arraycopy(tmp, oc * cols + i * seg, yd, yo, seg);
-                            if (bias != null) addScalar(yd, yo, seg, bias[oc]);
-                        }
-                });
-            }
-        });
+        } else {
+            for (int[] tile : tiles) convTile(blas, xd, wdat, bias, yd, o, g, tile, true);
+        }
         return y;
+    }
+
+    /**
+     * im2col of one tile {img0, images, oy0, oy1} into this thread's scratch, one GEMM (straight into y when the
+     * tile is a single image), bias. {@code inner}: split the im2col and copy-out over the pool (the GEMM then
+     * uses oneDNN's own threads).
+     */
+    private static void convTile(Blas blas, float[] xd, float[] wdat, float[] bias, float[] yd, int o, Geometry g,
+                                 int[] tile, boolean inner) {
+        int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3];
+        int kdim = g.kdim(), hw = g.hw(), wo = g.wo, seg = (oy1 - oy0) * wo, cols = gi * seg;
+        float[] col = scratch(SLOT_COL, kdim * cols);
+        Parallel.RangeBody im2col = (r0, r1) -> {
+            float[] row = g.fastIm2col() ? null : new float[cols];
+            for (int r = r0; r < r1; r++) im2colRow(xd, g, r, i0, gi, oy0, oy1, col, r * cols, row);
+        };
+        if (inner) Parallel.forRange(kdim, Math.max(1, 4096 / cols), im2col);
+        else im2col.run(0, kdim);
+        if (gi == 1) {
+            // C[oc, j] = y[i0, oc, oy0 * wo + j]: rows hw apart
+            int yo = i0 * o * hw + oy0 * wo;
+            blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, yd, yo, hw);
+            if (bias != null) for (int oc = 0; oc < o; oc++) addScalar(yd, yo + oc * hw, seg, bias[oc]);
+        } else {
+            float[] tmp = scratch(SLOT_TMP, o * cols);
+            blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, tmp, 0, cols);
+            Parallel.RangeBody copy = (o0, o1) -> {
+                for (int oc = o0; oc < o1; oc++)
+                    for (int i = 0; i < gi; i++) {
+                        int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
+                        System.arraycopy(tmp, oc * cols + i * seg, yd, yo, seg);
+                        if (bias != null) addScalar(yd, yo, seg, bias[oc]);
+                    }
+            };
+            if (inner) Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), copy);
+            else copy.run(0, o);
+        }
+    }
+
+    /** The column tiles {img0, images, oy0, oy1} of a convolution; they depend on the shapes only. */
+    private static List<int[]> tiles(Geometry g) {
+        List<int[]> r = new ArrayList<>();
+        int ipt = g.imagesPerTile(), rpt = g.rowsPerTile();
+        if (rpt >= g.ho) {
+            for (int i0 = 0; i0 < g.n; i0 += ipt) r.add(new int[] {i0, Math.min(ipt, g.n - i0), 0, g.ho});
+        } else {
+            for (int i = 0; i < g.n; i++)
+                for (int oy0 = 0; oy0 < g.ho; oy0 += rpt) r.add(new int[] {i, 1, oy0, Math.min(g.ho, oy0 + rpt)});
+        }
+        return r;
     }
 
     /** Shapes of one convolution and its column tiling. */
@@ -98,21 +137,8 @@ public final class ConvOps {
         /** Whole images per tile (>= 1); when 1 and an image is larger than a tile, rows per tile below. */
         int imagesPerTile() { return Math.max(1, Math.min(n, TARGET_COLS / hw())); }
         int rowsPerTile() { return hw() <= TARGET_COLS ? ho : Math.max(1, TARGET_COLS / wo); }
-        int maxCols() { return imagesPerTile() * Math.min(ho, rowsPerTile()) * wo; }
         /** Stride 1 and output width = input width: every tap is a constant shift of the flattened plane. */
         boolean fastIm2col() { return stride == 1 && wo == w && kw <= w; }
-    }
-
-    private interface TileBody { void run(int img0, int images, int oy0, int oy1); }
-
-    private static void forEachTile(Geometry g, TileBody body) {
-        int ipt = g.imagesPerTile(), rpt = g.rowsPerTile();
-        if (rpt >= g.ho) {
-            for (int i0 = 0; i0 < g.n; i0 += ipt) body.run(i0, Math.min(ipt, g.n - i0), 0, g.ho);
-        } else {
-            for (int i = 0; i < g.n; i++)
-                for (int oy0 = 0; oy0 < g.ho; oy0 += rpt) body.run(i, 1, oy0, Math.min(g.ho, oy0 + rpt));
-        }
     }
 
     private static void addScalar(float[] y, int o, int len, float v) {
@@ -217,7 +243,7 @@ public final class ConvOps {
         float[] g = gamma == null ? null : gamma.data(), bt = beta == null ? null : beta.data();
         float[] ss = scaleShift == null ? null : scaleShift.data();
         Parallel.forRange(n * groups, 1, (r0, r1) -> {
-            float[] e = new float[BLK];
+            float[] xs = new float[BLK], e = new float[BLK];
             int[] bits = new int[BLK];
             for (int r = r0; r < r1; r++) {
                 int o = r * gsize, g0 = (r % groups) * cg, img = r / groups;
@@ -235,8 +261,9 @@ public final class ConvOps {
                         sh = sh * s1 + ss[img * 2 * c + c + ch];
                     }
                     int co = o + ci * inner;
-                    affineAct(xd, yd, co, inner, a, sh, silu, e, bits);
+                    affine(xd, yd, co, inner, a, sh);
                 }
+                if (silu) siluInPlace(yd, o, gsize, xs, e, bits);
             }
         });
         return y;
@@ -245,17 +272,24 @@ public final class ConvOps {
     /** Elements per activation block (scratch of this size stays in L1). */
     private static final int BLK = 512;
 
-    /** y[o..o+len) = act(x * a + b); scratch: BLK floats and BLK ints. Loops are written for C2 to vectorise. */
-    private static void affineAct(float[] x, float[] y, int o, int len, float a, float b, boolean silu, float[] e, int[] bits) {
-        if (!silu) {
-            for (int i = o; i < o + len; i++) y[i] = x[i] * a + b;
-            return;
-        }
+    /** y[o..o+len) = x[o..o+len) * a + b (same-index loop, vectorised by C2). */
+    private static void affine(float[] x, float[] y, int o, int len, float a, float b) {
+        for (int i = o; i < o + len; i++) y[i] = x[i] * a + b;
+    }
+
+    /**
+     * y[o..o+len) = SiLU(y[o..o+len)) = y / (1 + exp(-y)), in blocks through the scratch arrays xs, e (BLK floats) and
+     * bits (BLK ints). Every loop reads and writes its arrays at the same index (no offset between two float
+     * arrays), so that C2 can rule out aliasing and vectorise it; exp is TransformerOps' block polynomial.
+     */
+    private static void siluInPlace(float[] y, int o, int len, float[] xs, float[] e, int[] bits) {
         for (int b0 = 0; b0 < len; b0 += BLK) {
             int q = o + b0, l = Math.min(BLK, len - b0);
-            for (int i = 0; i < l; i++) e[i] = -(x[q + i] * a + b);
+            System.arraycopy(y, q, xs, 0, l);
+            for (int i = 0; i < l; i++) e[i] = -xs[i];
             TransformerOps.expInPlace(e, 0, l, 0f, bits);
-            for (int i = 0; i < l; i++) y[q + i] = (x[q + i] * a + b) / (1f + e[i]);
+            for (int i = 0; i < l; i++) xs[i] = xs[i] / (1f + e[i]);
+            System.arraycopy(xs, 0, y, q, l);
         }
     }
 
@@ -276,7 +310,8 @@ public final class ConvOps {
     public static Tensor silu(Tensor x) {
         Tensor y = Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data();
-        Parallel.forRange(xd.length, EW_CHUNK, (p, q) -> affineAct(xd, yd, p, q - p, 1f, 0f, true, new float[BLK], new int[BLK]));
+        System.arraycopy(xd, 0, yd, 0, xd.length);
+        Parallel.forRange(xd.length, EW_CHUNK, (p, q) -> siluInPlace(yd, p, q - p, new float[BLK], new float[BLK], new int[BLK]));
         return y;
     }
 
