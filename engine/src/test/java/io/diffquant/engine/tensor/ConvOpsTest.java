@@ -81,6 +81,25 @@ class ConvOpsTest {
         }
     }
 
+    @Test void upsampleConvEqualsConvOfTheUpsampledImage() {
+        int before = Parallel.threads();
+        try {
+            for (int threads : new int[] {1, 2}) {
+                Parallel.setThreads(threads);
+                for (int[] cs : new int[][] {{2, 5, 4, 6, 7}, {9, 3, 8, 8, 4}, {1, 2, 1, 1, 3}, {3, 4, 5, 3, 2}}) {
+                    Tensor x = rand(cs[0], cs[1], cs[2], cs[3]), w = rand(cs[4], cs[1], 3, 3), b = rand(cs[4]);
+                    Tensor ref = directConv(Ops.upsampleNearest2x(x), w, b, 1, 1);
+                    Tensor got = ConvOps.upsample2xConv3x3(x, w, b);
+                    assertTrue(maxAbsDiff(got, ref) < 1e-4f, java.util.Arrays.toString(cs) + ": " + maxAbsDiff(got, ref));
+                    assertTrue(maxAbsDiff(ConvOps.upsample2xConv3x3(x, w, null), directConv(Ops.upsampleNearest2x(x), w, null, 1, 1)) < 1e-4f);
+                }
+            }
+        } finally {
+            Parallel.setThreads(before);
+        }
+        assertThrows(IllegalArgumentException.class, () -> ConvOps.upsample2xConv3x3(rand(1, 2, 3, 3), rand(2, 2, 1, 1), null));
+    }
+
     @Test void convRejectsBadShapes() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> ConvOps.conv2d(rand(1, 3, 4, 4), rand(2, 4, 3, 3), null, 1, 1));
