@@ -5,11 +5,13 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * Fast kernels for the convolutional denoisers (diffusers UNet2DModel, src/diffusers/models/resnet.py and
- * attention_processor.py): im2col convolution with reused scratch and zero-copy GEMMs, GroupNorm fused with the
- * ResNet scale-shift and SiLU, multi-head self-attention on the token layout, and the small layout ops around them.
- * Every kernel has a slow twin in {@link Ops} (or a composition of Ops) that the tests compare it with.
- * Results do not depend on the thread count.
+ * Fast kernels for the convolutional denoisers (diffusers UNet2DModel, src/diffusers/models/resnet.py,
+ * upsampling.py and attention_processor.py): tiled im2col convolution with reused per-thread scratch and zero-copy
+ * GEMMs, nearest-2x upsampling fused with its 3x3 convolution, GroupNorm fused with the ResNet scale-shift and SiLU,
+ * multi-head self-attention on the token layout, and the small layout ops around them. Every kernel has a slow twin
+ * in {@link Ops} (or a composition of Ops) that the tests compare it with. Tilings depend on the shapes only; with
+ * oneDNN, GEMMs run single-threaded side by side or multi-threaded one at a time, so results may differ between
+ * thread counts in the last bits of the GEMM sums.
  */
 public final class ConvOps {
     private ConvOps() {}
