@@ -12,6 +12,8 @@ import java.util.List;
  * in {@link Ops} (or a composition of Ops) that the tests compare it with. Tilings depend on the shapes only; with
  * oneDNN, GEMMs run single-threaded side by side or multi-threaded one at a time, so results may differ between
  * thread counts in the last bits of the GEMM sums.
+ * Every op records itself on an active {@link Tape} (backward rules in {@link FusedOpsBackward} and
+ * {@link OpsBackward}).
  */
 public final class ConvOps {
     private ConvOps() {}
@@ -59,7 +61,8 @@ public final class ConvOps {
         int ho = (h + 2 * padding - kh) / stride + 1, wo = (wd + 2 * padding - kw) / stride + 1;
         Tensor y = Tensor.zeros(n, o, ho, wo);
         if (n == 0 || o == 0 || c == 0) {
-            if (b != null) Ops.addChannelBias(y, b);
+            if (b != null) Ops.addChannelsRaw(y.data(), b.data(), n, o, ho * wo);
+            recordConv(x, w, b, y, stride, padding);
             return y;
         }
         Geometry g = new Geometry(n, c, h, wd, kh, kw, stride, padding, ho, wo);
@@ -79,7 +82,15 @@ public final class ConvOps {
         } else {
             for (int[] tile : tiles) convTile(blas, xd, wdat, bias, yd, o, g, tile, true);
         }
+        recordConv(x, w, b, y, stride, padding);
         return y;
+    }
+
+    private static void recordConv(Tensor x, Tensor w, Tensor b, Tensor y, int stride, int padding) {
+        Tape tape = Tape.active();
+        if (tape == null) return;
+        tape.save(x, w);
+        tape.record("conv2d", y, (gy, g) -> OpsBackward.conv2d(gy, g, x, w, b, stride, padding), x, w, b);
     }
 
     /**
@@ -218,7 +229,8 @@ public final class ConvOps {
      * image (diffusers' Upsample2D with use_conv): output pixel (2i + a, 2j + b) only sees source rows
      * i - 1 + a .. i + a and columns j - 1 + b .. j + b, so each of the four phases (a, b) is a 2x2 convolution of x
      * with row/column-summed weights (a = 0: rows {w0, w1 + w2}; a = 1: {w0 + w1, w2}): 16 instead of 36
-     * multiply-adds per source pixel and output channel. Equal to the composition up to float rounding.
+     * multiply-adds per source pixel and output channel. Equal to the composition up to float rounding; while a
+     * {@link Tape} records, the composition itself runs (so that backward sees the ops it knows).
      */
     public static Tensor upsample2xConv3x3(Tensor x, Tensor w, Tensor b) {
         if (x.rank() != 4 || w.rank() != 4 || w.dim(1) != x.dim(1) || w.dim(2) != 3 || w.dim(3) != 3)
@@ -226,6 +238,8 @@ public final class ConvOps {
                     + Arrays.toString(w.shape()) + " (needs NCHW and a 3x3 kernel over the input channels)");
         int n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3), o = w.dim(0);
         if (b != null && b.size() != o) throw new IllegalArgumentException("upsample2xConv3x3: bias of " + b.size() + " for " + o + " filters");
+        // under a tape: the composition, whose ops record their own backward rules
+        if (Tape.active() != null) return conv2d(Ops.upsampleNearest2x(x), w, b, 1, 1);
         Tensor y = Tensor.zeros(n, o, 2 * h, 2 * wd);
         if (y.size() == 0) return y;
         int hw = h * wd, k4 = 4 * c;
@@ -307,6 +321,8 @@ public final class ConvOps {
                 for (int i = 0; i < h; i++)
                     System.arraycopy(xd, r * h * w + i * w, yd, r * h2 * w2 + (i + top) * w2 + left, w);
         });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("pad", y, (gy, g) -> FusedOpsBackward.pad(gy, g.of(x), n * c, h, w, top, left, h2, w2), x);
         return y;
     }
 
@@ -333,6 +349,9 @@ public final class ConvOps {
         float[] xd = x.data(), yd = y.data();
         float[] g = gamma == null ? null : gamma.data(), bt = beta == null ? null : beta.data();
         float[] ss = scaleShift == null ? null : scaleShift.data();
+        Tape tape = Tape.active();
+        // under a tape: normalised values and 1/std per (sample, group) kept for backward
+        float[] xhat = tape == null ? null : new float[xd.length], rstd = tape == null ? null : new float[n * groups];
         Parallel.forRange(n * groups, 1, (r0, r1) -> {
             float[] xs = new float[BLK], e = new float[BLK];
             int[] bits = new int[BLK];
@@ -342,6 +361,10 @@ public final class ConvOps {
                 float mf = (float) mean;
                 double var = sumSqDev(xd, o, gsize, mf) / gsize;
                 float inv = (float) (1.0 / Math.sqrt(var + eps));
+                if (rstd != null) {
+                    rstd[r] = inv;
+                    for (int j = 0; j < gsize; j++) xhat[o + j] = (xd[o + j] - mf) * inv;
+                }
                 for (int ci = 0; ci < cg; ci++) {
                     int ch = g0 + ci;
                     float gg = g == null ? 1f : g[ch], bb = bt == null ? 0f : bt[ch];
@@ -357,6 +380,11 @@ public final class ConvOps {
                 if (silu) siluInPlace(yd, o, gsize, xs, e, bits);
             }
         });
+        if (tape != null) {
+            tape.save(gamma, beta, scaleShift);
+            tape.record("groupNormAct", y, (gy, gr) -> FusedOpsBackward.groupNormAct(gy, gr, x, gamma, beta, scaleShift, silu,
+                    xhat, rstd, n, c, groups, inner), x, gamma, beta, scaleShift);
+        }
         return y;
     }
 
@@ -403,6 +431,7 @@ public final class ConvOps {
         float[] xd = x.data(), yd = y.data();
         System.arraycopy(xd, 0, yd, 0, xd.length);
         Parallel.forRange(xd.length, EW_CHUNK, (p, q) -> siluInPlace(yd, p, q - p, new float[BLK], new float[BLK], new int[BLK]));
+        TransformerOps.recordActivation("silu", x, y, true);
         return y;
     }
 
@@ -423,6 +452,11 @@ public final class ConvOps {
                 for (int j = 0; j < inner; j++) yd[o + j] = xd[o + j] * s1 + sh;
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(x, ss);
+            tape.record("scaleShift", y, (gy, g) -> FusedOpsBackward.scaleShift(gy, g.of(x), g.of(ss), xd, sd, n, c, inner), x, ss);
+        }
         return y;
     }
 
@@ -433,6 +467,15 @@ public final class ConvOps {
         if (!dst.sameShape(src)) throw new IllegalArgumentException("residual add: shapes " + Arrays.toString(dst.shape())
                 + " and " + Arrays.toString(src.shape()) + " differ");
         float[] d = dst.data(), s = src.data();
+        Tape tape = Tape.active();
+        if (tape != null) tape.recordInPlace("residualAddInPlace", dst, (gy, g) -> {
+            // dst_new = (dst_old + src) / divisor: both get gy / divisor
+            float inv = 1f / divisor;
+            float[] gs = g.of(src);
+            if (gs == gy) { OpsBackward.axpy(1f, gy, gy); gs = null; }  // src is dst: twice the gradient
+            if (gs != null) OpsBackward.axpy(inv, gy, gs);
+            if (divisor != 1f) for (int i = 0; i < gy.length; i++) gy[i] *= inv;
+        }, src);
         Parallel.forRange(d.length, EW_CHUNK, (a, b) -> {
             if (divisor == 1f) for (int i = a; i < b; i++) d[i] += s[i];
             else for (int i = a; i < b; i++) d[i] = (d[i] + s[i]) / divisor;
@@ -444,6 +487,8 @@ public final class ConvOps {
         Tensor y = Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data();
         Parallel.forRange(xd.length, EW_CHUNK, (p, q) -> { for (int i = p; i < q; i++) yd[i] = (a * xd[i]) + b; });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("affine", y, (gy, g) -> OpsBackward.axpy(a, gy, g.of(x)), x);
         return y;
     }
 
@@ -455,6 +500,14 @@ public final class ConvOps {
         int inner = x.size() / Math.max(1, n);
         float[] xd = x.data(), yd = y.data();
         for (int i = 0; i < n; i++) for (int j = 0; j < inner; j++) yd[i * inner + j] = xd[i * inner + j] / d[i];
+        Tape tape = Tape.active();
+        if (tape != null) {
+            float[] dv = d.clone();
+            tape.record("divPerSample", y, (gy, g) -> {
+                float[] gx = g.of(x);
+                if (gx != null) for (int i = 0; i < n; i++) for (int j = 0; j < inner; j++) gx[i * inner + j] += gy[i * inner + j] / dv[i];
+            }, x);
+        }
         return y;
     }
 
@@ -479,6 +532,8 @@ public final class ConvOps {
                 }
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("transposeLast2", y, (gy, g) -> FusedOpsBackward.transposeLast2(gy, g.of(x), bsz, r, c), x);
         return y;
     }
 
@@ -505,6 +560,23 @@ public final class ConvOps {
                 blas.sgemm(false, false, t, d, s, 1f, p, 0, s, vd, ko, inner, 0f, od, qo, inner);
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(q, k, v);
+            tape.record("multiHeadAttention", out, (gy, g) -> {
+                float[] gq = g.of(q), gk = g.of(k), gv = g.of(v);
+                if (gq == null && gk == null && gv == null) return;
+                gemmTasks(n * heads, (j0, j1) -> { // (sample, head) pairs own disjoint column blocks
+                    float[] pp = new float[t * s], dp = new float[t * s];
+                    for (int j = j0; j < j1; j++) {
+                        int i = j / heads, h = j % heads;
+                        int qo = i * t * inner + h * d, ko = i * s * inner + h * d;
+                        FusedOpsBackward.attentionHead(qd, qo, inner, kd, ko, inner, vd, ko, inner, gy, qo, inner,
+                                gq, gk, gv, t, s, d, scale, pp, dp);
+                    }
+                });
+            }, q, k, v);
+        }
         return out;
     }
 
@@ -522,6 +594,12 @@ public final class ConvOps {
                         0f, sd, i * t * s, s);
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(q, k);
+            tape.record("attentionScores", sc, (gy, g) -> FusedOpsBackward.scores(gy, g.of(q), g.of(k), qd, kd, n * heads, t, s, d,
+                    scale, i -> (i / heads) * t * inner + (i % heads) * d, inner, i -> (i / heads) * s * inner + (i % heads) * d, inner), q, k);
+        }
         return sc;
     }
 
@@ -541,6 +619,12 @@ public final class ConvOps {
                         0f, od, b * t * inner + h * d, inner);
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(probs, v);
+            tape.record("attentionValues", out, (gy, g) -> FusedOpsBackward.apply(gy, g.of(probs), g.of(v), pd, vd, n * heads, t, s, d,
+                    i -> (i / heads) * s * inner + (i % heads) * d, inner, i -> (i / heads) * t * inner + (i % heads) * d, inner), probs, v);
+        }
         return out;
     }
 
@@ -565,9 +649,14 @@ public final class ConvOps {
 
     /** Softmax over the last dimension into a new tensor (fast twin of {@link Ops#softmax}). */
     public static Tensor softmax(Tensor x) {
-        Tensor y = x.copy();
+        Tensor y = Tensor.of(x.data().clone(), x.shape());
         int c = x.dim(-1);
         if (c > 0) TransformerOps.softmaxRows(y.data(), 0, y.size() / c, c);
+        Tape tape = Tape.active();
+        if (tape != null && c > 0) {
+            tape.save(y);
+            tape.record("softmax", y, (gy, g) -> OpsBackward.softmax(gy, g.of(x), y.data(), c), x);
+        }
         return y;
     }
 
@@ -576,6 +665,7 @@ public final class ConvOps {
     /**
      * diffusers' GaussianFourierProjection (log = True, flip_sin_to_cos = False): x = log(t);
      * p = x * w * 2 * pi; result [N, 2D] = [sin(p), cos(p)]. t must be positive (noise levels).
+     * A constant for autodiff (the projection weight is a fixed buffer, requires_grad=False in diffusers).
      */
     public static Tensor fourierEmbedding(float[] t, Tensor w) {
         int d = w.size();

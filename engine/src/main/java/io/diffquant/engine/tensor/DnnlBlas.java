@@ -3,6 +3,7 @@ package io.diffquant.engine.tensor;
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.dnnl.global.dnnl;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
@@ -16,10 +17,13 @@ import java.util.logging.Logger;
 import java.util.stream.Stream;
 
 /**
- * oneDNN's row-major sgemm (org.bytedeco:dnnl). The library is loaded by JavaCPP; the call goes through a
- * Java FFM "critical" downcall that hands the heap arrays to oneDNN without copying (JavaCPP's float[]
- * entry points copy every whole array in and out on each call, and take no offsets). If the FFM downcall
- * cannot be made (native access denied), the JavaCPP entry points are used instead.
+ * oneDNN's row-major sgemm (org.bytedeco:dnnl). The library is loaded by JavaCPP and called through a Java FFM
+ * downcall on per-thread native staging buffers: the used part of each operand is copied in (row by row when
+ * the row stride is larger than the row), C is copied out. JavaCPP's float[] entry points instead copy every
+ * whole array into freshly allocated memory on each call, and take no offsets. The heap arrays are not handed
+ * to oneDNN directly (an FFM "critical" call) because a GEMM is not a short call: JFR's execution sampler then
+ * interrupts threads inside oneDNN (malloc) believing they run Java code, which corrupts the native heap.
+ * If the FFM downcall cannot be made (native access denied), the JavaCPP entry points are used instead.
  * <p>Before oneDNN (and its libgomp) is loaded, {@code OMP_WAIT_POLICY=PASSIVE} is put into the process
  * environment unless it is already set: with libgomp's default spinning, the idle OpenMP workers keep the
  * cores while the engine's own pool runs the element-wise work between GEMMs, which made a DiT-S/2 forward
@@ -29,9 +33,25 @@ public final class DnnlBlas implements Blas {
     private static final Logger LOG = Logger.getLogger(DnnlBlas.class.getName());
     private static final byte N = (byte) 'N';
     private static final byte T = (byte) 'T';
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT;
 
     /** dnnl_status_t dnnl_sgemm(char, char, dim_t M, N, K, float alpha, const float *A, dim_t lda, ...). */
     private static final MethodHandle SGEMM = downcall();
+
+    /** Per-thread native staging memory, grown on demand and freed by the GC with its thread. */
+    private static final ThreadLocal<Staging> STAGING = ThreadLocal.withInitial(Staging::new);
+
+    private static final class Staging {
+        MemorySegment seg = MemorySegment.NULL;
+
+        MemorySegment get(long floats) {
+            if (seg.byteSize() < floats * Float.BYTES) {
+                long n = Math.max(floats, seg.byteSize() / Float.BYTES * 3 / 2);
+                seg = Arena.ofAuto().allocate(n * Float.BYTES, 64);
+            }
+            return seg;
+        }
+    }
 
     public DnnlBlas() {
         // force native loading now so that failures surface at construction
@@ -47,32 +67,39 @@ public final class DnnlBlas implements Blas {
 
     @Override public String name() { return "onednn"; }
 
-    /** True when calls go through the zero-copy FFM downcall. */
-    public static boolean zeroCopy() { return SGEMM != null; }
+    /** True when calls go through the FFM downcall (staged, offsets supported) rather than JavaCPP. */
+    public static boolean ffm() { return SGEMM != null; }
 
     @Override
     public void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
                       float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                       float beta, float[] c, int cOff, int ldc) {
         if (m == 0 || n == 0) return;
-        checkExtent("A", a, aOff, transA ? k : m, transA ? m : k, lda);
-        checkExtent("B", b, bOff, transB ? n : k, transB ? k : n, ldb);
+        int aRows = transA ? k : m, aCols = transA ? m : k, bRows = transB ? n : k, bCols = transB ? k : n;
+        checkExtent("A", a, aOff, aRows, aCols, lda);
+        checkExtent("B", b, bOff, bRows, bCols, ldb);
         checkExtent("C", c, cOff, m, n, ldc);
         if (SGEMM != null) {
+            long aLen = (long) aRows * aCols, bLen = (long) bRows * bCols, cLen = (long) m * n;
+            MemorySegment s = STAGING.get().get(aLen + bLen + cLen);
+            long bAt = aLen * Float.BYTES, cAt = (aLen + bLen) * Float.BYTES;
+            stageIn(a, aOff, aRows, aCols, lda, s, 0);
+            stageIn(b, bOff, bRows, bCols, ldb, s, bAt);
+            if (beta != 0f) stageIn(c, cOff, m, n, ldc, s, cAt);
             int st;
             try {
                 st = (int) SGEMM.invokeExact(transA ? T : N, transB ? T : N, (long) m, (long) n, (long) k, alpha,
-                        slice(a, aOff), (long) lda, slice(b, bOff), (long) ldb, beta, slice(c, cOff), (long) ldc);
+                        s, (long) Math.max(1, aCols), s.asSlice(bAt), (long) Math.max(1, bCols), beta, s.asSlice(cAt), (long) n);
             } catch (Throwable e) {
                 throw new IllegalStateException("oneDNN sgemm call failed", e);
             }
             if (st != 0) throw new IllegalStateException("oneDNN sgemm failed with status " + st
                     + " for m=" + m + " n=" + n + " k=" + k);
+            stageOut(s, cAt, m, n, c, cOff, ldc);
             return;
         }
         if (aOff != 0 || bOff != 0 || cOff != 0) {
             // the float[] entry points take no offsets: hand the work to contiguous copies
-            int aRows = transA ? k : m, bRows = transB ? n : k;
             float[] ac = copyBlock(a, aOff, aRows, lda);
             float[] bc = copyBlock(b, bOff, bRows, ldb);
             float[] cc = copyBlock(c, cOff, m, ldc);
@@ -83,10 +110,32 @@ public final class DnnlBlas implements Blas {
         call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
-    private static MemorySegment slice(float[] x, int off) {
-        MemorySegment s = MemorySegment.ofArray(x);
-        return off == 0 ? s : s.asSlice((long) off * Float.BYTES);
+    /** Copies a rows x cols matrix with row stride ld from x[off..] to s at byte offset at, compactly. */
+    private static void stageIn(float[] x, int off, int rows, int cols, int ld, MemorySegment s, long at) {
+        if (ld == cols && (long) rows * cols < PARALLEL_COPY) {
+            MemorySegment.copy(x, off, s, F32, at, rows * cols);
+            return;
+        }
+        Parallel.forRange(rows, rowsPerTask(cols), (r0, r1) -> {
+            if (ld == cols) MemorySegment.copy(x, off + r0 * ld, s, F32, at + (long) r0 * cols * Float.BYTES, (r1 - r0) * cols);
+            else for (int i = r0; i < r1; i++)
+                MemorySegment.copy(x, off + i * ld, s, F32, at + (long) i * cols * Float.BYTES, cols);
+        });
     }
+
+    /** Copies the compact rows x cols result at byte offset at of s into x[off..] with row stride ld. */
+    private static void stageOut(MemorySegment s, long at, int rows, int cols, float[] x, int off, int ld) {
+        Parallel.forRange(rows, rowsPerTask(cols), (r0, r1) -> {
+            if (ld == cols) MemorySegment.copy(s, F32, at + (long) r0 * cols * Float.BYTES, x, off + r0 * ld, (r1 - r0) * cols);
+            else for (int i = r0; i < r1; i++)
+                MemorySegment.copy(s, F32, at + (long) i * cols * Float.BYTES, x, off + i * ld, cols);
+        });
+    }
+
+    /** Copies of at least this many floats are split over the engine's threads. */
+    private static final long PARALLEL_COPY = 1 << 18;
+
+    private static int rowsPerTask(int cols) { return (int) Math.max(1, PARALLEL_COPY / 2 / Math.max(1, cols)); }
 
     /** A stored matrix of rows x cols with row stride ld must lie inside x from off on. */
     private static void checkExtent(String what, float[] x, int off, int rows, int cols, int ld) {
@@ -117,7 +166,7 @@ public final class DnnlBlas implements Blas {
             if (setenv.isEmpty()) return;
             MethodHandle h = linker.downcallHandle(setenv.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT,
                     ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
-            try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            try (Arena a = Arena.ofConfined()) {
                 int rc = (int) h.invokeExact(a.allocateFrom(name), a.allocateFrom(value), 0);
                 if (rc != 0) LOG.fine("setenv(" + name + ") returned " + rc);
             }
@@ -136,7 +185,7 @@ public final class DnnlBlas implements Blas {
                 try (Stream<Path> files = Files.list(dir)) {
                     Path lib = files.filter(p -> p.getFileName().toString().matches("(lib)?dnnl[.0-9]*\\.(so|dll|dylib)[.0-9]*"))
                             .findFirst().orElse(null);
-                    if (lib != null) sym = SymbolLookup.libraryLookup(lib, java.lang.foreign.Arena.global()).find("dnnl_sgemm");
+                    if (lib != null) sym = SymbolLookup.libraryLookup(lib, Arena.global()).find("dnnl_sgemm");
                 }
             }
             if (sym.isEmpty()) {
@@ -148,7 +197,7 @@ public final class DnnlBlas implements Blas {
                     ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_FLOAT,
                     ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
                     ValueLayout.JAVA_FLOAT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG);
-            return Linker.nativeLinker().downcallHandle(sym.get(), fd, Linker.Option.critical(true));
+            return Linker.nativeLinker().downcallHandle(sym.get(), fd);
         } catch (Throwable t) {
             LOG.info("FFM downcall to oneDNN unavailable (" + t + "); using JavaCPP's copying entry points");
             return null;

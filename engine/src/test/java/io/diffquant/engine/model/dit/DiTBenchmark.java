@@ -63,11 +63,14 @@ public final class DiTBenchmark {
                 Blas.get().name(), model.parameterCount() / 1e6);
         for (int w = 0; w < 5; w++) model.forward(x, t, y);
         double[] ms = new double[iters];
+        var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        long cpu0 = os.getProcessCpuTime();
         for (int i = 0; i < iters; i++) {
             long t0 = System.nanoTime();
             model.forward(x, t, y);
             ms[i] = (System.nanoTime() - t0) / 1e6;
         }
+        double cpuMs = (os.getProcessCpuTime() - cpu0) / 1e6 / iters;
         if (profile) {
             double total = Arrays.stream(ms).sum();
             double inLayers = 0;
@@ -80,7 +83,7 @@ public final class DiTBenchmark {
         }
         double[] s = ms.clone();
         Arrays.sort(s);
-        System.out.printf("ms per forward: median %.1f  min %.1f  (all %s)%n", s[iters / 2], s[0], Arrays.toString(
-                Arrays.stream(ms).mapToLong(Math::round).toArray()));
+        System.out.printf("ms per forward: median %.1f  min %.1f  process CPU %.1f ms  (all %s)%n", s[iters / 2], s[0], cpuMs,
+                Arrays.toString(Arrays.stream(ms).mapToLong(Math::round).toArray()));
     }
 }
