@@ -1,5 +1,8 @@
 package io.diffquant.engine.tensor;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -38,6 +41,24 @@ public final class ConvOps {
         return a;
     }
 
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT;
+    private static final int NSLOT_W = 0, NSLOT_COL = 1, NSLOT_OUT = 2;
+    private static final ThreadLocal<MemorySegment[]> NATIVE = ThreadLocal.withInitial(() -> new MemorySegment[3]);
+
+    /** A per-thread native buffer of at least n floats (grown by half, freed with its thread); contents undefined. */
+    private static MemorySegment nativeScratch(int slot, long n) {
+        MemorySegment[] s = NATIVE.get();
+        MemorySegment m = s[slot];
+        if (m == null || m.byteSize() < 4 * n) {
+            m = Arena.ofAuto().allocate(Math.max(4 * n, m == null ? 0 : m.byteSize() * 3 / 2), 64);
+            s[slot] = m;
+        }
+        return m;
+    }
+
+    /** GEMMs of the convolutions run on native operands (im2col written off-heap, no staging copy of it). */
+    private static boolean nativeGemm(Blas blas) { return blas instanceof DnnlBlas && DnnlBlas.ffm(); }
+
     // ------------------------------------------------------------------ convolution
 
     /**
@@ -70,17 +91,23 @@ public final class ConvOps {
         Blas blas = Blas.get();
         boolean dnnl = blas instanceof DnnlBlas;
         List<int[]> tiles = tiles(g);
+        MemorySegment wa = null;
+        if (nativeGemm(blas)) {
+            wa = nativeScratch(NSLOT_W, (long) o * g.kdim());
+            MemorySegment.copy(wdat, 0, wa, F32, 0, o * g.kdim());
+        }
+        MemorySegment wn = wa;
         if (tiles.size() >= 2 && Parallel.threads() > 1 && (!dnnl || NativeThreads.available())) {
             // one tile per task: im2col, a single-threaded GEMM and the copy-out stay on one core and in its cache
             Parallel.forRange(tiles.size(), 1, (t0, t1) -> {
                 Runnable run = () -> {
-                    for (int ti = t0; ti < t1; ti++) convTile(blas, xd, wdat, bias, yd, o, g, tiles.get(ti), false);
+                    for (int ti = t0; ti < t1; ti++) convTile(blas, wn, xd, wdat, bias, yd, o, g, tiles.get(ti), false);
                 };
                 if (dnnl) NativeThreads.singleThreaded(run);
                 else run.run();
             });
         } else {
-            for (int[] tile : tiles) convTile(blas, xd, wdat, bias, yd, o, g, tile, true);
+            for (int[] tile : tiles) convTile(blas, wn, xd, wdat, bias, yd, o, g, tile, true);
         }
         recordConv(x, w, b, y, stride, padding);
         return y;
@@ -98,10 +125,35 @@ public final class ConvOps {
      * tile is a single image), bias. {@code inner}: split the im2col and copy-out over the pool (the GEMM then
      * uses oneDNN's own threads).
      */
-    private static void convTile(Blas blas, float[] xd, float[] wdat, float[] bias, float[] yd, int o, Geometry g,
-                                 int[] tile, boolean inner) {
+    private static void convTile(Blas blas, MemorySegment wn, float[] xd, float[] wdat, float[] bias, float[] yd, int o,
+                                 Geometry g, int[] tile, boolean inner) {
         int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3];
         int kdim = g.kdim(), hw = g.hw(), wo = g.wo, seg = (oy1 - oy0) * wo, cols = gi * seg;
+        if (wn != null) {
+            // im2col rows assembled on the heap (L1) and copied straight into the native B operand
+            MemorySegment col = nativeScratch(NSLOT_COL, (long) kdim * cols), out = nativeScratch(NSLOT_OUT, (long) o * cols);
+            Parallel.RangeBody im2col = (r0, r1) -> {
+                float[] row = new float[cols], asm = g.fastIm2col() ? null : new float[cols];
+                for (int r = r0; r < r1; r++) {
+                    im2colRow(xd, g, r, i0, gi, oy0, oy1, row, 0, asm);
+                    MemorySegment.copy(row, 0, col, F32, 4L * r * cols, cols);
+                }
+            };
+            if (inner) Parallel.forRange(kdim, Math.max(1, 4096 / cols), im2col);
+            else im2col.run(0, kdim);
+            DnnlBlas.sgemmNative(false, false, o, cols, kdim, 1f, wn, kdim, col, cols, 0f, out, cols);
+            Parallel.RangeBody copy = (o0, o1) -> {
+                for (int oc = o0; oc < o1; oc++)
+                    for (int i = 0; i < gi; i++) {
+                        int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
+                        MemorySegment.copy(out, F32, 4L * (oc * cols + i * seg), yd, yo, seg);
+                        if (bias != null) addScalar(yd, yo, seg, bias[oc]);
+                    }
+            };
+            if (inner) Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), copy);
+            else copy.run(0, o);
+            return;
+        }
         float[] col = scratch(SLOT_COL, kdim * cols);
         Parallel.RangeBody im2col = (r0, r1) -> {
             float[] row = g.fastIm2col() ? null : new float[cols];
@@ -250,18 +302,38 @@ public final class ConvOps {
         for (int ph = 0; ph < 4; ph++) for (int i0 = 0; i0 < n; i0 += ipt) tiles.add(new int[] {ph, i0, Math.min(ipt, n - i0)});
         Blas blas = Blas.get();
         boolean dnnl = blas instanceof DnnlBlas;
+        MemorySegment wn = null;
+        if (nativeGemm(blas)) {
+            wn = nativeScratch(NSLOT_W, 4L * o * k4);
+            for (int ph = 0; ph < 4; ph++) MemorySegment.copy(wp[ph], 0, wn, F32, 4L * ph * o * k4, o * k4);
+        }
+        MemorySegment wseg = wn;
         Parallel.RangeBody body = (t0, t1) -> {
             for (int ti = t0; ti < t1; ti++) {
                 int ph = tiles.get(ti)[0], i0 = tiles.get(ti)[1], gi = tiles.get(ti)[2], a = ph >> 1, bb = ph & 1, cols = gi * hw;
-                float[] col = scratch(SLOT_COL, k4 * cols), tmp = scratch(SLOT_TMP, o * cols);
-                for (int ci = 0; ci < c; ci++)
-                    for (int di = 0; di < 2; di++)
-                        for (int dj = 0; dj < 2; dj++) {
-                            int r = ci * 4 + di * 2 + dj;
-                            for (int img = 0; img < gi; img++)
-                                shiftedPlane(xd, ((i0 + img) * c + ci) * hw, h, wd, di - 1 + a, dj - 1 + bb, 0, h, col, r * cols + img * hw);
-                        }
-                blas.sgemm(false, false, o, cols, k4, 1f, wp[ph], 0, k4, col, 0, cols, 0f, tmp, 0, cols);
+                float[] tmp = scratch(SLOT_TMP, o * cols);
+                if (wseg != null) {
+                    MemorySegment col = nativeScratch(NSLOT_COL, (long) k4 * cols), out = nativeScratch(NSLOT_OUT, (long) o * cols);
+                    float[] row = scratch(SLOT_COL, cols);
+                    for (int r = 0; r < k4; r++) {
+                        int ci = r / 4, di = (r >> 1) & 1, dj = r & 1;
+                        for (int img = 0; img < gi; img++)
+                            shiftedPlane(xd, ((i0 + img) * c + ci) * hw, h, wd, di - 1 + a, dj - 1 + bb, 0, h, row, img * hw);
+                        MemorySegment.copy(row, 0, col, F32, 4L * r * cols, cols);
+                    }
+                    DnnlBlas.sgemmNative(false, false, o, cols, k4, 1f, wseg.asSlice(4L * ph * o * k4), k4, col, cols, 0f, out, cols);
+                    MemorySegment.copy(out, F32, 0, tmp, 0, o * cols);
+                } else {
+                    float[] col = scratch(SLOT_COL, k4 * cols);
+                    for (int ci = 0; ci < c; ci++)
+                        for (int di = 0; di < 2; di++)
+                            for (int dj = 0; dj < 2; dj++) {
+                                int r = ci * 4 + di * 2 + dj;
+                                for (int img = 0; img < gi; img++)
+                                    shiftedPlane(xd, ((i0 + img) * c + ci) * hw, h, wd, di - 1 + a, dj - 1 + bb, 0, h, col, r * cols + img * hw);
+                            }
+                    blas.sgemm(false, false, o, cols, k4, 1f, wp[ph], 0, k4, col, 0, cols, 0f, tmp, 0, cols);
+                }
                 int w2 = 2 * wd;
                 for (int oc = 0; oc < o; oc++) {
                     float bv = bias == null ? 0f : bias[oc];
