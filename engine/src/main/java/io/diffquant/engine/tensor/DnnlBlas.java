@@ -110,6 +110,35 @@ public final class DnnlBlas implements Blas {
         call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
+    /**
+     * GEMM on operands that are already in native memory (row-major, leading dimensions in floats), for kernels that
+     * build an operand off-heap themselves (ConvOps' im2col) and so skip its staging copy. Needs {@link #ffm()}.
+     */
+    public static void sgemmNative(boolean transA, boolean transB, int m, int n, int k, float alpha, MemorySegment a, long lda,
+                                   MemorySegment b, long ldb, float beta, MemorySegment c, long ldc) {
+        if (SGEMM == null) throw new IllegalStateException("sgemmNative needs the FFM downcall to oneDNN");
+        if (m == 0 || n == 0) return;
+        checkNative("A", a, transA ? k : m, transA ? m : k, lda);
+        checkNative("B", b, transB ? n : k, transB ? k : n, ldb);
+        checkNative("C", c, m, n, ldc);
+        int st;
+        try {
+            st = (int) SGEMM.invokeExact(transA ? T : N, transB ? T : N, (long) m, (long) n, (long) k, alpha, a, lda, b, ldb,
+                    beta, c, ldc);
+        } catch (Throwable e) {
+            throw new IllegalStateException("oneDNN sgemm call failed", e);
+        }
+        if (st != 0) throw new IllegalStateException("oneDNN sgemm failed with status " + st + " for m=" + m + " n=" + n + " k=" + k);
+    }
+
+    /** A native rows x cols matrix with row stride ld must lie inside its segment. */
+    private static void checkNative(String what, MemorySegment s, long rows, long cols, long ld) {
+        if (rows == 0 || cols == 0) return;
+        if (!s.isNative() || ld < cols || Float.BYTES * ((rows - 1) * ld + cols) > s.byteSize())
+            throw new IllegalArgumentException("sgemm: native matrix " + what + " of " + rows + "x" + cols + " with stride "
+                    + ld + " does not fit its segment of " + s.byteSize() + " bytes");
+    }
+
     /** Copies a rows x cols matrix with row stride ld from x[off..] to s at byte offset at, compactly. */
     private static void stageIn(float[] x, int off, int rows, int cols, int ld, MemorySegment s, long at) {
         if (ld == cols && (long) rows * cols < PARALLEL_COPY) {
