@@ -11,6 +11,8 @@ Writes engine/src/test/resources/torch/
   training.pt              a DiT-style training checkpoint {"model", "ema", "opt", "args", "steps"}: "ema" holds
                            the golden dit-small weights (golden/dit-small/model.safetensors), "model" a small other
                            dict, "opt" an AdamW-like state_dict, "args" an argparse.Namespace
+  vae_small.bin            the golden vae-small weights (golden/vae-small) as a diffusers-style .bin, the mid-block
+                           attention under its deprecated names (query, key, value, proj_attn), as old hub files have
   hostile.pt               a pickle whose object reduces to os.system("echo pwned") (GLOBAL posix.system + REDUCE)
   foreign_class.pt         a state_dict next to an instance of a user class (GLOBAL __main__.Thing + NEWOBJ/BUILD)
 """
@@ -28,6 +30,9 @@ import torch_models as tm  # noqa: E402
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 OUT = os.path.join(REPO, "engine", "src", "test", "resources", "torch")
 GOLDEN_DIT = os.path.join(REPO, "engine", "src", "test", "resources", "golden", "dit-small", "model.safetensors")
+GOLDEN_VAE = os.path.join(REPO, "engine", "src", "test", "resources", "golden", "vae-small",
+                          "diffusion_pytorch_model.safetensors")
+LEGACY = {".to_q.": ".query.", ".to_k.": ".key.", ".to_v.": ".value.", ".to_out.0.": ".proj_attn."}
 
 
 def save(obj, name):
@@ -81,6 +86,17 @@ def main():
                              "foreach": None, "maximize": False, "params": [0, 1]}]}
     args = argparse.Namespace(model="DiT-S/2", image_size=256, num_classes=1000, global_batch_size=256)
     save({"model": model, "ema": ema, "opt": opt, "args": args, "steps": 1234}, "training.pt")
+
+    vae, _ = tm.load_safetensors(GOLDEN_VAE)
+    legacy = collections.OrderedDict()
+    for k in sorted(vae):
+        n = k
+        if ".attentions." in k:
+            for new, old in LEGACY.items():
+                n = n.replace(new, old)
+        legacy[n] = vae[k]
+    assert any(".query." in k for k in legacy)
+    save(legacy, "vae_small.bin")
 
     save({"weight": torch.ones(2), "payload": Evil()}, "hostile.pt")
     save({"weight": torch.ones(2), "thing": Thing()}, "foreign_class.pt")

@@ -103,7 +103,6 @@ public final class CheckpointImport {
 
     public static Result run(Request q) throws IOException {
         try (Source src = open(q.input(), q.select())) {
-            Files.createDirectories(q.output());
             List<String> notes = new ArrayList<>();
             return switch (q.kind()) {
                 case DIT -> dit(q, src, notes);
@@ -227,6 +226,7 @@ public final class CheckpointImport {
                 .metadata("source", q.input().getFileName().toString())
                 .metadata("converted_by", "diffquant import --kind " + q.kind().name().toLowerCase(Locale.ROOT));
         if (!src.selected().isEmpty()) w.metadata("selected", src.selected());
+        Files.createDirectories(q.output());   // only once the names and shapes passed
         for (var e : layout.entrySet()) {
             String name = e.getKey();
             int[] shape = e.getValue();

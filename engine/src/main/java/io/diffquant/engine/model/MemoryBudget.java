@@ -38,7 +38,12 @@ public final class MemoryBudget {
      */
     public static void require(long weightBytes, String what) {
         Runtime rt = Runtime.getRuntime();
-        check(weightBytes, rt.maxMemory(), rt.totalMemory() - rt.freeMemory(), physicalMemory(), what);
+        try {
+            check(weightBytes, rt.maxMemory(), rt.totalMemory() - rt.freeMemory(), physicalMemory(), what);
+        } catch (InsufficientMemoryException e) {
+            System.gc();   // the used-heap figure may include garbage: measure once more after a collection
+            check(weightBytes, rt.maxMemory(), rt.totalMemory() - rt.freeMemory(), physicalMemory(), what);
+        }
     }
 
     /** {@link #require} with explicit numbers (testable): maxHeap and usedHeap of the JVM, physical RAM (0 = unknown). */

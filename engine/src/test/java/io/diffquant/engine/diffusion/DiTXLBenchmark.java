@@ -105,6 +105,7 @@ public final class DiTXLBenchmark {
         // 5. sample one 256 px image: 20 DDIM steps, CFG 4 (DiT-compatible), class 207, then decode
         MemoryBudget.resetPeak();
         SampleRequest req = p.request(new int[] {207}, 4.0, "ddim", steps, 0).build();
+        long cpu0 = processCpuNanos();
         t0 = System.nanoTime();
         SamplingRun run = Sampling.start(req);
         List<Double> stepSecs = new ArrayList<>();
@@ -114,9 +115,12 @@ public final class DiTXLBenchmark {
             stepSecs.add((System.nanoTime() - s0) / 1e9);
         }
         double sampleSecs = (System.nanoTime() - t0) / 1e9;
+        double sampleCpu = (processCpuNanos() - cpu0) / 1e9;
+        long cpu1 = processCpuNanos();
         t0 = System.nanoTime();
         Tensor img = p.decode(run.result());
         double decodeSecs = (System.nanoTime() - t0) / 1e9;
+        double decodeCpu = (processCpuNanos() - cpu1) / 1e9;
         for (Layer l : hooked) l.removeHook(counter);
         long peakRun = MemoryBudget.peakHeap();
         ImageGrid.writePng(ImageGrid.grid(img, 1, 0), dir.resolve("sample.png"));
@@ -125,8 +129,11 @@ public final class DiTXLBenchmark {
                 steps, req.respacing(), sampleSecs, sampleSecs / steps, stepSecs.get(0), median(stepSecs));
         System.out.printf("  FLOPs per guided call (batch 2): %.1f GFLOP (%.1f GFLOP per image-forward); %.1f GFLOP for the run; %.1f GFLOP/s%n",
                 gfCall, gfCall / 2, gfCall * steps, gfCall * steps / sampleSecs);
+        System.out.printf("  process CPU time while sampling %.1f s (%.2f cores busy on average; other processes share this machine)%n",
+                sampleCpu, sampleCpu / sampleSecs);
         System.out.printf("VAE decode 32x32x4 -> 256x256x3: %.1f s, %.1f GFLOP (Linear+Conv2d), %.1f GFLOP/s%n",
                 decodeSecs, vaeFlops[0] / 1e9, vaeFlops[0] / 1e9 / decodeSecs);
+        System.out.printf("  process CPU time while decoding %.1f s%n", decodeCpu);
         System.out.printf("image %s, finite %s; total %.1f s for 1 image; peak heap during sampling+decode %.0f MiB%n",
                 java.util.Arrays.toString(img.shape()), img.allFinite(), sampleSecs + decodeSecs, peakRun / 1048576.0);
     }
@@ -140,6 +147,12 @@ public final class DiTXLBenchmark {
         SplittableRandom r = new SplittableRandom(seed);
         for (int i = 0; i < d.length; i++) d[i] = (float) (2 * r.nextDouble() - 1) * a;
         return t;
+    }
+
+    private static long processCpuNanos() {
+        if (java.lang.management.ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os)
+            return os.getProcessCpuTime();
+        return 0;
     }
 
     private static double median(List<Double> v) {

@@ -15,6 +15,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -76,11 +77,27 @@ class CheckpointImportTest {
         assertTrue(back.containsKey("up.0.upsample.conv.weight") == false && back.containsKey("up.1.upsample.conv.weight"));
     }
 
+    @Test void diffusersBinWithDeprecatedAttentionNamesBecomesAVaeFolder() throws Exception {
+        Path out = tmp.resolve("vae");
+        CheckpointImport.Result r = CheckpointImport.run(new Request(res("torch/vae_small.bin"), out, Kind.VAE, null, 0, 0, false,
+                null, res("golden/vae-small/config.json"), DType.F32, 0));
+        io.diffquant.engine.model.vae.AutoencoderKL vae = io.diffquant.engine.model.vae.AutoencoderKL.load(out);
+        assertEquals(r.parameters(), vae.parameterCount());
+        try (SafetensorsReader g = SafetensorsReader.open(res("golden/vae-small/diffusion_pytorch_model.safetensors"))) {
+            assertEquals(g.names().size(), vae.stateDict().size());
+            for (String n : g.names()) assertArrayEquals(g.readFloat(n).data(), vae.stateDict().get(n).data(), 0f, n);
+        }
+        CheckpointException e = assertThrows(CheckpointException.class, () -> CheckpointImport.run(new Request(res("torch/vae_small.bin"),
+                tmp.resolve("u"), Kind.UNET, null, 0, 0, false, null, res("golden/unet-small/config.json"), DType.F32, 0)));
+        assertTrue(e.getMessage().contains("does not match the config") && e.getMessage().contains("decoder."), e.getMessage());
+    }
+
     @Test void mismatchesAreReportedByName() throws Exception {
         CheckpointException e = assertThrows(CheckpointException.class, () -> CheckpointImport.run(new Request(
                 res("torch/state_dict.pt"), tmp.resolve("x"), Kind.DIT, "DiT-S/2", 256, 1000, true, null, null, null, 0)));
         assertTrue(e.getMessage().contains("missing") && e.getMessage().contains("x_embedder.proj.weight")
                 && e.getMessage().contains("unexpected"), e.getMessage());
+        assertFalse(java.nio.file.Files.exists(tmp.resolve("x")), "nothing is written for a checkpoint that does not match");
         e = assertThrows(CheckpointException.class, () -> CheckpointImport.run(new Request(
                 res("torch/training.pt"), tmp.resolve("y"), Kind.DIT, "DiT-S/2", 256, 1000, true, null, null, null, 0)));
         assertTrue(e.getMessage().contains("'ema'") && e.getMessage().contains("missing 100 tensors [blocks.2."), e.getMessage());
