@@ -14,8 +14,8 @@ import java.util.Locale;
 public final class MemoryBudget {
     private MemoryBudget() {}
 
-    /** Headroom kept for activations and the rest of the program: 15 % of the weights plus 512 MiB. */
-    static long headroom(long weightBytes) { return weightBytes / 100 * 15 + (512L << 20); }
+    /** Headroom kept for activations and the rest of the program: 15 % of the weights plus 64 MiB. */
+    static long headroom(long weightBytes) { return weightBytes / 100 * 15 + (64L << 20); }
 
     /** Thrown when a model does not fit; the message says what to set. */
     public static final class InsufficientMemoryException extends IllegalStateException {

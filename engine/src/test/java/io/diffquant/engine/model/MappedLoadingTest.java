@@ -74,7 +74,7 @@ class MappedLoadingTest {
         MemoryBudget.check(2 * gib, 8 * gib, gib, 16 * gib, "ok");
         MemoryBudget.InsufficientMemoryException e = assertThrows(MemoryBudget.InsufficientMemoryException.class,
                 () -> MemoryBudget.check(2_700_000_000L, 2 * gib, gib / 2, 32 * gib, "DiT-XL/2 /m"));
-        assertTrue(e.getMessage().startsWith("DiT-XL/2 /m needs 2.51 GiB") && e.getMessage().contains("DIFFQUANT_HEAP=-Xmx4g"),
+        assertTrue(e.getMessage().startsWith("DiT-XL/2 /m needs 2.51 GiB of heap for its FP32 weights (2.95 GiB with room for activations)") && e.getMessage().contains("DIFFQUANT_HEAP=-Xmx4g"),
                 e.getMessage());
         e = assertThrows(MemoryBudget.InsufficientMemoryException.class,
                 () -> MemoryBudget.check(20 * gib, 4 * gib, gib, 16 * gib, "big"));
