@@ -8,6 +8,7 @@ import picocli.CommandLine.Command;
         description = "Post-training quantization laboratory for diffusion models.",
         subcommands = {SampleCommand.class, InspectCommand.class, ForwardCommand.class, BenchCommand.class, StudioCommand.class,
                 TrainCommand.class,
+                ImportCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
