@@ -9,7 +9,11 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** Images in [-1, 1] (N, C, H, W; C = 1 or 3) to an RGB grid, written to PNG atomically. */
+/**
+ * Images in [-1, 1] (N, C, H, W) to an RGB grid, written to PNG atomically. C = 1 is grey, C = 3 is RGB; other
+ * channel counts (e.g. 4-channel latents before VAE decoding) are previewed from their first 3 channels (C >= 3)
+ * or their first channel (C = 2).
+ */
 public final class ImageGrid {
     private ImageGrid() {}
 
@@ -22,8 +26,8 @@ public final class ImageGrid {
 
     /** A grid with {@code cols} images per row and a {@code pad}-pixel border. */
     public static BufferedImage grid(Tensor images, int cols, int pad) {
-        if (images.rank() != 4 || (images.dim(1) != 1 && images.dim(1) != 3)) throw new IllegalArgumentException(
-                "image grid needs N x (1|3) x H x W images, got " + images);
+        if (images.rank() != 4 || images.dim(1) < 1) throw new IllegalArgumentException(
+                "image grid needs N x C x H x W images, got " + images);
         int n = images.dim(0), c = images.dim(1), h = images.dim(2), w = images.dim(3);
         cols = Math.max(1, Math.min(cols, n));
         int rows = (n + cols - 1) / cols;
@@ -33,11 +37,11 @@ public final class ImageGrid {
             int ox = pad + (i % cols) * (w + pad), oy = pad + (i / cols) * (h + pad);
             for (int y = 0; y < h; y++) for (int x = 0; x < w; x++) {
                 int r, g, b;
-                if (c == 1) r = g = b = toByte(d[(i * h + y) * w + x]);
+                if (c < 3) r = g = b = toByte(d[((i * c) * h + y) * w + x]);
                 else {
-                    r = toByte(d[((i * 3) * h + y) * w + x]);
-                    g = toByte(d[((i * 3 + 1) * h + y) * w + x]);
-                    b = toByte(d[((i * 3 + 2) * h + y) * w + x]);
+                    r = toByte(d[((i * c) * h + y) * w + x]);
+                    g = toByte(d[((i * c + 1) * h + y) * w + x]);
+                    b = toByte(d[((i * c + 2) * h + y) * w + x]);
                 }
                 img.setRGB(ox + x, oy + y, (r << 16) | (g << 8) | b);
             }

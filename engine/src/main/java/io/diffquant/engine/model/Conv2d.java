@@ -1,6 +1,6 @@
 package io.diffquant.engine.model;
 
-import io.diffquant.engine.tensor.Ops;
+import io.diffquant.engine.tensor.ConvOps;
 import io.diffquant.engine.tensor.Tensor;
 
 /** torch.nn.Conv2d (groups = 1, square kernel/stride/padding): weight [out, in, k, k], bias [out]. */
@@ -27,6 +27,6 @@ public final class Conv2d extends Layer {
     @Override public LayerKind kind() { return LayerKind.CONV2D; }
 
     @Override protected Tensor compute(Tensor x, Tensor w, ForwardContext ctx) {
-        return Ops.conv2d(x, w, param("bias"), stride, padding);
+        return ConvOps.conv2d(x, w, param("bias"), stride, padding);
     }
 }

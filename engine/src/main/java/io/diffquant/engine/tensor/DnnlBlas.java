@@ -31,8 +31,9 @@ import java.util.stream.Stream;
  *       single-threaded oneDNN call (see {@link NativeThreads}): no OpenMP fork/join per GEMM.</li>
  *   <li>JavaCPP's float[] entry points (once JFR exists, with {@code diffquant.blas.zerocopy=false}, or when
  *       FFM is unavailable): they copy every whole array in and out on each call and take no offsets, so
- *       offset operands go through contiguous copies. (FFM calls on native staging buffers were tried too:
- *       under JFR they also corrupted the native heap, in runs with several engine threads.)</li>
+ *       offset operands go through contiguous copies. (Non-critical FFM calls on native staging buffers were
+ *       tried too: under JFR they also corrupted the native heap, in DiT runs with several engine threads; so
+ *       {@link #ffm()}, which gates {@link #sgemmNative}, also turns false once JFR exists.)</li>
  * </ul>
  * <p>Before oneDNN (and its libgomp) is loaded, {@code OMP_WAIT_POLICY=PASSIVE} is put into the process
  * environment unless it is already set: with libgomp's default spinning, the idle OpenMP workers keep the
@@ -44,8 +45,10 @@ public final class DnnlBlas implements Blas {
     private static final byte N = (byte) 'N';
     private static final byte T = (byte) 'T';
 
-    /** dnnl_status_t dnnl_sgemm(char, char, dim_t M, N, K, float alpha, const float *A, dim_t lda, ...), critical. */
-    private static final MethodHandle SGEMM_HEAP = criticalDowncall();
+    /** dnnl_status_t dnnl_sgemm(char, char, dim_t M, N, K, float alpha, const float *A, dim_t lda, ...). */
+    private static final MethodHandle SGEMM = downcall(false);
+    /** The same function as a critical call that may take heap segments. */
+    private static final MethodHandle SGEMM_HEAP = SGEMM == null ? null : downcall(true);
     /** Zero-copy GEMMs of at least this many FLOPs called from outside the engine pool are split over it. */
     private static final double SPLIT_FLOPS = 5e7;
     /** At most about this many FLOPs per critical call (it holds off safepoints while it runs). */
@@ -53,7 +56,8 @@ public final class DnnlBlas implements Blas {
 
     /** Readers: zero-copy calls in flight. Writer: switching zero-copy off. */
     private static final ReentrantReadWriteLock ZERO_COPY_LOCK = new ReentrantReadWriteLock();
-    private static volatile boolean zeroCopy = SGEMM_HEAP != null && EngineSettings.blasZeroCopy() && JfrGuard.install();
+    private static volatile boolean jfrSeen = !JfrGuard.install();
+    private static volatile boolean zeroCopy = SGEMM_HEAP != null && EngineSettings.blasZeroCopy() && !jfrSeen;
 
     /** Switches zero-copy off for good once a JFR recorder is created (see the class comment). */
     private static final class JfrGuard {
@@ -75,6 +79,7 @@ public final class DnnlBlas implements Blas {
     }
 
     static void disableZeroCopy(String why) {
+        jfrSeen = true;
         if (!zeroCopy) return;
         ZERO_COPY_LOCK.writeLock().lock();
         try {
@@ -101,6 +106,41 @@ public final class DnnlBlas implements Blas {
 
     /** True while calls hand the Java arrays to oneDNN in place (FFM critical calls). */
     public static boolean zeroCopy() { return zeroCopy; }
+
+    /**
+     * True when {@link #sgemmNative} may be used: FFM downcalls are available and no JFR recorder exists (in this
+     * engine's runs with several threads, FFM calls on native buffers also corrupted the native heap under JFR).
+     */
+    public static boolean ffm() { return SGEMM != null && !jfrSeen; }
+
+    /**
+     * GEMM on operands that are already in native memory (row-major, leading dimensions in floats), for kernels that
+     * build an operand off-heap themselves (ConvOps' im2col) and so skip its staging copy. Needs {@link #ffm()}.
+     */
+    public static void sgemmNative(boolean transA, boolean transB, int m, int n, int k, float alpha, MemorySegment a, long lda,
+                                   MemorySegment b, long ldb, float beta, MemorySegment c, long ldc) {
+        if (SGEMM == null) throw new IllegalStateException("sgemmNative needs the FFM downcall to oneDNN");
+        if (m == 0 || n == 0) return;
+        checkNative("A", a, transA ? k : m, transA ? m : k, lda);
+        checkNative("B", b, transB ? n : k, transB ? k : n, ldb);
+        checkNative("C", c, m, n, ldc);
+        int st;
+        try {
+            st = (int) SGEMM.invokeExact(transA ? T : N, transB ? T : N, (long) m, (long) n, (long) k, alpha, a, lda, b, ldb,
+                    beta, c, ldc);
+        } catch (Throwable e) {
+            throw new IllegalStateException("oneDNN sgemm call failed", e);
+        }
+        if (st != 0) throw new IllegalStateException("oneDNN sgemm failed with status " + st + " for m=" + m + " n=" + n + " k=" + k);
+    }
+
+    /** A native rows x cols matrix with row stride ld must lie inside its segment. */
+    private static void checkNative(String what, MemorySegment s, long rows, long cols, long ld) {
+        if (rows == 0 || cols == 0) return;
+        if (!s.isNative() || ld < cols || Float.BYTES * ((rows - 1) * ld + cols) > s.byteSize())
+            throw new IllegalArgumentException("sgemm: native matrix " + what + " of " + rows + "x" + cols + " with stride "
+                    + ld + " does not fit its segment of " + s.byteSize() + " bytes");
+    }
 
     @Override
     public void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
@@ -220,7 +260,7 @@ public final class DnnlBlas implements Blas {
         }
     }
 
-    private static MethodHandle criticalDowncall() {
+    private static MethodHandle downcall(boolean heap) {
         setDefaultEnv("OMP_WAIT_POLICY", "PASSIVE");
         try {
             String jni = Loader.load(dnnl.class);
@@ -242,7 +282,8 @@ public final class DnnlBlas implements Blas {
                     ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_FLOAT,
                     ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
                     ValueLayout.JAVA_FLOAT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG);
-            return Linker.nativeLinker().downcallHandle(sym.get(), fd, Linker.Option.critical(true));
+            return heap ? Linker.nativeLinker().downcallHandle(sym.get(), fd, Linker.Option.critical(true))
+                    : Linker.nativeLinker().downcallHandle(sym.get(), fd);
         } catch (Throwable t) {
             LOG.info("FFM downcall to oneDNN unavailable (" + t + "); oneDNN is called through JavaCPP");
             return null;

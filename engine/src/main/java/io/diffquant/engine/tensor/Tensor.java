@@ -51,7 +51,7 @@ public final class Tensor {
     /** Size of dimension i; negative i counts from the end. */
     public int dim(int i) { return shape[i < 0 ? shape.length + i : i]; }
 
-    /** Same data, new shape; one dimension may be -1. */
+    /** Same data, new shape; one dimension may be -1. (A view: autodiff keys gradients by buffer, see Tape.) */
     public Tensor reshape(int... newShape) {
         int[] s = newShape.clone();
         int infer = -1;
@@ -72,7 +72,12 @@ public final class Tensor {
         return new Tensor(data, s);
     }
 
-    public Tensor copy() { return new Tensor(data.clone(), shape); }
+    /** A copy with its own buffer (recorded on an active Tape as an identity op). */
+    public Tensor copy() {
+        Tensor out = new Tensor(data.clone(), shape);
+        Ops.recordSliceRows(this, out, 0);
+        return out;
+    }
 
     public boolean sameShape(Tensor o) { return Arrays.equals(shape, o.shape); }
 
@@ -95,17 +100,19 @@ public final class Tensor {
         return off;
     }
 
-    /** Rows [from, to) of the leading dimension, copied. */
+    /** Rows [from, to) of the leading dimension, copied (recorded on an active Tape). */
     public Tensor sliceRows(int from, int to) {
         int rows = shape[0];
         if (from < 0 || to > rows || from > to) throw new IndexOutOfBoundsException("rows " + from + ".." + to + " of " + rows);
         int inner = rows == 0 ? 0 : data.length / rows;
         int[] s = shape.clone();
         s[0] = to - from;
-        return new Tensor(Arrays.copyOfRange(data, from * inner, to * inner), s);
+        Tensor out = new Tensor(Arrays.copyOfRange(data, from * inner, to * inner), s);
+        Ops.recordSliceRows(this, out, from * inner);
+        return out;
     }
 
-    /** Concatenate along dimension 0. */
+    /** Concatenate along dimension 0 (recorded on an active Tape). */
     public static Tensor concatRows(Tensor... parts) {
         int[] s = parts[0].shape();
         int rows = 0;
@@ -122,6 +129,7 @@ public final class Tensor {
             System.arraycopy(p.data, 0, out.data, off, p.data.length);
             off += p.data.length;
         }
+        Ops.recordConcatRows(parts, out);
         return out;
     }
 

@@ -9,7 +9,8 @@ import java.util.Arrays;
  * are [N, chunks * D] (chunk i = columns i*D .. (i+1)*D, as torch's {@code chunk(k, dim=1)}).
  * Element-wise loops are written so that C2 auto-vectorises them (same-index in-place loops; exp by a
  * Cephes-style polynomial in blocks of scratch arrays) and split over {@link Parallel}; GEMMs go through
- * {@link Blas#get()}. Results do not depend on the thread count.
+ * {@link Blas#get()}. Results do not depend on the thread count. Every op records itself on an active {@link Tape}
+ * (backward rules in {@link FusedOpsBackward}).
  */
 public final class TransformerOps {
     private TransformerOps() {}
@@ -39,6 +40,9 @@ public final class TransformerOps {
                 for (int j = 0; j < d; j++) yd[dst + j] = cd[src + j * t] + pd[po + j];
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("patchTokens", y,
+                (gy, g) -> FusedOpsBackward.patchTokens(gy, g.of(conv), g.of(pos), n, t, d), conv, pos);
         return y;
     }
 
@@ -67,6 +71,8 @@ public final class TransformerOps {
                 }
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("unpatchify", y, (gy, g) -> FusedOpsBackward.unpatchify(gy, g.of(x), n, t, p, c), x);
         return y;
     }
 
@@ -118,6 +124,9 @@ public final class TransformerOps {
         int t = x.dim(1), d = x.dim(2), md = chunks * d;
         Tensor y = Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data(), m = mod.data();
+        Tape tape = Tape.active();
+        // under a tape: normalised rows and 1/std kept for backward
+        float[] xhat = tape == null ? null : new float[xd.length], rstd = tape == null ? null : new float[x.dim(0) * t];
         Parallel.forRange(x.dim(0) * t, Math.max(1, EW_CHUNK / d), (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
                 int o = r * d, mo = (r / t) * md;
@@ -125,8 +134,17 @@ public final class TransformerOps {
                 float var = sumSqDev(xd, o, d, mean) / d;
                 float inv = (float) (1.0 / Math.sqrt(var + eps));
                 modulateRow(xd, o, mean, inv, m, mo + shiftChunk * d, mo + scaleChunk * d, yd, o, d);
+                if (rstd != null) {
+                    rstd[r] = inv;
+                    for (int j = 0; j < d; j++) xhat[o + j] = (xd[o + j] - mean) * inv;
+                }
             }
         });
+        if (tape != null) {
+            tape.save(mod);
+            tape.record("layerNormModulate", y, (gy, g) -> FusedOpsBackward.modulate(gy, g.of(x), g.of(mod), xhat, rstd, m,
+                    x.dim(0), t, d, chunks, shiftChunk, scaleChunk), x, mod);
+        }
         return y;
     }
 
@@ -142,6 +160,12 @@ public final class TransformerOps {
                 modulateRow(xd, o, 0f, 1f, m, mo + shiftChunk * d, mo + scaleChunk * d, yd, o, d);
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(x, mod);
+            tape.record("modulate", y, (gy, g) -> FusedOpsBackward.modulate(gy, g.of(x), g.of(mod), xd, null, m,
+                    x.dim(0), t, d, chunks, shiftChunk, scaleChunk), x, mod);
+        }
         return y;
     }
 
@@ -160,6 +184,8 @@ public final class TransformerOps {
         if (!x.sameShape(y)) throw new IllegalArgumentException("gatedResidual: x " + Arrays.toString(x.shape())
                 + " and y " + Arrays.toString(y.shape()) + " differ");
         int t = x.dim(1), d = x.dim(2), md = chunks * d;
+        Tape tape = Tape.active();
+        if (tape != null) intoY = false; // y's values are needed for the gate's gradient
         Tensor out = intoY ? y : Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data(), od = out.data(), m = mod.data();
         Parallel.forRange(x.dim(0) * t, Math.max(1, EW_CHUNK / d), (r0, r1) -> {
@@ -168,19 +194,86 @@ public final class TransformerOps {
                 for (int j = 0; j < d; j++) od[o + j] = xd[o + j] + m[g + j] * yd[o + j];
             }
         });
+        if (tape != null) {
+            tape.save(y, mod);
+            tape.record("gatedResidual", out, (go, gr) -> FusedOpsBackward.gatedResidual(go, gr.of(x), gr.of(y), gr.of(mod),
+                    yd, m, x.dim(0), t, d, chunks, gateChunk), x, y, mod);
+        }
         return out;
     }
 
     // ------------------------------------------------------------------ activations
 
     /** tanh-approximated GELU (torch approximate="tanh"), in place: 0.5 x (1 + tanh u) = x e / (e + 1) with e = exp(2u). */
-    public static void geluTanhInPlace(Tensor x) { geluTanh(x.data(), x.data()); }
+    public static void geluTanhInPlace(Tensor x) {
+        Tape tape = Tape.active();
+        if (tape != null) {
+            float[] f = new float[x.size()];
+            geluTanhGrad(x.data(), f);
+            tape.recordInPlace("geluTanhInPlace", x, (gy, g) -> FusedOpsBackward.scaleInPlace(gy, f));
+        }
+        geluTanh(x.data(), x.data());
+    }
 
     /** tanh-approximated GELU into a new tensor. */
     public static Tensor geluTanh(Tensor x) {
         Tensor y = Tensor.zeros(x.shape());
         geluTanh(x.data(), y.data());
+        recordActivation("geluTanh", x, y, false);
         return y;
+    }
+
+    /** Records y = f(x) with its derivative f'(x), evaluated now and kept instead of x. */
+    static void recordActivation(String op, Tensor x, Tensor y, boolean silu) {
+        Tape tape = Tape.active();
+        if (tape == null) return;
+        float[] f = new float[x.size()];
+        if (silu) siluGrad(x.data(), f);
+        else geluTanhGrad(x.data(), f);
+        tape.record(op, y, (gy, g) -> OpsBackward.mulAcc(gy, f, g.of(x)), x);
+    }
+
+    /**
+     * d/dx of the tanh GELU with e = exp(2u), u = sqrt(2/pi)(x + 0.044715 x^3):
+     * e/(e+1) + x sqrt(2/pi)(1 + 3 0.044715 x^2) 2e/(e+1)^2 (= 0.5(1 + th) + 0.5 x (1 - th^2) du/dx).
+     */
+    static void geluTanhGrad(float[] x, float[] out) {
+        final float a = (float) Math.sqrt(2.0 / Math.PI);
+        int n = x.length, blocks = (n + BLK - 1) / BLK;
+        Parallel.forRange(blocks, Math.max(1, EW_CHUNK / BLK), (b0, b1) -> {
+            float[] es = new float[BLK];
+            int[] bits = new int[BLK];
+            for (int blk = b0; blk < b1; blk++) {
+                int off = blk * BLK, len = Math.min(BLK, n - off);
+                for (int i = 0; i < len; i++) {
+                    float v = x[off + i];
+                    es[i] = (v * v * 0.044715f + 1f) * v * TWO_SQRT_2_OVER_PI;
+                }
+                expInPlace(es, 0, len, 0f, bits);
+                for (int i = 0; i < len; i++) {
+                    float v = x[off + i], e = es[i], q = 1f / (e + 1f);
+                    out[off + i] = e * q + v * a * (1f + 3 * 0.044715f * v * v) * 2f * e * q * q;
+                }
+            }
+        });
+    }
+
+    /** d/dx of SiLU: s (1 + x (1 - s)), s = 1 / (1 + exp(-x)). */
+    static void siluGrad(float[] x, float[] out) {
+        int n = x.length, blocks = (n + BLK - 1) / BLK;
+        Parallel.forRange(blocks, Math.max(1, EW_CHUNK / BLK), (b0, b1) -> {
+            float[] es = new float[BLK];
+            int[] bits = new int[BLK];
+            for (int blk = b0; blk < b1; blk++) {
+                int off = blk * BLK, len = Math.min(BLK, n - off);
+                for (int i = 0; i < len; i++) es[i] = -x[off + i];
+                expInPlace(es, 0, len, 0f, bits);
+                for (int i = 0; i < len; i++) {
+                    float sg = 1f / (1f + es[i]);
+                    out[off + i] = sg * (1f + x[off + i] * (1f - sg));
+                }
+            }
+        });
     }
 
     private static final float TWO_SQRT_2_OVER_PI = (float) (2.0 * Math.sqrt(2.0 / Math.PI));
@@ -243,12 +336,19 @@ public final class TransformerOps {
         Tensor y = Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data();
         for (int i = 0; i < xd.length; i++) yd[i] = xd[i] / (1f + (float) Math.exp(-xd[i]));
+        recordActivation("silu", x, y, true);
         return y;
     }
 
     /** Softmax over the last dimension, in place. */
     public static void softmaxInPlace(Tensor x) {
         int c = x.dim(-1);
+        Tape tape = Tape.active();
+        if (tape != null && c > 0) {
+            float[] y = x.data(); // the rule reads the probabilities, i.e. the values this op leaves in x
+            tape.recordInPlace("softmaxInPlace", x, (gy, g) -> FusedOpsBackward.softmaxInPlace(gy, y, c));
+            tape.save(x);
+        }
         softmaxRows(x.data(), 0, x.size() / Math.max(1, c), c);
     }
 
@@ -328,6 +428,12 @@ public final class TransformerOps {
                 }
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(qkv);
+            tape.record("attentionFromQkv", out,
+                    (gy, g) -> FusedOpsBackward.attentionFromQkv(gy, g.of(qkv), qd, b, t, c, heads, scale), qkv);
+        }
         return out;
     }
 
@@ -335,7 +441,7 @@ public final class TransformerOps {
      * Runs body over [0, n) independent GEMM tasks: spread over the engine's pool with the native GEMM
      * single-threaded in each worker when that can be controlled, else on the caller (native GEMM threads).
      */
-    private static void gemmTasks(int n, Parallel.RangeBody body) {
+    static void gemmTasks(int n, Parallel.RangeBody body) {
         if (Parallel.threads() == 1 || n <= 1) {
             body.run(0, n);
         } else if (!(Blas.get() instanceof DnnlBlas)) {
@@ -363,6 +469,11 @@ public final class TransformerOps {
                 }
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) for (int which = 0; which < 3; which++) {
+            int wch = which;
+            tape.record("splitQkv", r[which], (gy, g) -> FusedOpsBackward.splitQkv(gy, g.of(qkv), wch, b, t, c, heads), qkv);
+        }
         return r;
     }
 
@@ -378,6 +489,12 @@ public final class TransformerOps {
                 blas.sgemm(false, true, t, tk, d, scale, q.data(), i * t * d, d, k.data(), i * tk * d, d,
                         0f, s.data(), i * t * tk, tk);
         });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(q, k);
+            tape.record("attentionScores", s, (gy, g) -> FusedOpsBackward.scores(gy, g.of(q), g.of(k), q.data(), k.data(),
+                    bh, t, tk, d, scale, i -> i * t * d, d, i -> i * tk * d, d), q, k);
+        }
         return s;
     }
 
@@ -395,6 +512,12 @@ public final class TransformerOps {
                         0f, out.data(), bi * t * c + h * d, c);
             }
         });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(p, v);
+            tape.record("attentionApply", out, (gy, g) -> FusedOpsBackward.apply(gy, g.of(p), g.of(v), p.data(), v.data(),
+                    b * heads, t, tk, d, i -> i * tk * d, d, i -> (i / heads) * t * c + (i % heads) * d, c), p, v);
+        }
         return out;
     }
 
@@ -411,7 +534,7 @@ public final class TransformerOps {
         int half = out.dim(0) / 2, c = out.dim(1), hw = out.dim(2) * out.dim(3);
         if (guided < 0 || guided > c) throw new IllegalArgumentException("classifierFreeGuidance: " + guided
                 + " guided channels of " + c);
-        Tensor y = out.copy();
+        Tensor y = Tensor.of(out.data().clone(), out.shape());
         float[] od = out.data(), yd = y.data();
         for (int n = 0; n < half; n++)
             for (int ch = 0; ch < guided; ch++) {
@@ -423,6 +546,9 @@ public final class TransformerOps {
                     yd[uo + j] = g;
                 }
             }
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("classifierFreeGuidance", y,
+                (gy, g) -> FusedOpsBackward.classifierFreeGuidance(gy, g.of(out), half, c, hw, guided, scale), out);
         return y;
     }
 

@@ -1,0 +1,83 @@
+package io.diffquant.app.gui.vm;
+
+import io.diffquant.engine.model.ModelFolder;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Remembered settings (atomic JSON), the start-up model rule and error texts. */
+class StudioSettingsTest {
+    @TempDir Path tmp;
+
+    @Test void roundTripAndRecentList() throws IOException {
+        Path file = tmp.resolve("sub/studio.json");
+        StudioSettings s = StudioSettings.defaults().withWindow(10, 20, 900, 700, false).withSelectedTab(1);
+        for (int i = 0; i < 10; i++) s = s.withOpenedModel(tmp.resolve("m" + i));
+        s = s.withOpenedModel(tmp.resolve("m3"));   // re-opened: moves to the front, no duplicate
+        assertEquals(StudioSettings.MAX_RECENT, s.recentModels().size());
+        assertEquals(tmp.resolve("m3").toString(), s.recentModels().get(0));
+        assertEquals(tmp.resolve("m9").toString(), s.recentModels().get(1));
+        assertEquals(1, s.recentModels().stream().filter(p -> p.endsWith("m3")).count());
+        s.save(file);
+        try (Stream<Path> files = Files.list(file.getParent())) {
+            assertEquals(List.of(file), files.toList());   // no temp file left behind
+        }
+        StudioSettings back = StudioSettings.load(file);
+        assertEquals(s, back);
+        assertEquals(10, back.x(), 0.0);
+        assertEquals(tmp.resolve("m3").toString(), back.lastModel());
+    }
+
+    @Test void missingOrCorruptFileGivesDefaults() throws IOException {
+        assertEquals(StudioSettings.defaults().width(), StudioSettings.load(tmp.resolve("none.json")).width(), 0.0);
+        Path bad = tmp.resolve("bad.json");
+        Files.writeString(bad, "{ \"width\": ");
+        StudioSettings s = StudioSettings.load(bad);
+        assertTrue(Double.isNaN(s.x()));
+        assertNull(s.lastModel());
+        Files.writeString(bad, "{ \"width\": \"wide\" }");
+        assertEquals(1280, StudioSettings.load(bad).width(), 0.0);
+        Files.writeString(bad, "{ \"width\": 10, \"height\": 10 }");   // too small to use: defaults
+        assertEquals(820, StudioSettings.load(bad).height(), 0.0);
+    }
+
+    @Test void startupModelPrefersExplicitThenShippedThenLast() throws IOException {
+        Path root = tmp.resolve("root");
+        Path last = Files.createDirectories(tmp.resolve("last"));
+        StudioSettings s = StudioSettings.defaults().withOpenedModel(last);
+        Path explicit = tmp.resolve("explicit");
+        assertEquals(explicit, StudioViewModel.startupModel(explicit, root, s));
+        assertEquals(last, StudioViewModel.startupModel(null, root, s));          // no shipped model yet
+        Path shipped = Files.createDirectories(root.resolve("assets/dit-fmnist"));
+        assertEquals(last, StudioViewModel.startupModel(null, root, s));          // a folder without config.json is not a model
+        Files.writeString(shipped.resolve(ModelFolder.CONFIG), "{}");
+        assertEquals(shipped, StudioViewModel.startupModel(null, root, s));
+        assertEquals(last, StudioViewModel.startupModel(null, null, s));
+        Files.delete(last);
+        assertNull(StudioViewModel.startupModel(null, null, s));                 // the last one is gone
+        assertNull(StudioViewModel.startupModel(null, null, StudioSettings.defaults()));
+    }
+
+    @Test void errorReportsNameTheFileAndSkipRepeatedMessages() {
+        ErrorReport r = ErrorReport.of("Cannot open model folder", "/m", new NoSuchFileException("/m/config.json", null, "not a model folder"));
+        assertEquals("/m/config.json: not a model folder", r.message());
+        IllegalArgumentException inner = new IllegalArgumentException("tensor 'x' has shape [2]");
+        RuntimeException outer = new RuntimeException("/m/model.safetensors: tensor 'x' has shape [2]", inner);
+        assertEquals("/m/model.safetensors: tensor 'x' has shape [2]", ErrorReport.describe(outer));
+        RuntimeException wrap = new RuntimeException("load failed", new AccessDeniedException("/m/w.safetensors"));
+        assertEquals("load failed\n/m/w.safetensors", ErrorReport.describe(wrap));
+        assertEquals("NullPointerException", ErrorReport.describe(new NullPointerException()));
+        assertTrue(ErrorReport.describe(new OutOfMemoryError()).contains("heap"));
+    }
+}

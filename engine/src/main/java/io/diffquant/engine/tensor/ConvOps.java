@@ -1,0 +1,758 @@
+package io.diffquant.engine.tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Fast kernels for the convolutional denoisers (diffusers UNet2DModel, src/diffusers/models/resnet.py,
+ * upsampling.py and attention_processor.py): tiled im2col convolution with reused per-thread scratch and zero-copy
+ * GEMMs, nearest-2x upsampling fused with its 3x3 convolution, GroupNorm fused with the ResNet scale-shift and SiLU,
+ * multi-head self-attention on the token layout, and the small layout ops around them. Every kernel has a slow twin
+ * in {@link Ops} (or a composition of Ops) that the tests compare it with. Tilings depend on the shapes only; with
+ * oneDNN, GEMMs run single-threaded side by side or multi-threaded one at a time, so results may differ between
+ * thread counts in the last bits of the GEMM sums.
+ * Every op records itself on an active {@link Tape} (backward rules in {@link FusedOpsBackward} and
+ * {@link OpsBackward}).
+ */
+public final class ConvOps {
+    private ConvOps() {}
+
+    private static final int EW_CHUNK = 1 << 14;
+    /** Images are grouped into one im2col/GEMM until the GEMM has about this many columns. */
+    private static final int TARGET_COLS = 1024;
+
+    // ------------------------------------------------------------------ scratch
+
+    private static final int SLOT_COL = 0, SLOT_TMP = 1;
+    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[2][]);
+
+    /** A per-thread buffer of at least n floats; contents undefined. Never escapes a kernel. */
+    private static float[] scratch(int slot, int n) {
+        float[][] s = SCRATCH.get();
+        float[] a = s[slot];
+        if (a == null || a.length < n) {
+            a = new float[n];
+            s[slot] = a;
+        }
+        return a;
+    }
+
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT;
+    private static final int NSLOT_W = 0, NSLOT_COL = 1, NSLOT_OUT = 2;
+    private static final ThreadLocal<MemorySegment[]> NATIVE = ThreadLocal.withInitial(() -> new MemorySegment[3]);
+
+    /** A per-thread native buffer of at least n floats (grown by half, freed with its thread); contents undefined. */
+    private static MemorySegment nativeScratch(int slot, long n) {
+        MemorySegment[] s = NATIVE.get();
+        MemorySegment m = s[slot];
+        if (m == null || m.byteSize() < 4 * n) {
+            m = Arena.ofAuto().allocate(Math.max(4 * n, m == null ? 0 : m.byteSize() * 3 / 2), 64);
+            s[slot] = m;
+        }
+        return m;
+    }
+
+    /** GEMMs of the convolutions run on native operands (im2col written off-heap, no staging copy of it). */
+    private static boolean nativeGemm(Blas blas) { return blas instanceof DnnlBlas && DnnlBlas.ffm(); }
+
+    // ------------------------------------------------------------------ convolution
+
+    /**
+     * 2-D convolution, NCHW, weight [O, C, kh, kw], bias [O] (nullable), square stride, symmetric zero padding.
+     * Same contract and results (up to GEMM summation order) as {@link Ops#conv2d}. The output is computed in
+     * column tiles of about {@value #TARGET_COLS} output pixels (several small images, or a band of rows of a
+     * large one): im2col of the tile into a reused per-thread scratch, one GEMM (straight into the output when
+     * the tile is one image), bias added while the tile is hot. Several tiles run side by side on the engine's
+     * pool, each with a single-threaded GEMM; a single tile uses the pool for im2col and oneDNN's threads.
+     */
+    public static Tensor conv2d(Tensor x, Tensor w, Tensor b, int stride, int padding) {
+        if (x.rank() != 4) throw new IllegalArgumentException("conv2d: input must be NCHW, got " + Arrays.toString(x.shape()));
+        if (w.rank() != 4 || w.dim(1) != x.dim(1)) throw new IllegalArgumentException(
+                "conv2d: input has " + x.dim(1) + " channels but weight is " + Arrays.toString(w.shape()));
+        if (stride < 1 || padding < 0) throw new IllegalArgumentException("conv2d: stride " + stride + ", padding " + padding);
+        int n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3);
+        int o = w.dim(0), kh = w.dim(2), kw = w.dim(3);
+        if (b != null && b.size() != o) throw new IllegalArgumentException("conv2d: bias of " + b.size() + " for " + o + " filters");
+        if (h + 2 * padding < kh || wd + 2 * padding < kw) throw new IllegalArgumentException(
+                "conv2d: input " + Arrays.toString(x.shape()) + " smaller than the kernel " + kh + "x" + kw);
+        int ho = (h + 2 * padding - kh) / stride + 1, wo = (wd + 2 * padding - kw) / stride + 1;
+        Tensor y = Tensor.zeros(n, o, ho, wo);
+        if (n == 0 || o == 0 || c == 0) {
+            if (b != null) Ops.addChannelsRaw(y.data(), b.data(), n, o, ho * wo);
+            recordConv(x, w, b, y, stride, padding);
+            return y;
+        }
+        Geometry g = new Geometry(n, c, h, wd, kh, kw, stride, padding, ho, wo);
+        float[] xd = x.data(), wdat = w.data(), yd = y.data(), bias = b == null ? null : b.data();
+        Blas blas = Blas.get();
+        boolean dnnl = blas instanceof DnnlBlas;
+        List<int[]> tiles = tiles(g);
+        MemorySegment wa = null;
+        if (nativeGemm(blas)) {
+            wa = nativeScratch(NSLOT_W, (long) o * g.kdim());
+            MemorySegment.copy(wdat, 0, wa, F32, 0, o * g.kdim());
+        }
+        MemorySegment wn = wa;
+        if (tiles.size() >= 2 && Parallel.threads() > 1 && (!dnnl || NativeThreads.available())) {
+            // one tile per task: im2col, a single-threaded GEMM and the copy-out stay on one core and in its cache
+            Parallel.forRange(tiles.size(), 1, (t0, t1) -> {
+                Runnable run = () -> {
+                    for (int ti = t0; ti < t1; ti++) convTile(blas, wn, xd, wdat, bias, yd, o, g, tiles.get(ti), false);
+                };
+                if (dnnl) NativeThreads.singleThreaded(run);
+                else run.run();
+            });
+        } else {
+            for (int[] tile : tiles) convTile(blas, wn, xd, wdat, bias, yd, o, g, tile, true);
+        }
+        recordConv(x, w, b, y, stride, padding);
+        return y;
+    }
+
+    private static void recordConv(Tensor x, Tensor w, Tensor b, Tensor y, int stride, int padding) {
+        Tape tape = Tape.active();
+        if (tape == null) return;
+        tape.save(x, w);
+        tape.record("conv2d", y, (gy, g) -> OpsBackward.conv2d(gy, g, x, w, b, stride, padding), x, w, b);
+    }
+
+    /**
+     * im2col of one tile {img0, images, oy0, oy1} into this thread's scratch, one GEMM (straight into y when the
+     * tile is a single image), bias. {@code inner}: split the im2col and copy-out over the pool (the GEMM then
+     * uses oneDNN's own threads).
+     */
+    private static void convTile(Blas blas, MemorySegment wn, float[] xd, float[] wdat, float[] bias, float[] yd, int o,
+                                 Geometry g, int[] tile, boolean inner) {
+        int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3];
+        int kdim = g.kdim(), hw = g.hw(), wo = g.wo, seg = (oy1 - oy0) * wo, cols = gi * seg;
+        if (wn != null) {
+            // im2col rows assembled on the heap (L1) and copied straight into the native B operand
+            MemorySegment col = nativeScratch(NSLOT_COL, (long) kdim * cols), out = nativeScratch(NSLOT_OUT, (long) o * cols);
+            Parallel.RangeBody im2col = (r0, r1) -> {
+                float[] row = new float[cols], asm = g.fastIm2col() ? null : new float[cols];
+                for (int r = r0; r < r1; r++) {
+                    im2colRow(xd, g, r, i0, gi, oy0, oy1, row, 0, asm);
+                    MemorySegment.copy(row, 0, col, F32, 4L * r * cols, cols);
+                }
+            };
+            if (inner) Parallel.forRange(kdim, Math.max(1, 4096 / cols), im2col);
+            else im2col.run(0, kdim);
+            DnnlBlas.sgemmNative(false, false, o, cols, kdim, 1f, wn, kdim, col, cols, 0f, out, cols);
+            Parallel.RangeBody copy = (o0, o1) -> {
+                for (int oc = o0; oc < o1; oc++)
+                    for (int i = 0; i < gi; i++) {
+                        int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
+                        MemorySegment.copy(out, F32, 4L * (oc * cols + i * seg), yd, yo, seg);
+                        if (bias != null) addScalar(yd, yo, seg, bias[oc]);
+                    }
+            };
+            if (inner) Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), copy);
+            else copy.run(0, o);
+            return;
+        }
+        float[] col = scratch(SLOT_COL, kdim * cols);
+        Parallel.RangeBody im2col = (r0, r1) -> {
+            float[] row = g.fastIm2col() ? null : new float[cols];
+            for (int r = r0; r < r1; r++) im2colRow(xd, g, r, i0, gi, oy0, oy1, col, r * cols, row);
+        };
+        if (inner) Parallel.forRange(kdim, Math.max(1, 4096 / cols), im2col);
+        else im2col.run(0, kdim);
+        if (gi == 1) {
+            // C[oc, j] = y[i0, oc, oy0 * wo + j]: rows hw apart
+            int yo = i0 * o * hw + oy0 * wo;
+            blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, yd, yo, hw);
+            if (bias != null) for (int oc = 0; oc < o; oc++) addScalar(yd, yo + oc * hw, seg, bias[oc]);
+        } else {
+            float[] tmp = scratch(SLOT_TMP, o * cols);
+            blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, tmp, 0, cols);
+            Parallel.RangeBody copy = (o0, o1) -> {
+                for (int oc = o0; oc < o1; oc++)
+                    for (int i = 0; i < gi; i++) {
+                        int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
+                        System.arraycopy(tmp, oc * cols + i * seg, yd, yo, seg);
+                        if (bias != null) addScalar(yd, yo, seg, bias[oc]);
+                    }
+            };
+            if (inner) Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), copy);
+            else copy.run(0, o);
+        }
+    }
+
+    /** The column tiles {img0, images, oy0, oy1} of a convolution; they depend on the shapes only. */
+    private static List<int[]> tiles(Geometry g) {
+        List<int[]> r = new ArrayList<>();
+        int ipt = g.imagesPerTile(), rpt = g.rowsPerTile();
+        if (rpt >= g.ho) {
+            for (int i0 = 0; i0 < g.n; i0 += ipt) r.add(new int[] {i0, Math.min(ipt, g.n - i0), 0, g.ho});
+        } else {
+            for (int i = 0; i < g.n; i++)
+                for (int oy0 = 0; oy0 < g.ho; oy0 += rpt) r.add(new int[] {i, 1, oy0, Math.min(g.ho, oy0 + rpt)});
+        }
+        return r;
+    }
+
+    /** Shapes of one convolution and its column tiling. */
+    private record Geometry(int n, int c, int h, int w, int kh, int kw, int stride, int pad, int ho, int wo) {
+        int hw() { return ho * wo; }
+        int kdim() { return c * kh * kw; }
+        /** Whole images per tile (>= 1); when 1 and an image is larger than a tile, rows per tile below. */
+        int imagesPerTile() { return Math.max(1, Math.min(n, TARGET_COLS / hw())); }
+        int rowsPerTile() { return hw() <= TARGET_COLS ? ho : Math.max(1, TARGET_COLS / wo); }
+        /** Stride 1 and output width = input width: every tap is a constant shift of the flattened plane. */
+        boolean fastIm2col() { return stride == 1 && wo == w && kw <= w; }
+    }
+
+    private static void addScalar(float[] y, int o, int len, float v) {
+        for (int i = o; i < o + len; i++) y[i] += v;
+    }
+
+    /**
+     * One im2col row r = (ci, ki, kj) of a tile (images [i0, i0 + gi), output rows [oy0, oy1)) into
+     * dst[off ...]: for every output pixel the input value its kernel tap (ki, kj) reads, or 0 in the padding.
+     * Writes every element. With stride 1 and an output as wide as the input ("same" and 1x1 convolutions) the
+     * tap is a constant shift of the flattened input plane: one bulk copy per image, then the few wrapped-around
+     * columns are zeroed. Otherwise the row is assembled in {@code row} (length cols) and copied.
+     */
+    private static void im2colRow(float[] xd, Geometry g, int r, int i0, int gi, int oy0, int oy1, float[] dst, int off,
+                                  float[] row) {
+        int kk = g.kh * g.kw, ci = r / kk, rem = r % kk, ki = rem / g.kw, kj = rem % g.kw;
+        int wo = g.wo, wd = g.w, h = g.h, pad = g.pad, stride = g.stride, th = oy1 - oy0;
+        if (g.fastIm2col()) {
+            for (int img = 0; img < gi; img++)
+                shiftedPlane(xd, ((i0 + img) * g.c + ci) * h * wd, h, wd, ki - pad, kj - pad, oy0, oy1, dst, off + img * th * wo);
+            return;
+        }
+        int ox0 = Math.max(0, pad - kj), ox1 = Math.min(wo, wd + pad - kj); // valid columns for stride 1
+        int base = 0;
+        for (int img = 0; img < gi; img++) {
+            int xo = ((i0 + img) * g.c + ci) * h * wd;
+            for (int oy = oy0; oy < oy1; oy++, base += wo) {
+                int iy = oy * stride - pad + ki;
+                if (iy < 0 || iy >= h) { Arrays.fill(row, base, base + wo, 0f); continue; }
+                int xrow = xo + iy * wd;
+                if (stride == 1) {
+                    if (ox1 <= ox0) { Arrays.fill(row, base, base + wo, 0f); continue; }
+                    if (ox0 > 0) Arrays.fill(row, base, base + ox0, 0f);
+                    System.arraycopy(xd, xrow + ox0 - pad + kj, row, base + ox0, ox1 - ox0);
+                    if (ox1 < wo) Arrays.fill(row, base + ox1, base + wo, 0f);
+                } else {
+                    for (int ox = 0; ox < wo; ox++) {
+                        int ix = ox * stride - pad + kj;
+                        row[base + ox] = ix < 0 || ix >= wd ? 0f : xd[xrow + ix];
+                    }
+                }
+            }
+        }
+        System.arraycopy(row, 0, dst, off, base);
+    }
+
+    /**
+     * dst[base + (oy - oy0) * w + ox] = x[xo + (oy + sy) * w + ox + sx] for oy in [oy0, oy1), ox in [0, w), or 0 where
+     * the source lies outside the h x w plane: one bulk copy of the flattened plane, then the rows and the |sx|
+     * wrapped-around columns that fall outside are zeroed. Writes every element.
+     */
+    private static void shiftedPlane(float[] x, int xo, int h, int w, int sy, int sx, int oy0, int oy1, float[] dst, int base) {
+        int plane = h * w, th = oy1 - oy0;
+        int vy0 = Math.max(oy0, -sy), vy1 = Math.min(oy1, h - sy); // rows whose source row is inside
+        if (vy1 <= vy0 || Math.abs(sx) >= w) { Arrays.fill(dst, base, base + th * w, 0f); return; }
+        if (vy0 > oy0) Arrays.fill(dst, base, base + (vy0 - oy0) * w, 0f);
+        if (vy1 < oy1) Arrays.fill(dst, base + (vy1 - oy0) * w, base + th * w, 0f);
+        int d0 = base + (vy0 - oy0) * w;
+        int s0 = (vy0 + sy) * w + sx, len = (vy1 - vy0) * w;
+        int lo = Math.max(0, -s0), hi = Math.min(len, plane - s0);
+        if (hi > lo) System.arraycopy(x, xo + s0 + lo, dst, d0 + lo, hi - lo);
+        if (sx != 0) {
+            int c0 = sx < 0 ? 0 : w - sx, cn = Math.abs(sx);
+            for (int oy = vy0; oy < vy1; oy++) {
+                int q = d0 + (oy - vy0) * w + c0;
+                for (int j = 0; j < cn; j++) dst[q + j] = 0f;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ nearest 2x upsampling + 3x3 convolution
+
+    /**
+     * conv2d(upsampleNearest2x(x), w, b, stride 1, padding 1) for a 3x3 kernel without materialising the upsampled
+     * image (diffusers' Upsample2D with use_conv): output pixel (2i + a, 2j + b) only sees source rows
+     * i - 1 + a .. i + a and columns j - 1 + b .. j + b, so each of the four phases (a, b) is a 2x2 convolution of x
+     * with row/column-summed weights (a = 0: rows {w0, w1 + w2}; a = 1: {w0 + w1, w2}): 16 instead of 36
+     * multiply-adds per source pixel and output channel. Equal to the composition up to float rounding; while a
+     * {@link Tape} records, the composition itself runs (so that backward sees the ops it knows).
+     */
+    public static Tensor upsample2xConv3x3(Tensor x, Tensor w, Tensor b) {
+        if (x.rank() != 4 || w.rank() != 4 || w.dim(1) != x.dim(1) || w.dim(2) != 3 || w.dim(3) != 3)
+            throw new IllegalArgumentException("upsample2xConv3x3: input " + Arrays.toString(x.shape()) + ", weight "
+                    + Arrays.toString(w.shape()) + " (needs NCHW and a 3x3 kernel over the input channels)");
+        int n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3), o = w.dim(0);
+        if (b != null && b.size() != o) throw new IllegalArgumentException("upsample2xConv3x3: bias of " + b.size() + " for " + o + " filters");
+        // under a tape: the composition, whose ops record their own backward rules
+        if (Tape.active() != null) return conv2d(Ops.upsampleNearest2x(x), w, b, 1, 1);
+        Tensor y = Tensor.zeros(n, o, 2 * h, 2 * wd);
+        if (y.size() == 0) return y;
+        int hw = h * wd, k4 = 4 * c;
+        float[] xd = x.data(), yd = y.data(), bias = b == null ? null : b.data();
+        float[][] wp = phaseWeights(w.data(), o, c);
+        int ipt = Math.max(1, Math.min(n, TARGET_COLS / hw));
+        List<int[]> tiles = new ArrayList<>(); // {phase, img0, images}
+        for (int ph = 0; ph < 4; ph++) for (int i0 = 0; i0 < n; i0 += ipt) tiles.add(new int[] {ph, i0, Math.min(ipt, n - i0)});
+        Blas blas = Blas.get();
+        boolean dnnl = blas instanceof DnnlBlas;
+        MemorySegment wn = null;
+        if (nativeGemm(blas)) {
+            wn = nativeScratch(NSLOT_W, 4L * o * k4);
+            for (int ph = 0; ph < 4; ph++) MemorySegment.copy(wp[ph], 0, wn, F32, 4L * ph * o * k4, o * k4);
+        }
+        MemorySegment wseg = wn;
+        Parallel.RangeBody body = (t0, t1) -> {
+            for (int ti = t0; ti < t1; ti++) {
+                int ph = tiles.get(ti)[0], i0 = tiles.get(ti)[1], gi = tiles.get(ti)[2], a = ph >> 1, bb = ph & 1, cols = gi * hw;
+                float[] tmp = scratch(SLOT_TMP, o * cols);
+                if (wseg != null) {
+                    MemorySegment col = nativeScratch(NSLOT_COL, (long) k4 * cols), out = nativeScratch(NSLOT_OUT, (long) o * cols);
+                    float[] row = scratch(SLOT_COL, cols);
+                    for (int r = 0; r < k4; r++) {
+                        int ci = r / 4, di = (r >> 1) & 1, dj = r & 1;
+                        for (int img = 0; img < gi; img++)
+                            shiftedPlane(xd, ((i0 + img) * c + ci) * hw, h, wd, di - 1 + a, dj - 1 + bb, 0, h, row, img * hw);
+                        MemorySegment.copy(row, 0, col, F32, 4L * r * cols, cols);
+                    }
+                    DnnlBlas.sgemmNative(false, false, o, cols, k4, 1f, wseg.asSlice(4L * ph * o * k4), k4, col, cols, 0f, out, cols);
+                    MemorySegment.copy(out, F32, 0, tmp, 0, o * cols);
+                } else {
+                    float[] col = scratch(SLOT_COL, k4 * cols);
+                    for (int ci = 0; ci < c; ci++)
+                        for (int di = 0; di < 2; di++)
+                            for (int dj = 0; dj < 2; dj++) {
+                                int r = ci * 4 + di * 2 + dj;
+                                for (int img = 0; img < gi; img++)
+                                    shiftedPlane(xd, ((i0 + img) * c + ci) * hw, h, wd, di - 1 + a, dj - 1 + bb, 0, h, col, r * cols + img * hw);
+                            }
+                    blas.sgemm(false, false, o, cols, k4, 1f, wp[ph], 0, k4, col, 0, cols, 0f, tmp, 0, cols);
+                }
+                int w2 = 2 * wd;
+                for (int oc = 0; oc < o; oc++) {
+                    float bv = bias == null ? 0f : bias[oc];
+                    for (int img = 0; img < gi; img++) {
+                        int src = oc * cols + img * hw, dst = ((i0 + img) * o + oc) * 4 * hw + a * w2 + bb;
+                        for (int i = 0; i < h; i++, dst += 2 * w2)
+                            for (int j = 0; j < wd; j++) yd[dst + 2 * j] = tmp[src + i * wd + j] + bv;
+                        }
+                }
+            }
+        };
+        if (tiles.size() >= 2 && Parallel.threads() > 1 && (!dnnl || NativeThreads.available())) {
+            Parallel.forRange(tiles.size(), 1, (t0, t1) -> {
+                if (dnnl) NativeThreads.singleThreaded(() -> body.run(t0, t1));
+                else body.run(t0, t1);
+            });
+        } else {
+            body.run(0, tiles.size());
+        }
+        return y;
+    }
+
+    /** The four 2x2 phase kernels [O, C*4] (row-major taps (di, dj)) of a 3x3 kernel under nearest 2x upsampling. */
+    private static float[][] phaseWeights(float[] w, int o, int c) {
+        float[][] wp = new float[4][o * c * 4];
+        for (int f = 0; f < o * c; f++) {
+            int q = f * 9;
+            for (int a = 0; a < 2; a++)
+                for (int bb = 0; bb < 2; bb++) {
+                    float[] dst = wp[a * 2 + bb];
+                    for (int di = 0; di < 2; di++)
+                        for (int dj = 0; dj < 2; dj++) {
+                            float s = 0;
+                            for (int ki = 0; ki < 3; ki++) {
+                                if (tapRow(a, ki) != di) continue;
+                                for (int kj = 0; kj < 3; kj++) if (tapRow(bb, kj) == dj) s += w[q + ki * 3 + kj];
+                            }
+                            dst[f * 4 + di * 2 + dj] = s;
+                        }
+                }
+        }
+        return wp;
+    }
+
+    /** Which of the two source rows (0: i - 1 + a, 1: i + a) kernel row k reads for output phase a. */
+    private static int tapRow(int a, int k) { return (a + k - 1) >> 1 == a - 1 ? 0 : 1; }
+
+    /** Zero padding of NCHW: top, bottom, left, right (diffusers' Downsample2D pads (0, 1, 0, 1) when padding = 0). */
+    public static Tensor pad(Tensor x, int top, int bottom, int left, int right) {
+        if (x.rank() != 4) throw new IllegalArgumentException("pad: input must be NCHW, got " + Arrays.toString(x.shape()));
+        if (top < 0 || bottom < 0 || left < 0 || right < 0) throw new IllegalArgumentException("pad: negative padding");
+        int n = x.dim(0), c = x.dim(1), h = x.dim(2), w = x.dim(3), h2 = h + top + bottom, w2 = w + left + right;
+        Tensor y = Tensor.zeros(n, c, h2, w2);
+        float[] xd = x.data(), yd = y.data();
+        Parallel.forRange(n * c, Math.max(1, EW_CHUNK / Math.max(1, h * w)), (r0, r1) -> {
+            for (int r = r0; r < r1; r++)
+                for (int i = 0; i < h; i++)
+                    System.arraycopy(xd, r * h * w + i * w, yd, r * h2 * w2 + (i + top) * w2 + left, w);
+        });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("pad", y, (gy, g) -> FusedOpsBackward.pad(gy, g.of(x), n * c, h, w, top, left, h2, w2), x);
+        return y;
+    }
+
+    // ------------------------------------------------------------------ normalisation + activation
+
+    /**
+     * GroupNorm on NCHW fused with the ResNet time conditioning and SiLU:
+     * {@code y = act(((x - mean_g) * rstd_g * gamma_c + beta_c) * (1 + scale[n, c]) + shift[n, c])}, where
+     * {@code scaleShift} [N, 2C] holds scale in its first C columns and shift in the next C (diffusers'
+     * {@code torch.chunk(temb, 2, dim=1)}), or is null. Statistics as {@link Ops#groupNorm} (biased variance).
+     */
+    public static Tensor groupNormAct(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, Tensor scaleShift,
+                                      boolean silu) {
+        if (x.rank() < 2) throw new IllegalArgumentException("groupNorm: input must be [N, C, ...], got " + Arrays.toString(x.shape()));
+        int n = x.dim(0), c = x.dim(1);
+        if (groups < 1 || c % groups != 0) throw new IllegalArgumentException("groupNorm: " + c + " channels not divisible by " + groups + " groups");
+        if (gamma != null && gamma.size() != c || beta != null && beta.size() != c) throw new IllegalArgumentException(
+                "groupNorm: affine parameters do not have " + c + " channels");
+        if (scaleShift != null && scaleShift.size() != n * 2 * c) throw new IllegalArgumentException(
+                "groupNorm: scale/shift " + Arrays.toString(scaleShift.shape()) + " for input " + Arrays.toString(x.shape()));
+        Tensor y = Tensor.zeros(x.shape());
+        if (x.size() == 0) return y;
+        int inner = x.size() / (n * c), cg = c / groups, gsize = cg * inner;
+        float[] xd = x.data(), yd = y.data();
+        float[] g = gamma == null ? null : gamma.data(), bt = beta == null ? null : beta.data();
+        float[] ss = scaleShift == null ? null : scaleShift.data();
+        Tape tape = Tape.active();
+        // under a tape: normalised values and 1/std per (sample, group) kept for backward
+        float[] xhat = tape == null ? null : new float[xd.length], rstd = tape == null ? null : new float[n * groups];
+        Parallel.forRange(n * groups, 1, (r0, r1) -> {
+            float[] xs = new float[BLK], e = new float[BLK];
+            int[] bits = new int[BLK];
+            for (int r = r0; r < r1; r++) {
+                int o = r * gsize, g0 = (r % groups) * cg, img = r / groups;
+                double mean = sum(xd, o, gsize) / gsize;
+                float mf = (float) mean;
+                double var = sumSqDev(xd, o, gsize, mf) / gsize;
+                float inv = (float) (1.0 / Math.sqrt(var + eps));
+                if (rstd != null) {
+                    rstd[r] = inv;
+                    for (int j = 0; j < gsize; j++) xhat[o + j] = (xd[o + j] - mf) * inv;
+                }
+                for (int ci = 0; ci < cg; ci++) {
+                    int ch = g0 + ci;
+                    float gg = g == null ? 1f : g[ch], bb = bt == null ? 0f : bt[ch];
+                    float a = inv * gg, sh = bb - mf * a;
+                    if (ss != null) {
+                        float s1 = 1f + ss[img * 2 * c + ch];
+                        a *= s1;
+                        sh = sh * s1 + ss[img * 2 * c + c + ch];
+                    }
+                    int co = o + ci * inner;
+                    affine(xd, yd, co, inner, a, sh);
+                }
+                if (silu) siluInPlace(yd, o, gsize, xs, e, bits);
+            }
+        });
+        if (tape != null) {
+            tape.save(gamma, beta, scaleShift);
+            tape.record("groupNormAct", y, (gy, gr) -> FusedOpsBackward.groupNormAct(gy, gr, x, gamma, beta, scaleShift, silu,
+                    xhat, rstd, n, c, groups, inner), x, gamma, beta, scaleShift);
+        }
+        return y;
+    }
+
+    /** Elements per activation block (scratch of this size stays in L1). */
+    private static final int BLK = 512;
+
+    /** y[o..o+len) = x[o..o+len) * a + b (same-index loop, vectorised by C2). */
+    private static void affine(float[] x, float[] y, int o, int len, float a, float b) {
+        for (int i = o; i < o + len; i++) y[i] = x[i] * a + b;
+    }
+
+    /**
+     * y[o..o+len) = SiLU(y[o..o+len)) = y / (1 + exp(-y)), in blocks through the scratch arrays xs, e (BLK floats) and
+     * bits (BLK ints). Every loop reads and writes its arrays at the same index (no offset between two float
+     * arrays), so that C2 can rule out aliasing and vectorise it; exp is TransformerOps' block polynomial.
+     */
+    private static void siluInPlace(float[] y, int o, int len, float[] xs, float[] e, int[] bits) {
+        for (int b0 = 0; b0 < len; b0 += BLK) {
+            int q = o + b0, l = Math.min(BLK, len - b0);
+            System.arraycopy(y, q, xs, 0, l);
+            for (int i = 0; i < l; i++) e[i] = -xs[i];
+            TransformerOps.expInPlace(e, 0, l, 0f, bits);
+            for (int i = 0; i < l; i++) xs[i] = xs[i] / (1f + e[i]);
+            System.arraycopy(xs, 0, y, q, l);
+        }
+    }
+
+    /** Sum in float blocks of 1024 (eight accumulators), blocks accumulated in double. */
+    private static double sum(float[] x, int o, int len) {
+        double total = 0;
+        for (int b0 = 0; b0 < len; b0 += 1024) total += TransformerOps.sum(x, o + b0, Math.min(1024, len - b0));
+        return total;
+    }
+
+    private static double sumSqDev(float[] x, int o, int len, float mean) {
+        double total = 0;
+        for (int b0 = 0; b0 < len; b0 += 1024) total += TransformerOps.sumSqDev(x, o + b0, Math.min(1024, len - b0), mean);
+        return total;
+    }
+
+    /** SiLU x * sigmoid(x) = x / (1 + exp(-x)) (exp as TransformerOps' block polynomial, relative error < 3e-7). */
+    public static Tensor silu(Tensor x) {
+        Tensor y = Tensor.zeros(x.shape());
+        float[] xd = x.data(), yd = y.data();
+        System.arraycopy(xd, 0, yd, 0, xd.length);
+        Parallel.forRange(xd.length, EW_CHUNK, (p, q) -> siluInPlace(yd, p, q - p, new float[BLK], new float[BLK], new int[BLK]));
+        TransformerOps.recordActivation("silu", x, y, true);
+        return y;
+    }
+
+    /**
+     * The ResNet scale-shift conditioning alone: y[n, c] = x[n, c] * (1 + ss[n, c]) + ss[n, C + c]
+     * (the slow twin of the fused path in {@link #groupNormAct}).
+     */
+    public static Tensor scaleShift(Tensor x, Tensor ss) {
+        int n = x.dim(0), c = x.dim(1), inner = x.size() / Math.max(1, n * c);
+        if (ss.size() != n * 2 * c) throw new IllegalArgumentException(
+                "scaleShift: " + Arrays.toString(ss.shape()) + " for input " + Arrays.toString(x.shape()));
+        Tensor y = Tensor.zeros(x.shape());
+        float[] xd = x.data(), yd = y.data(), sd = ss.data();
+        Parallel.forRange(n * c, Math.max(1, EW_CHUNK / Math.max(1, inner)), (r0, r1) -> {
+            for (int r = r0; r < r1; r++) {
+                int img = r / c, ch = r % c, o = r * inner;
+                float s1 = 1f + sd[img * 2 * c + ch], sh = sd[img * 2 * c + c + ch];
+                for (int j = 0; j < inner; j++) yd[o + j] = xd[o + j] * s1 + sh;
+            }
+        });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(x, ss);
+            tape.record("scaleShift", y, (gy, g) -> FusedOpsBackward.scaleShift(gy, g.of(x), g.of(ss), xd, sd, n, c, inner), x, ss);
+        }
+        return y;
+    }
+
+    // ------------------------------------------------------------------ element-wise
+
+    /** In place: dst = (dst + src) / divisor (diffusers' {@code (input_tensor + hidden_states) / output_scale_factor}). */
+    public static void residualAddInPlace(Tensor dst, Tensor src, float divisor) {
+        if (!dst.sameShape(src)) throw new IllegalArgumentException("residual add: shapes " + Arrays.toString(dst.shape())
+                + " and " + Arrays.toString(src.shape()) + " differ");
+        float[] d = dst.data(), s = src.data();
+        Tape tape = Tape.active();
+        if (tape != null) tape.recordInPlace("residualAddInPlace", dst, (gy, g) -> {
+            // dst_new = (dst_old + src) / divisor: both get gy / divisor
+            float inv = 1f / divisor;
+            float[] gs = g.of(src);
+            if (gs == gy) { OpsBackward.axpy(1f, gy, gy); gs = null; }  // src is dst: twice the gradient
+            if (gs != null) OpsBackward.axpy(inv, gy, gs);
+            if (divisor != 1f) for (int i = 0; i < gy.length; i++) gy[i] *= inv;
+        }, src);
+        Parallel.forRange(d.length, EW_CHUNK, (a, b) -> {
+            if (divisor == 1f) for (int i = a; i < b; i++) d[i] += s[i];
+            else for (int i = a; i < b; i++) d[i] = (d[i] + s[i]) / divisor;
+        });
+    }
+
+    /** y = x * a + b element-wise, computed as two roundings like PyTorch's {@code a * x + b}. */
+    public static Tensor affine(Tensor x, float a, float b) {
+        Tensor y = Tensor.zeros(x.shape());
+        float[] xd = x.data(), yd = y.data();
+        Parallel.forRange(xd.length, EW_CHUNK, (p, q) -> { for (int i = p; i < q; i++) yd[i] = (a * xd[i]) + b; });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("affine", y, (gy, g) -> OpsBackward.axpy(a, gy, g.of(x)), x);
+        return y;
+    }
+
+    /** y[n, ...] = x[n, ...] / d[n]. */
+    public static Tensor divPerSample(Tensor x, float[] d) {
+        int n = x.dim(0);
+        if (d.length != n) throw new IllegalArgumentException("divPerSample: " + d.length + " divisors for batch " + n);
+        Tensor y = Tensor.zeros(x.shape());
+        int inner = x.size() / Math.max(1, n);
+        float[] xd = x.data(), yd = y.data();
+        for (int i = 0; i < n; i++) for (int j = 0; j < inner; j++) yd[i * inner + j] = xd[i * inner + j] / d[i];
+        Tape tape = Tape.active();
+        if (tape != null) {
+            float[] dv = d.clone();
+            tape.record("divPerSample", y, (gy, g) -> {
+                float[] gx = g.of(x);
+                if (gx != null) for (int i = 0; i < n; i++) for (int j = 0; j < inner; j++) gx[i * inner + j] += gy[i * inner + j] / dv[i];
+            }, x);
+        }
+        return y;
+    }
+
+    // ------------------------------------------------------------------ layout
+
+    /** [B, R, C] -> [B, C, R] (e.g. NCHW viewed as [N, C, HW] to tokens [N, HW, C] and back), cache-blocked. */
+    public static Tensor transposeLast2(Tensor x) {
+        if (x.rank() != 3) throw new IllegalArgumentException("transposeLast2: expected rank 3, got " + Arrays.toString(x.shape()));
+        int bsz = x.dim(0), r = x.dim(1), c = x.dim(2);
+        Tensor y = Tensor.zeros(bsz, c, r);
+        float[] xd = x.data(), yd = y.data();
+        final int tile = 32;
+        int tr = (r + tile - 1) / tile, tc = (c + tile - 1) / tile;
+        Parallel.forRange(bsz * tr, Math.max(1, EW_CHUNK / Math.max(1, tile * c)), (t0, t1) -> {
+            for (int t = t0; t < t1; t++) {
+                int bi = t / tr, i0 = (t % tr) * tile, i1 = Math.min(r, i0 + tile);
+                int xo = bi * r * c, yo = bi * c * r;
+                for (int jt = 0; jt < tc; jt++) {
+                    int j0 = jt * tile, j1 = Math.min(c, j0 + tile);
+                    for (int i = i0; i < i1; i++)
+                        for (int j = j0; j < j1; j++) yd[yo + j * r + i] = xd[xo + i * c + j];
+                }
+            }
+        });
+        Tape tape = Tape.active();
+        if (tape != null) tape.record("transposeLast2", y, (gy, g) -> FusedOpsBackward.transposeLast2(gy, g.of(x), bsz, r, c), x);
+        return y;
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    /**
+     * Multi-head self-attention on the token layout, as diffusers' AttnProcessor:
+     * q [N, T, heads*d], k/v [N, S, heads*d] -> softmax(q_h k_h^T * scale) v_h, result [N, T, heads*d].
+     * Head h is the column block [h*d, (h+1)*d). Fast twin of {@link #attentionScores} + softmax + {@link #attentionValues}.
+     */
+    public static Tensor multiHeadAttention(Tensor q, Tensor k, Tensor v, int heads, float scale) {
+        int[] dims = checkAttention(q, k, v, heads);
+        int n = dims[0], t = dims[1], s = dims[2], inner = dims[3], d = inner / heads;
+        Tensor out = Tensor.zeros(n, t, inner);
+        if (t == 0 || s == 0) return out;
+        float[] qd = q.data(), kd = k.data(), vd = v.data(), od = out.data();
+        Blas blas = Blas.get();
+        gemmTasks(n * heads, (i0, i1) -> {
+            float[] p = new float[t * s];
+            for (int i = i0; i < i1; i++) {
+                int b = i / heads, h = i % heads, qo = b * t * inner + h * d, ko = b * s * inner + h * d;
+                blas.sgemm(false, true, t, s, d, scale, qd, qo, inner, kd, ko, inner, 0f, p, 0, s);
+                TransformerOps.softmaxRows(p, 0, t, s);
+                blas.sgemm(false, false, t, d, s, 1f, p, 0, s, vd, ko, inner, 0f, od, qo, inner);
+            }
+        });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(q, k, v);
+            tape.record("multiHeadAttention", out, (gy, g) -> {
+                float[] gq = g.of(q), gk = g.of(k), gv = g.of(v);
+                if (gq == null && gk == null && gv == null) return;
+                gemmTasks(n * heads, (j0, j1) -> { // (sample, head) pairs own disjoint column blocks
+                    float[] pp = new float[t * s], dp = new float[t * s];
+                    for (int j = j0; j < j1; j++) {
+                        int i = j / heads, h = j % heads;
+                        int qo = i * t * inner + h * d, ko = i * s * inner + h * d;
+                        FusedOpsBackward.attentionHead(qd, qo, inner, kd, ko, inner, vd, ko, inner, gy, qo, inner,
+                                gq, gk, gv, t, s, d, scale, pp, dp);
+                    }
+                });
+            }, q, k, v);
+        }
+        return out;
+    }
+
+    /** Attention logits per head: [N, heads, T, S] = q_h k_h^T * scale (explicit path; see {@link #multiHeadAttention}). */
+    public static Tensor attentionScores(Tensor q, Tensor k, int heads, float scale) {
+        int[] dims = checkAttention(q, k, k, heads);
+        int n = dims[0], t = dims[1], s = dims[2], inner = dims[3], d = inner / heads;
+        Tensor sc = Tensor.zeros(n, heads, t, s);
+        float[] qd = q.data(), kd = k.data(), sd = sc.data();
+        Blas blas = Blas.get();
+        gemmTasks(n * heads, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                int b = i / heads, h = i % heads;
+                blas.sgemm(false, true, t, s, d, scale, qd, b * t * inner + h * d, inner, kd, b * s * inner + h * d, inner,
+                        0f, sd, i * t * s, s);
+            }
+        });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(q, k);
+            tape.record("attentionScores", sc, (gy, g) -> FusedOpsBackward.scores(gy, g.of(q), g.of(k), qd, kd, n * heads, t, s, d,
+                    scale, i -> (i / heads) * t * inner + (i % heads) * d, inner, i -> (i / heads) * s * inner + (i % heads) * d, inner), q, k);
+        }
+        return sc;
+    }
+
+    /** Weighted values per head: probabilities [N, heads, T, S], v [N, S, heads*d] -> [N, T, heads*d]. */
+    public static Tensor attentionValues(Tensor probs, Tensor v, int heads) {
+        if (probs.rank() != 4 || v.rank() != 3 || probs.dim(0) != v.dim(0) || probs.dim(1) != heads || probs.dim(3) != v.dim(1)
+                || v.dim(2) % heads != 0) throw new IllegalArgumentException("attentionValues: probabilities "
+                + Arrays.toString(probs.shape()) + " and values " + Arrays.toString(v.shape()) + " with " + heads + " heads");
+        int n = v.dim(0), t = probs.dim(2), s = v.dim(1), inner = v.dim(2), d = inner / heads;
+        Tensor out = Tensor.zeros(n, t, inner);
+        float[] pd = probs.data(), vd = v.data(), od = out.data();
+        Blas blas = Blas.get();
+        gemmTasks(n * heads, (i0, i1) -> {
+            for (int i = i0; i < i1; i++) {
+                int b = i / heads, h = i % heads;
+                blas.sgemm(false, false, t, d, s, 1f, pd, i * t * s, s, vd, b * s * inner + h * d, inner,
+                        0f, od, b * t * inner + h * d, inner);
+            }
+        });
+        Tape tape = Tape.active();
+        if (tape != null) {
+            tape.save(probs, v);
+            tape.record("attentionValues", out, (gy, g) -> FusedOpsBackward.apply(gy, g.of(probs), g.of(v), pd, vd, n * heads, t, s, d,
+                    i -> (i / heads) * s * inner + (i % heads) * d, inner, i -> (i / heads) * t * inner + (i % heads) * d, inner), probs, v);
+        }
+        return out;
+    }
+
+    /**
+     * Runs body over [0, n) independent GEMM tasks: spread over the engine's pool with oneDNN single-threaded in
+     * each worker when that can be controlled, else one after the other on the caller (oneDNN's own threads).
+     */
+    private static void gemmTasks(int n, Parallel.RangeBody body) {
+        if (Parallel.threads() == 1 || n <= 1) body.run(0, n);
+        else if (!(Blas.get() instanceof DnnlBlas)) Parallel.forRange(n, 1, body);
+        else if (NativeThreads.available()) Parallel.forRange(n, 1, (a, b) -> NativeThreads.singleThreaded(() -> body.run(a, b)));
+        else body.run(0, n);
+    }
+
+    private static int[] checkAttention(Tensor q, Tensor k, Tensor v, int heads) {
+        if (q.rank() != 3 || k.rank() != 3 || v.rank() != 3 || heads < 1 || q.dim(2) % heads != 0
+                || k.dim(2) != q.dim(2) || v.dim(2) != q.dim(2) || k.dim(0) != q.dim(0) || v.dim(0) != q.dim(0)
+                || v.dim(1) != k.dim(1)) throw new IllegalArgumentException("attention: q " + Arrays.toString(q.shape())
+                + ", k " + Arrays.toString(k.shape()) + ", v " + Arrays.toString(v.shape()) + " with " + heads + " heads");
+        return new int[] {q.dim(0), q.dim(1), k.dim(1), q.dim(2)};
+    }
+
+    /** Softmax over the last dimension into a new tensor (fast twin of {@link Ops#softmax}). */
+    public static Tensor softmax(Tensor x) {
+        Tensor y = Tensor.of(x.data().clone(), x.shape());
+        int c = x.dim(-1);
+        if (c > 0) TransformerOps.softmaxRows(y.data(), 0, y.size() / c, c);
+        Tape tape = Tape.active();
+        if (tape != null && c > 0) {
+            tape.save(y);
+            tape.record("softmax", y, (gy, g) -> OpsBackward.softmax(gy, g.of(x), y.data(), c), x);
+        }
+        return y;
+    }
+
+    // ------------------------------------------------------------------ embeddings
+
+    /**
+     * diffusers' GaussianFourierProjection (log = True, flip_sin_to_cos = False): x = log(t);
+     * p = x * w * 2 * pi; result [N, 2D] = [sin(p), cos(p)]. t must be positive (noise levels).
+     * A constant for autodiff (the projection weight is a fixed buffer, requires_grad=False in diffusers).
+     */
+    public static Tensor fourierEmbedding(float[] t, Tensor w) {
+        int d = w.size();
+        Tensor y = Tensor.zeros(t.length, 2 * d);
+        float[] wd = w.data(), yd = y.data();
+        float pi = (float) Math.PI;
+        for (int i = 0; i < t.length; i++) {
+            if (!(t[i] > 0f)) throw new IllegalArgumentException("fourier time embedding needs positive timesteps (noise levels), got " + t[i]);
+            float lx = (float) Math.log(t[i]);
+            for (int j = 0; j < d; j++) {
+                float p = lx * wd[j] * 2f * pi;
+                yd[i * 2 * d + j] = (float) Math.sin(p);
+                yd[i * 2 * d + d + j] = (float) Math.cos(p);
+            }
+        }
+        return y;
+    }
+}
