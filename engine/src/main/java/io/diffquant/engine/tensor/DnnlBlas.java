@@ -193,7 +193,8 @@ public final class DnnlBlas implements Blas {
             float[] bc = copyBlock(b, bOff, transB ? n : k, ldb);
             float[] cc = copyBlock(c, cOff, m, ldc);
             call(transA, transB, m, n, k, alpha, ac, lda, bc, ldb, beta, cc, ldc);
-            System.arraycopy(cc, 0, c, cOff, Math.min(cc.length, c.length - cOff));
+            // only the m x n result goes back: the gaps between rows may belong to other threads' GEMMs
+            for (int i = 0; i < m; i++) System.arraycopy(cc, i * ldc, c, cOff + i * ldc, n);
             return;
         }
         call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

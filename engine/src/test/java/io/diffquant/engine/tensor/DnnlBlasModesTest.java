@@ -55,7 +55,34 @@ class DnnlBlasModesTest {
             rec.enable("jdk.ExecutionSample").withPeriod(java.time.Duration.ofMillis(1));
             rec.start();
             for (boolean ta : new boolean[] {false, true}) checkGemm(blas, r, 300, 200, 100, ta, ta, 50);
+            concurrentColumnBlocks(blas, r);
             rec.stop();
+        }
+    }
+
+    /** Two threads fill disjoint column blocks of one C (row stride = full width): neither may undo the other. */
+    private static void concurrentColumnBlocks(Blas blas, Random r) {
+        int m = 64, k = 32, n = 96, half = n / 2;
+        float[] a = new float[m * k], b = new float[k * n], c = new float[m * n];
+        for (int i = 0; i < a.length; i++) a[i] = (float) r.nextGaussian();
+        for (int i = 0; i < b.length; i++) b[i] = (float) r.nextGaussian();
+        for (int rep = 0; rep < 20; rep++) {
+            java.util.Arrays.fill(c, 0f);
+            Thread left = new Thread(() -> { for (int i = 0; i < 20; i++) blas.sgemm(false, false, m, half, k, 1f, a, 0, k, b, 0, n, 0f, c, 0, n); });
+            Thread right = new Thread(() -> { for (int i = 0; i < 20; i++) blas.sgemm(false, false, m, half, k, 1f, a, 0, k, b, half, n, 0f, c, half, n); });
+            left.start();
+            right.start();
+            try {
+                left.join();
+                right.join();
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+            for (int j : new int[] {0, half - 1, half, n - 1}) {
+                double want = 0;
+                for (int p = 0; p < k; p++) want += (double) a[(m - 1) * k + p] * b[p * n + j];
+                assertEquals(want, c[(m - 1) * n + j], 1e-3, "column " + j + " after concurrent column-block GEMMs");
+            }
         }
     }
 
