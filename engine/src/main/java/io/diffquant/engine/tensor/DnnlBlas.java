@@ -184,20 +184,24 @@ public final class DnnlBlas implements Blas {
         }
     }
 
+    /**
+     * JavaCPP's float[] entry points copy each whole array in and back out, and take no offsets. So operands with
+     * an offset go through contiguous copies, and C goes through a private m x n buffer unless the GEMM owns all of
+     * it: writing back the whole array would undo what other threads' GEMMs wrote into other parts of it.
+     */
     private static void viaJavaCpp(boolean transA, boolean transB, int m, int n, int k, float alpha,
                                    float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                                    float beta, float[] c, int cOff, int ldc) {
-        if (aOff != 0 || bOff != 0 || cOff != 0) {
-            // the float[] entry points take no offsets: hand the work to contiguous copies
-            float[] ac = copyBlock(a, aOff, transA ? k : m, lda);
-            float[] bc = copyBlock(b, bOff, transB ? n : k, ldb);
-            float[] cc = copyBlock(c, cOff, m, ldc);
-            call(transA, transB, m, n, k, alpha, ac, lda, bc, ldb, beta, cc, ldc);
-            // only the m x n result goes back: the gaps between rows may belong to other threads' GEMMs
-            for (int i = 0; i < m; i++) System.arraycopy(cc, i * ldc, c, cOff + i * ldc, n);
+        float[] ac = aOff == 0 ? a : copyBlock(a, aOff, transA ? k : m, lda);
+        float[] bc = bOff == 0 ? b : copyBlock(b, bOff, transB ? n : k, ldb);
+        if (cOff == 0 && ldc == n && c.length == m * n) {
+            call(transA, transB, m, n, k, alpha, ac, lda, bc, ldb, beta, c, ldc);
             return;
         }
-        call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        float[] cc = new float[m * n];
+        if (beta != 0f) for (int i = 0; i < m; i++) System.arraycopy(c, cOff + i * ldc, cc, i * n, n);
+        call(transA, transB, m, n, k, alpha, ac, lda, bc, ldb, beta, cc, n);
+        for (int i = 0; i < m; i++) System.arraycopy(cc, i * n, c, cOff + i * ldc, n);
     }
 
     /** Critical calls on the heap arrays, in row blocks of C of at most about CRITICAL_FLOPS each. */
