@@ -47,6 +47,12 @@ class UNetGoldenTest {
         return m;
     }
 
+    static float[] floats(long[] v) {
+        float[] r = new float[v.length];
+        for (int i = 0; i < v.length; i++) r[i] = v[i];
+        return r;
+    }
+
     static int[] ints(long[] v) { return Arrays.stream(v).mapToInt(Math::toIntExact).toArray(); }
 
     static double maxAbsDiff(Tensor a, Tensor b) {
