@@ -23,7 +23,7 @@ public final class ConvOps {
 
     private static final int EW_CHUNK = 1 << 14;
     /** Images are grouped into one im2col/GEMM until the GEMM has about this many columns. */
-    private static final int TARGET_COLS = 1024;
+    private static final int TARGET_COLS = 512;
 
     // ------------------------------------------------------------------ scratch
 
