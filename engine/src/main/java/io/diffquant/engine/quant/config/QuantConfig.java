@@ -1,0 +1,56 @@
+package io.diffquant.engine.quant.config;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.diffquant.engine.quant.CalibratedParams;
+import io.diffquant.engine.quant.calib.CalibrationSettings;
+import io.diffquant.engine.quant.spec.LayerOverride;
+import io.diffquant.engine.quant.spec.PointSpec;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A quantization config (docs/config-format.md, schema version {@value #SCHEMA_VERSION}): which model it is for,
+ * the method it was made with, the calibration data settings, the default weight and input specs, per-layer overrides
+ * (glob patterns over state_dict prefixes, later entries win), the calibrated parameters (so a config reproduces a
+ * quantized model without recalibrating) and free-form extensions (objects later methods add, kept verbatim).
+ * Read and written by {@link QuantConfigCodec}; applied to a model by {@link QuantConfigs}.
+ *
+ * @param method      the preset and its options, or null for a hand-written config
+ * @param calibration the calibration data settings, or null when none were used
+ * @param source      where the config was read from (for messages), or null; not part of the value written
+ */
+public record QuantConfig(ModelIdentity model, MethodSettings method, CalibrationSettings calibration, PointSpec defaults,
+                          List<LayerOverride> overrides, CalibratedParams params, Map<String, JsonNode> extensions, String source) {
+    public static final int SCHEMA_VERSION = 1;
+    public static final String SCHEMA = "diffquant-quant-config";
+
+    public QuantConfig {
+        if (model == null) throw new IllegalArgumentException("config needs a model identity");
+        if (defaults == null) throw new IllegalArgumentException("config needs default specs");
+        overrides = overrides == null ? List.of() : List.copyOf(overrides);
+        if (params == null) params = CalibratedParams.EMPTY;
+        extensions = extensions == null ? Map.of() : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(extensions));
+    }
+
+    public QuantConfig withParams(CalibratedParams p) {
+        return new QuantConfig(model, method, calibration, defaults, overrides, p, extensions, source);
+    }
+
+    public QuantConfig withOverrides(List<LayerOverride> o) {
+        return new QuantConfig(model, method, calibration, defaults, o, params, extensions, source);
+    }
+
+    public QuantConfig withSource(String s) {
+        return new QuantConfig(model, method, calibration, defaults, overrides, params, extensions, s);
+    }
+
+    public QuantConfig withExtension(String key, JsonNode value) {
+        Map<String, JsonNode> m = new java.util.LinkedHashMap<>(extensions);
+        m.put(key, value);
+        return new QuantConfig(model, method, calibration, defaults, overrides, params, m, source);
+    }
+
+    /** "config.json" or the given fallback, for messages. */
+    public String sourceOr(String fallback) { return source == null ? fallback : source; }
+}
