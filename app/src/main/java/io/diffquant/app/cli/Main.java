@@ -7,6 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "diffquant", mixinStandardHelpOptions = true, version = "DiffQuant Studio 0.1.0",
         description = "Post-training quantization laboratory for diffusion models.",
         subcommands = {SampleCommand.class, InspectCommand.class, ForwardCommand.class, BenchCommand.class, StudioCommand.class,
+                TrainClassifierCommand.class, EvalCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
