@@ -39,6 +39,7 @@ import java.util.concurrent.Callable;
         description = {"Sample a 28x28x1 Fashion-MNIST model and measure FID-FMNIST, sFID-FMNIST (with the real-data floor), IS-FMNIST,",
                 "class accuracy (class-conditional models; labels cycle 0..9) and, with --reference, MSE/PSNR/SSIM against images",
                 "sampled with the same seeds (e.g. 'diffquant sample --tensors' of the full-precision model).",
+                "Samples (and reference images) are clamped to [-1, 1] before measuring, as when written to PNG.",
                 "These metrics use the product's own Fashion-MNIST classifier: they are not Inception FID/IS."})
 final class EvalCommand implements Callable<Integer> {
     @Mixin ModelOption model;
@@ -126,14 +127,23 @@ final class EvalCommand implements Callable<Integer> {
                 eta, schedule, cfg, cfg != 1.0 ? " (" + cfgMode + ")" : "", seed));
         if (y != null) info.put("labels", "cycle 0.." + (Math.min(m.numClasses(), 10) - 1));
         if (reference != null) info.put("reference", reference.toString());
+        info.put("clamping", "samples clamped to [-1, 1] before measuring, as when written to PNG");
         long t1 = System.nanoTime();
-        MetricsTable table = metrics.evaluate("eval " + loaded.folder().getFileName(), info, images, y, ref);
+        MetricsTable table = metrics.evaluate("eval " + loaded.folder().getFileName(), info, clampUnit(images), y,
+                ref == null ? null : clampUnit(ref));
         double metricSecs = (System.nanoTime() - t1) / 1e9;
         table = table.withInfo("time", String.format(Locale.ROOT, "sampling %.1f s, metrics %.1f s", sampleSecs, metricSecs));
         if (outJson != null) table.writeJson(outJson);
         if (outCsv != null) table.writeCsv(outCsv);
         System.out.print(table.toText());
         return 0;
+    }
+
+    /** A copy with every value clamped to [-1, 1] (NaN stays NaN and is refused by the metrics). */
+    static Tensor clampUnit(Tensor x) {
+        float[] d = x.data().clone();
+        for (int i = 0; i < d.length; i++) d[i] = d[i] > 1f ? 1f : d[i] < -1f ? -1f : d[i];
+        return Tensor.of(d, x.shape());
     }
 
     /** The first {@code count} images of a reference file, checked against the eval's shape, labels and seed. */

@@ -27,6 +27,8 @@ final class TrainClassifierCommand implements Callable<Integer> {
     @Option(names = "--lr", description = "AdamW learning rate (default: 1e-3)") Double lr;
     @Option(names = "--weight-decay", description = "AdamW weight decay (default: 1e-4)") Double weightDecay;
     @Option(names = "--warmup", description = "linear warm-up steps (default: 50)") Long warmup;
+    @Option(names = "--decay-step", description = "multiply the learning rate by --decay-factor from this step on; 0 = never (default: 0)") Long decayStep;
+    @Option(names = "--decay-factor", description = "step decay factor (default: 0.1)") Double decayFactor;
     @Option(names = "--ema", description = "EMA decay of the shipped weights (default: 0.999)") Double ema;
     @Option(names = "--seed", description = "seed (default: 0)") Long seed;
     @Option(names = "--budget-seconds", description = "stop training after this many seconds (default: no limit)") Double budgetSeconds;
@@ -45,6 +47,7 @@ final class TrainClassifierCommand implements Callable<Integer> {
         FmnistClassifierTraining.Recipe r = new FmnistClassifierTraining.Recipe(seed != null ? seed : D.seed(),
                 batch != null ? batch : D.batchSize(), steps != null ? steps : D.steps(), lr != null ? lr : D.lr(),
                 weightDecay != null ? weightDecay : D.weightDecay(), warmup != null ? warmup : D.warmupSteps(),
+                decayStep != null ? decayStep : D.decayStep(), decayFactor != null ? decayFactor : D.decayFactor(),
                 ema != null ? ema : D.emaDecay(), budget);
         Path folder = out != null ? out : Path.of(System.getProperty(FmnistMetrics.ROOT_PROPERTY, ".")).resolve(FmnistMetrics.ASSET_DIR);
         FashionMnist fm = data != null ? new FashionMnist(data) : new FashionMnist();

@@ -55,8 +55,20 @@ class EvalCommandTest {
         assertEquals("metric,value,std,unit,floor", lines.get(0));
         assertTrue(lines.get(1).startsWith("FID-FMNIST,"), lines.get(1));
         try (SafetensorsReader s = SafetensorsReader.open(imgs)) {
-            assertArrayEquals(new int[] {6, 1, 28, 28}, s.readFloat("images").shape());
+            Tensor raw = s.readFloat("images");
+            assertArrayEquals(new int[] {6, 1, 28, 28}, raw.shape());
             assertArrayEquals(new long[] {0, 1, 2, 3, 4, 5}, s.readLongs("y"), "labels cycle 0..9");
+            // the table is the metrics facade on the written samples clamped to [-1, 1] (recomputed here)
+            float[] d = raw.data().clone();
+            boolean outside = false;
+            for (int i = 0; i < d.length; i++) {
+                outside |= Math.abs(d[i]) > 1;
+                d[i] = Math.max(-1f, Math.min(1f, d[i]));
+            }
+            assertTrue(outside, "a random DiT samples values outside [-1, 1], so the clamp matters here");
+            MetricsTable direct = FmnistMetrics.loadDefault().evaluate(Tensor.of(d, raw.shape()), new int[] {0, 1, 2, 3, 4, 5}, null);
+            assertEquals(direct.row(MetricsTable.FID_FMNIST).orElseThrow().value(), fid.value(), 1e-9 * (1 + fid.value()));
+            assertEquals(direct.row(MetricsTable.CLASS_ACCURACY).orElseThrow().value(), acc, 1e-12);
         }
 
         // the same run against its own samples as the reference: identical images (noise keyed by seed and index)

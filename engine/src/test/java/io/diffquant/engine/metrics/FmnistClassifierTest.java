@@ -179,6 +179,33 @@ class FmnistClassifierTest {
         assertTrue(last < 0.8 * first, "12 full-batch steps fit 16 images: loss " + first + " -> " + last);
     }
 
+    static FashionMnist.Data syntheticData(FashionMnist.Split split, int n, long seed) {
+        Random r = new Random(seed);
+        byte[] px = new byte[n * 784];
+        r.nextBytes(px);
+        int[] labels = new int[n];
+        for (int i = 0; i < n; i++) labels[i] = r.nextInt(3);
+        return new FashionMnist.Data(split, new io.diffquant.engine.io.IdxReader.Images(Path.of("synthetic"), n, 28, 28, px), labels);
+    }
+
+    /** The step decay continues the run through an exact resume: with factor 1 it equals the uninterrupted run bit for bit. */
+    @Test void stepDecayPhasesResumeExactly() throws IOException {
+        FmnistClassifier.Config cfg = new FmnistClassifier.Config(4, 8, 16, 3, 2);
+        FashionMnist.Data train = syntheticData(FashionMnist.Split.TRAIN, 24, 1), test = syntheticData(FashionMnist.Split.TEST, 6, 2);
+        FmnistClassifierTraining.Recipe plain = new FmnistClassifierTraining.Recipe(3, 8, 5, 1e-2, 1e-4, 1, 0, 1.0, 0.9, null);
+        FmnistClassifierTraining.Recipe split1 = new FmnistClassifierTraining.Recipe(3, 8, 5, 1e-2, 1e-4, 1, 2, 1.0, 0.9, null);
+        FmnistClassifierTraining.Recipe decayed = new FmnistClassifierTraining.Recipe(3, 8, 5, 1e-2, 1e-4, 1, 2, 0.1, 0.9, null);
+        float[] a = FmnistClassifierTraining.train(cfg, plain, train, test, null, null).model().parameters().get("conv3.weight").data();
+        FmnistClassifierTraining.Outcome o = FmnistClassifierTraining.train(cfg, split1, train, test, null, null);
+        assertEquals(5, o.steps());
+        assertArrayEquals(a, o.model().parameters().get("conv3.weight").data(), "factor 1: same weights as one uninterrupted run");
+        float[] c = FmnistClassifierTraining.train(cfg, decayed, train, test, null, null).model().parameters().get("conv3.weight").data();
+        assertFalse(Arrays.equals(a, c), "factor 0.1 changes the last steps");
+        float[] c2 = FmnistClassifierTraining.train(cfg, decayed, train, test, null, null).model().parameters().get("conv3.weight").data();
+        assertArrayEquals(c, c2, "reproducible");
+        assertThrows(IllegalArgumentException.class, () -> new FmnistClassifierTraining.Recipe(3, 8, 5, 1e-2, 0, 1, 5, 0.1, 0.9, null));
+    }
+
     @Test void folderRoundTripAndErrorsNameTheTensor(@TempDir Path tmp) throws IOException {
         FmnistClassifier c = randomised(TINY, 2);
         c.save(tmp, Map.of("note", "test"));
