@@ -9,6 +9,7 @@ import picocli.CommandLine.Command;
         subcommands = {SampleCommand.class, InspectCommand.class, ForwardCommand.class, BenchCommand.class, StudioCommand.class,
                 TrainCommand.class,
                 ImportCommand.class,
+                TrainClassifierCommand.class, EvalCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
