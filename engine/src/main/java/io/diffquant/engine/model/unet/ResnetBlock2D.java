@@ -61,10 +61,9 @@ final class ResnetBlock2D {
         return l;
     }
 
-    /** Up-block entry: torch.cat([hidden, skip], dim=1) observed by the concat probe, then the block. */
-    Tensor forwardConcat(Tensor hidden, Tensor skip, Tensor tembAct, ForwardContext ctx, boolean fast) {
-        Tensor cat = concat.forward(Ops.concatChannels(hidden, skip), ctx);
-        return forward(cat, tembAct, ctx, fast);
+    /** The block's input in an up block: torch.cat([hidden, skip], dim=1) observed by the concat probe. */
+    Tensor concatInput(Tensor hidden, Tensor skip, ForwardContext ctx) {
+        return concat.forward(Ops.concatChannels(hidden, skip), ctx);
     }
 
     /**

@@ -1,5 +1,6 @@
 package io.diffquant.engine.model.unet;
 
+import io.diffquant.engine.model.BlockObserver;
 import io.diffquant.engine.model.Conv2d;
 import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.model.Embedding;
@@ -199,8 +200,8 @@ public final class UNet2DModel extends DiffusionModel {
     public int timeEmbedDim() { return tembDim; }
 
     /**
-     * Fused kernels (GroupNorm+SiLU, GroupNorm+scale-shift+SiLU, one-pass attention) where no hook observes the
-     * intermediate they skip; off = the explicit composition of single ops (the slow twin, for tests).
+     * Fused kernels (GroupNorm+SiLU, GroupNorm+scale-shift+SiLU, one-pass attention, nearest-upsample+conv) where no
+     * hook observes the intermediate they skip; off = the explicit composition of single ops (the slow twin, for tests).
      */
     public void setFastPaths(boolean on) { fastPaths = on; }
     public boolean fastPaths() { return fastPaths; }
@@ -245,13 +246,90 @@ public final class UNet2DModel extends DiffusionModel {
      */
     @Override
     public Tensor forward(Tensor x, float[] t, int[] y) {
+        checkLabels(y);
+        return run(x, t, y, null, null);
+    }
+
+    private void checkLabels(int[] y) {
         if ("identity".equals(classKind)) throw new IllegalArgumentException(
                 "UNet2DModel with class_embed_type \"identity\" takes class embedding vectors: use forwardWithClassEmbedding");
         if (classKind == null && y != null) throw new IllegalArgumentException(
                 "class labels given but this UNet2DModel has no class embedding (class_embed_type and num_class_embeds are null)");
         if (classKind != null && y == null) throw new IllegalArgumentException(
                 "this UNet2DModel is class-conditional (" + classKind + " class embedding): class labels are required");
-        return run(x, t, y, null);
+    }
+
+    /**
+     * {@link #forward} with an observer of every ResNet and attention block (in execution order, see
+     * {@link #blockNames()}): ResNet inputs are {feature map (after the skip concatenation in up blocks), SiLU(temb)},
+     * attention inputs {feature map}. The observer may throw to stop the pass.
+     */
+    public Tensor forward(Tensor x, float[] t, int[] y, BlockObserver observer) {
+        checkLabels(y);
+        return run(x, t, y, null, observer);
+    }
+
+    /** The ResNet and attention blocks by name (the {@code block} tag of their layers), in execution order. */
+    public java.util.List<String> blockNames() { return new ArrayList<>(blocks().keySet()); }
+
+    /**
+     * Runs one ResNet or attention block alone on the inputs {@link #forward(Tensor, float[], int[], BlockObserver)}
+     * showed for it (fused paths as {@link #fastPaths()}).
+     */
+    public Tensor runBlock(String name, Tensor[] inputs, ForwardContext ctx) {
+        Object b = blocks().get(name);
+        if (b == null) throw new IllegalArgumentException("UNet2DModel has no ResNet or attention block '" + name + "'; blocks: " + blocks().keySet());
+        if (b instanceof ResnetBlock2D r) {
+            if (inputs.length != 2) throw new IllegalArgumentException(name + ": a ResNet block takes {x, SiLU(temb)}, got " + inputs.length + " inputs");
+            return r.forward(inputs[0], inputs[1], ctx, fastPaths);
+        }
+        if (inputs.length != 1) throw new IllegalArgumentException(name + ": an attention block takes {x}, got " + inputs.length + " inputs");
+        return ((AttentionBlock) b).forward(inputs[0], ctx, fastPaths);
+    }
+
+    private volatile Map<String, Object> blockMap;
+
+    private Map<String, Object> blocks() {
+        Map<String, Object> m = blockMap;
+        if (m != null) return m;
+        m = new LinkedHashMap<>();
+        for (DownLevel lv : down) {
+            for (int j = 0; j < lv.resnets.size(); j++) {
+                m.put(lv.resnets.get(j).prefix, lv.resnets.get(j));
+                if (lv.attentions != null) m.put(lv.attentions.get(j).prefix, lv.attentions.get(j));
+            }
+            if (lv.downResnet != null) m.put(lv.downResnet.prefix, lv.downResnet);
+        }
+        if (midResnet0 != null) {
+            m.put(midResnet0.prefix, midResnet0);
+            if (midAttention != null) m.put(midAttention.prefix, midAttention);
+            m.put(midResnet1.prefix, midResnet1);
+        }
+        for (UpLevel lv : up) {
+            for (int j = 0; j < lv.resnets.size(); j++) {
+                m.put(lv.resnets.get(j).prefix, lv.resnets.get(j));
+                if (lv.attentions != null) m.put(lv.attentions.get(j).prefix, lv.attentions.get(j));
+            }
+            if (lv.upResnet != null) m.put(lv.upResnet.prefix, lv.upResnet);
+        }
+        blockMap = java.util.Collections.unmodifiableMap(m);
+        return blockMap;
+    }
+
+    private static Tensor resnet(ResnetBlock2D r, Tensor h, Tensor tembAct, ForwardContext ctx, boolean fast, BlockObserver obs) {
+        if (obs == null) return r.forward(h, tembAct, ctx, fast);
+        obs.input(r.prefix, new Tensor[] {h, tembAct}, ctx);
+        Tensor y = r.forward(h, tembAct, ctx, fast);
+        obs.output(r.prefix, y, ctx);
+        return y;
+    }
+
+    private static Tensor attention(AttentionBlock a, Tensor h, ForwardContext ctx, boolean fast, BlockObserver obs) {
+        if (obs == null) return a.forward(h, ctx, fast);
+        obs.input(a.prefix, new Tensor[] {h}, ctx);
+        Tensor y = a.forward(h, ctx, fast);
+        obs.output(a.prefix, y, ctx);
+        return y;
     }
 
     /** Forward of a class_embed_type "identity" model: classEmb [N, time_embed_dim] is added to temb as is. */
@@ -260,10 +338,10 @@ public final class UNet2DModel extends DiffusionModel {
         if (classEmb == null || classEmb.rank() != 2 || classEmb.dim(0) != t.length || classEmb.dim(1) != tembDim)
             throw new IllegalArgumentException("class embedding must be [" + t.length + ", " + tembDim + "], got "
                     + (classEmb == null ? "null" : Arrays.toString(classEmb.shape())));
-        return run(x, t, null, classEmb);
+        return run(x, t, null, classEmb, null);
     }
 
-    private Tensor run(Tensor x, float[] t, int[] y, Tensor classEmb) {
+    private Tensor run(Tensor x, float[] t, int[] y, Tensor classEmb, BlockObserver obs) {
         checkInput(x, t, y);
         boolean fast = fastPaths;
         ForwardContext ctx = new ForwardContext(t.clone(), y == null ? null : y.clone());
@@ -297,8 +375,8 @@ public final class UNet2DModel extends DiffusionModel {
         skips.add(h);
         for (DownLevel lv : down) {
             for (int j = 0; j < lv.resnets.size(); j++) {
-                h = lv.resnets.get(j).forward(h, tembAct, ctx, fast);
-                if (lv.attentions != null) h = lv.attentions.get(j).forward(h, ctx, fast);
+                h = resnet(lv.resnets.get(j), h, tembAct, ctx, fast, obs);
+                if (lv.attentions != null) h = attention(lv.attentions.get(j), h, ctx, fast, obs);
                 skips.add(h);
             }
             if (lv.downConv != null) {
@@ -306,27 +384,33 @@ public final class UNet2DModel extends DiffusionModel {
                 h = lv.downConv.forward(hp, ctx);
                 skips.add(h);
             } else if (lv.downResnet != null) {
-                h = lv.downResnet.forward(h, tembAct, ctx, fast);
+                h = resnet(lv.downResnet, h, tembAct, ctx, fast, obs);
                 skips.add(h);
             }
         }
 
         // 4. mid
         if (midResnet0 != null) {
-            h = midResnet0.forward(h, tembAct, ctx, fast);
-            if (midAttention != null) h = midAttention.forward(h, ctx, fast);
-            h = midResnet1.forward(h, tembAct, ctx, fast);
+            h = resnet(midResnet0, h, tembAct, ctx, fast, obs);
+            if (midAttention != null) h = attention(midAttention, h, ctx, fast, obs);
+            h = resnet(midResnet1, h, tembAct, ctx, fast, obs);
         }
 
         // 5. up
         for (UpLevel lv : up) {
             for (int j = 0; j < lv.resnets.size(); j++) {
                 Tensor skip = skips.removeLast();
-                h = lv.resnets.get(j).forwardConcat(h, skip, tembAct, ctx, fast);
-                if (lv.attentions != null) h = lv.attentions.get(j).forward(h, ctx, fast);
+                ResnetBlock2D r = lv.resnets.get(j);
+                h = resnet(r, r.concatInput(h, skip, ctx), tembAct, ctx, fast, obs);
+                if (lv.attentions != null) h = attention(lv.attentions.get(j), h, ctx, fast, obs);
             }
-            if (lv.upConv != null) h = lv.upConv.forward(Ops.upsampleNearest2x(h), ctx);
-            else if (lv.upResnet != null) h = lv.upResnet.forward(h, tembAct, ctx, fast);
+            if (lv.upConv != null) {
+                // Upsample2D: nearest 2x then the 3x3 conv; fused (no 4x image) when nobody observes the conv
+                h = fast && lv.upConv.hooks().isEmpty()
+                        ? ConvOps.upsample2xConv3x3(h, lv.upConv.param("weight"), lv.upConv.param("bias"))
+                        : lv.upConv.forward(Ops.upsampleNearest2x(h), ctx);
+            }
+            else if (lv.upResnet != null) h = resnet(lv.upResnet, h, tembAct, ctx, fast, obs);
         }
 
         // 6. out

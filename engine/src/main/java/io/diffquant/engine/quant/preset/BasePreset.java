@@ -4,6 +4,7 @@ import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.quant.format.BlockFormat;
 import io.diffquant.engine.quant.format.Granularity;
 import io.diffquant.engine.quant.format.NumberFormat;
+import io.diffquant.engine.quant.recon.ReconSettings;
 import io.diffquant.engine.quant.spec.CalibrationMode;
 import io.diffquant.engine.quant.spec.RangeSpec;
 import io.diffquant.engine.quant.spec.TensorSpec;
@@ -31,9 +32,16 @@ abstract class BasePreset implements Preset {
         return o;
     }
 
-    static OptionDef reconstructionOption() {
-        return OptionDef.string(RECONSTRUCTION, "none", "weight rounding by reconstruction, by name: " + String.join(", ", Reconstructions.names())
-                + " (AdaRound / BRECQ / FP AdaRound come with the reconstruction package)");
+    /**
+     * The {@code reconstruction} option (default {@code def}) and the reconstruction settings' options
+     * ({@link ReconSettings#options}: iterations, batch, learning rate, regulariser, memory budget, ...).
+     */
+    static List<OptionDef> reconstructionOptions(String def, int iterations, int batch) {
+        List<OptionDef> o = new ArrayList<>();
+        o.add(OptionDef.string(RECONSTRUCTION, def, "weight rounding by reconstruction, by name: " + String.join(", ", Reconstructions.names())
+                + " (brecq: BRECQ block reconstruction with AdaRound, FP4DiT's scale-aware FP AdaRound for FP weights; adaround: layer by layer; none: round to nearest)"));
+        o.addAll(ReconSettings.options(iterations, batch));
+        return o;
     }
 
     static int bits(PresetOptions o, String name) {

@@ -24,8 +24,9 @@ import java.util.List;
  * activations (each token row's absmax is its maxval; 8 bits E4M3, 6 bits E2M3, any split via a_format, unsigned after
  * softmax) and the paper's full-precision exceptions: positional embedding (a buffer, never quantized), the time and
  * label embedders (DiT t_embedder / y_embedder; UNet time_embedding / class_embedding) and the final layer's norm and
- * output projection (DiT final_layer.linear and final_layer.adaLN_modulation.1; UNet conv_out). Scale-aware FP
- * AdaRound comes through the {@code reconstruction} option.
+ * output projection (DiT final_layer.linear and final_layer.adaLN_modulation.1; UNet conv_out). Weights are rounded
+ * by block reconstruction with scale-aware FP AdaRound (the {@code reconstruction} option, default {@code brecq};
+ * {@code recon_iters} 0 = the paper's 2,500 steps per block).
  */
 public final class Fp4DiTPreset extends BasePreset {
     @Override public String name() { return "fp4dit"; }
@@ -33,14 +34,14 @@ public final class Fp4DiTPreset extends BasePreset {
     @Override public String description() {
         return "FP4DiT (Chen et al., arXiv 2503.15465): E2M1 weights with per-group-128 absmax maxval, E3M0 for the MLP's "
                 + "first linear, online per-token FP activations (E4M3 / E2M3 by bits), embedders and final layer in FP; "
-                + "FP AdaRound through the 'reconstruction' option.";
+                + "block reconstruction with scale-aware FP AdaRound (option 'reconstruction', default brecq; 'none' = round to nearest).";
     }
 
     @Override public List<OptionDef> options() {
         List<OptionDef> o = common(4, 8, "fp", true);
         o.add(OptionDef.integer("group_size", 128, "weight group size (0 = per output channel)"));
         o.add(OptionDef.string("fc1_format", "fp4-e3m0", "format of the MLP's first linear (DiT mlp.fc1) when the weights are 4-bit FP; 'same' keeps the weight format"));
-        o.add(reconstructionOption());
+        o.addAll(reconstructionOptions("brecq", QDiffusionPreset.DEFAULT_RECON_ITERS, 32));
         return o;
     }
 

@@ -1,19 +1,22 @@
 package io.diffquant.engine.quant.preset;
 
+import io.diffquant.engine.quant.recon.BrecqReconstruction;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Registry of {@link Reconstruction} implementations by name. Built in: {@code none}. The reconstruction package
- * (AdaRound / FP AdaRound / BRECQ) adds its implementations to {@link #BUILT_IN} (or calls {@link #register}).
+ * Registry of {@link Reconstruction} implementations by name. Built in: {@code none}, {@code brecq} (BRECQ block
+ * reconstruction with AdaRound / scale-aware FP AdaRound) and {@code adaround} (layer by layer), see
+ * {@link BrecqReconstruction}; others can be added with {@link #register}.
  */
 public final class Reconstructions {
     private Reconstructions() {}
 
     /** The implementations shipped with the engine, in the order help texts list them. */
-    static final List<Reconstruction> BUILT_IN = List.of(Reconstruction.NONE);
+    static final List<Reconstruction> BUILT_IN = List.of(Reconstruction.NONE, BrecqReconstruction.BRECQ, BrecqReconstruction.ADAROUND);
 
     private static final Map<String, Reconstruction> EXTRA = new ConcurrentHashMap<>();
 

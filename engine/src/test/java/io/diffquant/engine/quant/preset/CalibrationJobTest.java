@@ -93,7 +93,8 @@ class CalibrationJobTest {
 
     @Test void dynamicMethodsNeedNoData() throws Exception {
         UNet2DModel u = QuantTestSupport.unetSmall();
-        QuantConfig c = CalibrationJob.run(new CalibrationJob.Request(u, ModelIdentity.of(u, "unet-small"), "fp4dit", null, null, null, null, null));
+        QuantConfig c = CalibrationJob.run(new CalibrationJob.Request(u, ModelIdentity.of(u, "unet-small"), "fp4dit", Map.of("reconstruction", "none"),
+                null, null, null, null));
         assertNull(c.calibration());
         for (var e : c.params().layers().entrySet()) assertNull(e.getValue().input(), e.getKey() + ": dynamic inputs have no parameters");
         QuantizedModel q = QuantConfigs.attach(c, u, false);
@@ -104,8 +105,8 @@ class CalibrationJobTest {
 
     @Test void qDiffusionOnTheUNetCalibratesBothConcatParts() throws Exception {
         UNet2DModel u = QuantTestSupport.unetSmall();
-        QuantConfig c = CalibrationJob.run(new CalibrationJob.Request(u, ModelIdentity.of(u, "unet-small"), "q-diffusion", Map.of("a_bits", 6),
-                null, small().withReservoir(512), tmp.resolve("ucache"), null));
+        QuantConfig c = CalibrationJob.run(new CalibrationJob.Request(u, ModelIdentity.of(u, "unet-small"), "q-diffusion",
+                Map.of("a_bits", 6, "reconstruction", "none"), null, small().withReservoir(512), tmp.resolve("ucache"), null));
         InputParams ip = c.params().input("up_blocks.0.resnets.0.conv1");
         assertEquals(2, ip.shared().size(), "two parameter sets for the split concatenation");
         assertTrue(!ip.shared().part(0).equals(ip.shared().part(1)));

@@ -65,10 +65,12 @@ class PresetsTest {
         assertEquals(IntFormat.asymmetric(6), in(u, "up_blocks.0.resnets.0.conv1").format());
         assertEquals(32, u.point("up_blocks.0.resnets.0.conv1").splitAt(), "concat split of the skip connection");
         assertEquals(2, u.point("up_blocks.1.resnets.0.conv_shortcut").inputParts());
-        assertEquals(Reconstruction.NONE, Presets.byName("q-diffusion").reconstruction(PresetOptions.resolve(Presets.byName("q-diffusion"), Map.of())));
+        assertEquals("brecq", Presets.byName("q-diffusion").reconstruction(PresetOptions.resolve(Presets.byName("q-diffusion"), Map.of())).name());
+        assertEquals(Reconstruction.NONE, Presets.byName("q-diffusion").reconstruction(PresetOptions.resolve(Presets.byName("q-diffusion"),
+                Map.of("reconstruction", "none"))));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Presets.byName("q-diffusion")
-                .reconstruction(PresetOptions.resolve(Presets.byName("q-diffusion"), Map.of("reconstruction", "brecq"))));
-        assertTrue(e.getMessage().contains("unknown reconstruction \"brecq\""), e.getMessage());
+                .reconstruction(PresetOptions.resolve(Presets.byName("q-diffusion"), Map.of("reconstruction", "gptq"))));
+        assertTrue(e.getMessage().contains("unknown reconstruction \"gptq\"") && e.getMessage().contains("brecq, adaround"), e.getMessage());
     }
 
     @Test void qDiT() throws Exception {
