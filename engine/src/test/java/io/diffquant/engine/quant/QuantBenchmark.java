@@ -45,7 +45,7 @@ public final class QuantBenchmark {
             long t2 = System.nanoTime();
             System.out.printf("rtn W4A8 calibration: %.2f s including recording the calibration data (%s), %.2f s with the data cached%n",
                     (t1 - t0) / 1e9, io.diffquant.engine.quant.preset.Presets.byName("rtn").defaultCalibration().subset().describe(), (t2 - t1) / 1e9);
-            QuantConfig fp4 = CalibrationJob.run(new CalibrationJob.Request(m, id, "fp4dit", Map.of(), null, null, null, null));
+            QuantConfig fp4 = CalibrationJob.run(new CalibrationJob.Request(m, id, "fp4dit", Map.of("reconstruction", "none"), null, null, null, null));
             QuantConfig qdit = CalibrationJob.run(new CalibrationJob.Request(m, id, "q-dit", Map.of("w_bits", 4, "a_bits", 8), null, null, null, null));
 
             // packed sizes of INT4 weights (all Linear/Conv2d) against FP32
