@@ -2,6 +2,7 @@ package io.diffquant.app.cli;
 
 import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.model.Layer;
+import io.diffquant.engine.model.MemoryBudget;
 import io.diffquant.engine.model.ModelFolder;
 import io.diffquant.engine.tensor.Tensor;
 import picocli.CommandLine.Command;
@@ -19,7 +20,11 @@ final class InspectCommand implements Callable<Integer> {
     @Option(names = "--probes", description = "also list weightless activation points (attention q/k/v/softmax, skip concats)") boolean probes;
 
     @Override public Integer call() throws Exception {
+        MemoryBudget.resetPeak();
+        long t0 = System.nanoTime();
         ModelFolder.Loaded loaded = model.load();
+        double loadSecs = (System.nanoTime() - t0) / 1e9;
+        long peak = MemoryBudget.peakHeap();
         DiffusionModel m = loaded.model();
         System.out.printf("%s  %s%n", m.architecture(), loaded.folder());
         System.out.printf("in_channels %d, out_channels %d, sample_size %d, classes %d, learn_sigma %s%n",
@@ -39,6 +44,9 @@ final class InspectCommand implements Callable<Integer> {
         long total = m.parameterCount();
         System.out.printf("%d layers (%d temporal), %,d parameters (%.2f M), %,d tensors in %s%n",
                 m.layers().size(), temporal, total, total / 1e6, loaded.dtypes().size(), loaded.weightsFile().getFileName());
+        System.out.printf("loaded in %.2f s (memory-mapped, copied tensor by tensor): FP32 weights %.1f MiB, heap used %.1f MiB, "
+                + "peak heap while loading %.1f MiB, max heap %.0f MiB%n", loadSecs, 4.0 * total / 1048576, MemoryBudget.usedHeap() / 1048576.0,
+                peak / 1048576.0, Runtime.getRuntime().maxMemory() / 1048576.0);
         return 0;
     }
 }

@@ -7,6 +7,9 @@ import picocli.CommandLine.Command;
 @Command(name = "diffquant", mixinStandardHelpOptions = true, version = "DiffQuant Studio 0.1.0",
         description = "Post-training quantization laboratory for diffusion models.",
         subcommands = {SampleCommand.class, InspectCommand.class, ForwardCommand.class, BenchCommand.class, StudioCommand.class,
+                TrainCommand.class,
+                ImportCommand.class,
+                TrainClassifierCommand.class, EvalCommand.class,
                 CalibrateCommand.class, QuantizeCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {

@@ -1,6 +1,8 @@
 package io.diffquant.app.cli;
 
 import io.diffquant.engine.diffusion.GuidanceMode;
+import io.diffquant.engine.diffusion.ImageNetClasses;
+import io.diffquant.engine.diffusion.LatentDiffusionPipeline;
 import io.diffquant.engine.diffusion.NoiseSchedule;
 import io.diffquant.engine.diffusion.Respacing;
 import io.diffquant.engine.diffusion.SampleRequest;
@@ -12,6 +14,7 @@ import io.diffquant.engine.io.ImageGrid;
 import io.diffquant.engine.io.SafetensorsWriter;
 import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.model.ModelFolder;
+import io.diffquant.engine.model.vae.AutoencoderKL;
 import io.diffquant.engine.tensor.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -38,6 +41,7 @@ final class SampleCommand implements Callable<Integer> {
     @Option(names = "--batch", defaultValue = "16", description = "images per denoiser batch (default: ${DEFAULT-VALUE})") int batch;
     @Option(names = "--cols", defaultValue = "0", description = "grid columns (default: number of classes given, or sqrt(count))") int cols;
     @Option(names = "--out", defaultValue = "samples.png", description = "PNG grid (default: ${DEFAULT-VALUE})") Path out;
+    @Option(names = "--vae", paramLabel = "DIR", description = "AutoencoderKL folder (e.g. sd-vae-ft-ema): decode the sampled latents to RGB, as DiT's sample.py") Path vae;
     @Option(names = "--tensors", paramLabel = "FILE", description = "also write images (N,C,H,W float32 in [-1,1]) and y (N int64) to this safetensors file") Path tensors;
 
     static String respacingFor(String sampler, int steps) {
@@ -55,6 +59,7 @@ final class SampleCommand implements Callable<Integer> {
         if (count < 1 || batch < 1 || steps < 1) throw new IllegalArgumentException("--count, --batch and --steps must be >= 1");
         ModelFolder.Loaded loaded = model.load();
         DiffusionModel m = loaded.model();
+        LatentDiffusionPipeline latent = vae == null ? null : new LatentDiffusionPipeline(m, AutoencoderKL.load(vae));
         int[] y = null;
         if (m.numClasses() > 0) {
             y = new int[count];
@@ -86,7 +91,7 @@ final class SampleCommand implements Callable<Integer> {
                 SamplingStep st = run.next();
                 System.err.printf("\rimages %d-%d of %d: step %d/%d (t=%d)   ", from + 1, from + n, count, st.index() + 1, st.totalSteps(), st.t());
             }
-            parts.add(run.result());
+            parts.add(latent == null ? run.result() : latent.decode(run.result()));
         }
         double secs = (System.nanoTime() - t0) / 1e9;
         System.err.println();
@@ -103,6 +108,11 @@ final class SampleCommand implements Callable<Integer> {
                 w.addLongs("y", yl, yl.length);
             }
             w.write(tensors);
+        }
+        if (latent != null && y != null && m.numClasses() == ImageNetClasses.count()) {
+            java.util.LinkedHashSet<String> named = new java.util.LinkedHashSet<>();
+            for (int v : y) named.add(v + " " + ImageNetClasses.name(v));
+            System.out.println("ImageNet classes: " + String.join(", ", named));
         }
         System.out.printf("%d images (%s, %s, cfg %.2f, seed %d) in %.2f s -> %s%s%n", count, sampler, respacing, cfg, seed, secs, out,
                 tensors == null ? "" : " and " + tensors);

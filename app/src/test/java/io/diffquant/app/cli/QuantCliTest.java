@@ -64,7 +64,7 @@ class QuantCliTest {
 
     @Test void dynamicMethodsNeedNoCalibrationData(@TempDir Path tmp) throws Exception {
         Path cfg = tmp.resolve("u.json");
-        // fp4dit reconstructs its weights with calibration data by default; without reconstruction it is data-free
+        // fp4dit with round-to-nearest weights (its default, brecq reconstruction, needs data)
         CliTest.Result r = run("calibrate", "-m", GOLDEN.resolve("unet-small").toString(), "--method", "fp4dit", "--option", "reconstruction=none",
                 "--out", cfg.toString());
         assertEquals(0, r.code(), r.err());

@@ -117,6 +117,55 @@ public final class SafetensorsWriter {
         return entry(name, dtype, shape, (out, from, count) -> out.put(b, (int) from * size, count * size));
     }
 
+    /** Produces a tensor when {@link #write} reaches it (e.g. read from a mapped checkpoint). */
+    @FunctionalInterface
+    public interface TensorSupplier {
+        Tensor get() throws IOException;
+    }
+
+    /**
+     * Adds a tensor that is produced only when {@link #write} reaches it and released right after, as F32, F16 or BF16:
+     * a converter streams a checkpoint tensor by tensor and holds one of them in the heap at a time.
+     * The supplied tensor must have {@code shape}.
+     */
+    public SafetensorsWriter addDeferred(String name, DType dtype, int[] shape, TensorSupplier supplier) {
+        if (dtype != DType.F32 && dtype != DType.F16 && dtype != DType.BF16)
+            throw new IllegalArgumentException("tensor '" + name + "': deferred tensors are written as F32, F16 or BF16, not " + dtype);
+        long[] ls = new long[shape.length];
+        for (int i = 0; i < shape.length; i++) ls[i] = shape[i];
+        int[] want = shape.clone();
+        long numel = numel(name, ls);
+        float[][] held = new float[1][];
+        return entry(name, dtype, ls, (out, from, count) -> {
+            if (held[0] == null) {
+                Tensor t;
+                try {
+                    t = supplier.get();
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+                if (!Arrays.equals(t.shape(), want)) throw new IllegalArgumentException("tensor '" + name + "': supplied shape "
+                        + Arrays.toString(t.shape()) + ", declared " + Arrays.toString(want));
+                held[0] = t.data();
+            }
+            float[] d = held[0];
+            switch (dtype) {
+                case F32 -> {
+                    out.asFloatBuffer().put(d, (int) from, count);
+                    out.position(out.position() + 4 * count);
+                }
+                default -> {
+                    short[] h = new short[count];
+                    for (int i = 0; i < count; i++) h[i] = dtype == DType.F16 ? HalfFloats.floatToHalf(d[(int) from + i])
+                            : HalfFloats.floatToBFloat16(d[(int) from + i]);
+                    out.asShortBuffer().put(h);
+                    out.position(out.position() + 2 * count);
+                }
+            }
+            if (from + count >= numel) held[0] = null;
+        });
+    }
+
     /** Names added so far, in order. */
     public List<String> names() {
         List<String> out = new ArrayList<>();
@@ -128,8 +177,12 @@ public final class SafetensorsWriter {
     public void write(Path file) throws IOException {
         byte[] header = header();
         try {
-            AtomicFiles.write(file, ch -> writeTo(ch, header));
-        } catch (SafetensorsException e) {
+            try {
+                AtomicFiles.write(file, ch -> writeTo(ch, header));
+            } catch (java.io.UncheckedIOException e) {
+                throw e.getCause();
+            }
+        } catch (SafetensorsException | CheckpointException e) {
             throw e;
         } catch (IOException e) {
             String m = String.valueOf(e.getMessage());

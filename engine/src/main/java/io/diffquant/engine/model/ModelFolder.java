@@ -57,16 +57,32 @@ public final class ModelFolder {
         return folder.resolve(model instanceof DiT ? DIT_WEIGHTS : UNET_WEIGHTS);
     }
 
-    /** Loads config and weights; every error names the file (and tensor). */
+    /**
+     * Loads config and weights; every error names the file (and tensor). Memory: the FP32 size of the weights is checked
+     * against the heap before the model is allocated ({@link MemoryBudget#require}), then the mapped file is copied
+     * tensor by tensor into the model's own parameters ({@link MappedWeights#loadInPlace}), so the heap holds the
+     * weights once. A UNet2DModel file with the deprecated attention names (query/key/value/proj_attn) goes through
+     * {@link UNet2DModel#loadWeights}, which renames them.
+     */
     public static Loaded load(Path folder) throws IOException {
-        DiffusionModel model = create(folder);
-        Path wf = weightsFile(folder, model);
+        Path cfg = folder.resolve(CONFIG);
+        if (!Files.isRegularFile(cfg)) throw new NoSuchFileException(cfg.toString(), null,
+                "not a model folder: no config.json (a DiT folder or a diffusers UNet2DModel folder is expected)");
+        String cls = Json.read(cfg).optString("_class_name", null);
+        if (!"DiT".equals(cls) && !"UNet2DModel".equals(cls)) create(folder);   // throws the config error
+        Path wf = folder.resolve("DiT".equals(cls) ? DIT_WEIGHTS : UNET_WEIGHTS);
         if (!Files.isRegularFile(wf)) throw new NoSuchFileException(wf.toString(), null,
-                "weights file missing (" + model.architecture() + " folders hold " + wf.getFileName() + ")");
+                "weights file missing (" + cls + " folders hold " + wf.getFileName() + ")");
         Map<String, String> dtypes = new java.util.LinkedHashMap<>();
+        DiffusionModel model;
         try (SafetensorsReader r = SafetensorsReader.open(wf)) {
+            MemoryBudget.require(MappedWeights.float32Bytes(r), cls + " " + folder);
+            model = create(folder);
             for (String n : r.names()) dtypes.put(n, r.info(n).dtype().name());
-            model.loadStateDict(r.readAllFloat(), wf.toString());
+            boolean legacy = model instanceof UNet2DModel && r.names().stream().anyMatch(n -> n.contains(".attentions.")
+                    && (n.contains(".query.") || n.contains(".key.") || n.contains(".value.") || n.contains(".proj_attn.")));
+            if (legacy) ((UNet2DModel) model).loadWeights(r.readAllFloat(), wf.toString());
+            else MappedWeights.loadInPlace(model.stateDict(), r, model.architecture());
         }
         return new Loaded(folder, model, wf, dtypes);
     }

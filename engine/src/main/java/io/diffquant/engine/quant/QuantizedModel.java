@@ -67,6 +67,10 @@ public final class QuantizedModel {
             if (plan.point(name) == null) throw new IllegalArgumentException("calibrated parameters for '" + name
                     + "', which is not a quant point of this " + model.architecture());
         }
+        for (PointHook h : q.hooks.values()) {
+            for (LayerHook other : h.layer.hooks()) if (other instanceof PointHook) throw new IllegalStateException("layer '" + h.layer.name()
+                    + "' is already fake-quantized by another QuantizedModel: detach it first");
+        }
         for (PointHook h : q.hooks.values()) h.layer.addHook(h);
         q.attached = true;
         return q;

@@ -1,21 +1,29 @@
 package io.diffquant.engine.tensor;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /**
- * Fast kernels for the convolutional denoisers (diffusers UNet2DModel, src/diffusers/models/resnet.py and
- * attention_processor.py): im2col convolution with reused scratch and zero-copy GEMMs, GroupNorm fused with the
- * ResNet scale-shift and SiLU, multi-head self-attention on the token layout, and the small layout ops around them.
- * Every kernel has a slow twin in {@link Ops} (or a composition of Ops) that the tests compare it with.
- * Results do not depend on the thread count. Every op records itself on an active {@link Tape} (backward rules
- * in {@link FusedOpsBackward} and {@link OpsBackward}).
+ * Fast kernels for the convolutional denoisers (diffusers UNet2DModel, src/diffusers/models/resnet.py,
+ * upsampling.py and attention_processor.py): tiled im2col convolution with reused per-thread scratch and zero-copy
+ * GEMMs, nearest-2x upsampling fused with its 3x3 convolution, GroupNorm fused with the ResNet scale-shift and SiLU,
+ * multi-head self-attention on the token layout, and the small layout ops around them. Every kernel has a slow twin
+ * in {@link Ops} (or a composition of Ops) that the tests compare it with. Tilings depend on the shapes only; with
+ * oneDNN, GEMMs run single-threaded side by side or multi-threaded one at a time, so results may differ between
+ * thread counts in the last bits of the GEMM sums.
+ * Every op records itself on an active {@link Tape} (backward rules in {@link FusedOpsBackward} and
+ * {@link OpsBackward}).
  */
 public final class ConvOps {
     private ConvOps() {}
 
     private static final int EW_CHUNK = 1 << 14;
     /** Images are grouped into one im2col/GEMM until the GEMM has about this many columns. */
-    private static final int TARGET_COLS = 2048;
+    private static final int TARGET_COLS = 512;
 
     // ------------------------------------------------------------------ scratch
 
@@ -33,6 +41,24 @@ public final class ConvOps {
         return a;
     }
 
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT;
+    private static final int NSLOT_W = 0, NSLOT_COL = 1, NSLOT_OUT = 2;
+    private static final ThreadLocal<MemorySegment[]> NATIVE = ThreadLocal.withInitial(() -> new MemorySegment[3]);
+
+    /** A per-thread native buffer of at least n floats (grown by half, freed with its thread); contents undefined. */
+    private static MemorySegment nativeScratch(int slot, long n) {
+        MemorySegment[] s = NATIVE.get();
+        MemorySegment m = s[slot];
+        if (m == null || m.byteSize() < 4 * n) {
+            m = Arena.ofAuto().allocate(Math.max(4 * n, m == null ? 0 : m.byteSize() * 3 / 2), 64);
+            s[slot] = m;
+        }
+        return m;
+    }
+
+    /** GEMMs of the convolutions run on native operands (im2col written off-heap, no staging copy of it). */
+    private static boolean nativeGemm(Blas blas) { return blas instanceof DnnlBlas && DnnlBlas.ffm(); }
+
     // ------------------------------------------------------------------ convolution
 
     /**
@@ -40,7 +66,8 @@ public final class ConvOps {
      * Same contract and results (up to GEMM summation order) as {@link Ops#conv2d}. The output is computed in
      * column tiles of about {@value #TARGET_COLS} output pixels (several small images, or a band of rows of a
      * large one): im2col of the tile into a reused per-thread scratch, one GEMM (straight into the output when
-     * the tile is one image), bias added while the tile is hot.
+     * the tile is one image), bias added while the tile is hot. Several tiles run side by side on the engine's
+     * pool, each with a single-threaded GEMM; a single tile uses the pool for im2col and oneDNN's threads.
      */
     public static Tensor conv2d(Tensor x, Tensor w, Tensor b, int stride, int padding) {
         if (x.rank() != 4) throw new IllegalArgumentException("conv2d: input must be NCHW, got " + Arrays.toString(x.shape()));
@@ -61,35 +88,27 @@ public final class ConvOps {
         }
         Geometry g = new Geometry(n, c, h, wd, kh, kw, stride, padding, ho, wo);
         float[] xd = x.data(), wdat = w.data(), yd = y.data(), bias = b == null ? null : b.data();
-        int kdim = g.kdim(), hw = g.hw();
-        float[] col = scratch(SLOT_COL, kdim * g.maxCols());
-        float[] tmp = g.imagesPerTile() > 1 ? scratch(SLOT_TMP, o * g.maxCols()) : null;
         Blas blas = Blas.get();
-        forEachTile(g, (i0, gi, oy0, oy1) -> {
-            int seg = (oy1 - oy0) * wo, cols = gi * seg;
-            Parallel.forRange(kdim, Math.max(1, 4096 / cols), (r0, r1) -> {
-                float[] row = g.fastIm2col() ? null : new float[cols];
-                for (int r = r0; r < r1; r++) im2colRow(xd, g, r, i0, gi, oy0, oy1, col, r * cols, row);
+        boolean dnnl = blas instanceof DnnlBlas;
+        List<int[]> tiles = tiles(g);
+        MemorySegment wa = null;
+        if (nativeGemm(blas)) {
+            wa = nativeScratch(NSLOT_W, (long) o * g.kdim());
+            MemorySegment.copy(wdat, 0, wa, F32, 0, o * g.kdim());
+        }
+        MemorySegment wn = wa;
+        if (tiles.size() >= 2 && Parallel.threads() > 1 && (!dnnl || NativeThreads.available())) {
+            // one tile per task: im2col, a single-threaded GEMM and the copy-out stay on one core and in its cache
+            Parallel.forRange(tiles.size(), 1, (t0, t1) -> {
+                Runnable run = () -> {
+                    for (int ti = t0; ti < t1; ti++) convTile(blas, wn, xd, wdat, bias, yd, o, g, tiles.get(ti), false);
+                };
+                if (dnnl) NativeThreads.singleThreaded(run);
+                else run.run();
             });
-            if (gi == 1) {
-                // C[oc, j] = y[i0, oc, oy0 * wo + j]: rows hw apart
-                int yo = i0 * o * hw + oy0 * wo;
-                blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, yd, yo, hw);
-                if (bias != null) Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), (o0, o1) -> {
-                    for (int oc = o0; oc < o1; oc++) addScalar(yd, yo + oc * hw, seg, bias[oc]);
-                });
-            } else {
-                blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, tmp, 0, cols);
-                Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), (o0, o1) -> {
-                    for (int oc = o0; oc < o1; oc++)
-                        for (int i = 0; i < gi; i++) {
-                            int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
-                            System.arraycopy(tmp, oc * cols + i * seg, yd, yo, seg);
-                            if (bias != null) addScalar(yd, yo, seg, bias[oc]);
-                        }
-                });
-            }
-        });
+        } else {
+            for (int[] tile : tiles) convTile(blas, wn, xd, wdat, bias, yd, o, g, tile, true);
+        }
         recordConv(x, w, b, y, stride, padding);
         return y;
     }
@@ -101,6 +120,81 @@ public final class ConvOps {
         tape.record("conv2d", y, (gy, g) -> OpsBackward.conv2d(gy, g, x, w, b, stride, padding), x, w, b);
     }
 
+    /**
+     * im2col of one tile {img0, images, oy0, oy1} into this thread's scratch, one GEMM (straight into y when the
+     * tile is a single image), bias. {@code inner}: split the im2col and copy-out over the pool (the GEMM then
+     * uses oneDNN's own threads).
+     */
+    private static void convTile(Blas blas, MemorySegment wn, float[] xd, float[] wdat, float[] bias, float[] yd, int o,
+                                 Geometry g, int[] tile, boolean inner) {
+        int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3];
+        int kdim = g.kdim(), hw = g.hw(), wo = g.wo, seg = (oy1 - oy0) * wo, cols = gi * seg;
+        if (wn != null) {
+            // im2col rows assembled on the heap (L1) and copied straight into the native B operand
+            MemorySegment col = nativeScratch(NSLOT_COL, (long) kdim * cols), out = nativeScratch(NSLOT_OUT, (long) o * cols);
+            Parallel.RangeBody im2col = (r0, r1) -> {
+                float[] row = new float[cols], asm = g.fastIm2col() ? null : new float[cols];
+                for (int r = r0; r < r1; r++) {
+                    im2colRow(xd, g, r, i0, gi, oy0, oy1, row, 0, asm);
+                    MemorySegment.copy(row, 0, col, F32, 4L * r * cols, cols);
+                }
+            };
+            if (inner) Parallel.forRange(kdim, Math.max(1, 4096 / cols), im2col);
+            else im2col.run(0, kdim);
+            DnnlBlas.sgemmNative(false, false, o, cols, kdim, 1f, wn, kdim, col, cols, 0f, out, cols);
+            Parallel.RangeBody copy = (o0, o1) -> {
+                for (int oc = o0; oc < o1; oc++)
+                    for (int i = 0; i < gi; i++) {
+                        int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
+                        MemorySegment.copy(out, F32, 4L * (oc * cols + i * seg), yd, yo, seg);
+                        if (bias != null) addScalar(yd, yo, seg, bias[oc]);
+                    }
+            };
+            if (inner) Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), copy);
+            else copy.run(0, o);
+            return;
+        }
+        float[] col = scratch(SLOT_COL, kdim * cols);
+        Parallel.RangeBody im2col = (r0, r1) -> {
+            float[] row = g.fastIm2col() ? null : new float[cols];
+            for (int r = r0; r < r1; r++) im2colRow(xd, g, r, i0, gi, oy0, oy1, col, r * cols, row);
+        };
+        if (inner) Parallel.forRange(kdim, Math.max(1, 4096 / cols), im2col);
+        else im2col.run(0, kdim);
+        if (gi == 1) {
+            // C[oc, j] = y[i0, oc, oy0 * wo + j]: rows hw apart
+            int yo = i0 * o * hw + oy0 * wo;
+            blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, yd, yo, hw);
+            if (bias != null) for (int oc = 0; oc < o; oc++) addScalar(yd, yo + oc * hw, seg, bias[oc]);
+        } else {
+            float[] tmp = scratch(SLOT_TMP, o * cols);
+            blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, tmp, 0, cols);
+            Parallel.RangeBody copy = (o0, o1) -> {
+                for (int oc = o0; oc < o1; oc++)
+                    for (int i = 0; i < gi; i++) {
+                        int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
+                        System.arraycopy(tmp, oc * cols + i * seg, yd, yo, seg);
+                        if (bias != null) addScalar(yd, yo, seg, bias[oc]);
+                    }
+            };
+            if (inner) Parallel.forRange(o, Math.max(1, EW_CHUNK / cols), copy);
+            else copy.run(0, o);
+        }
+    }
+
+    /** The column tiles {img0, images, oy0, oy1} of a convolution; they depend on the shapes only. */
+    private static List<int[]> tiles(Geometry g) {
+        List<int[]> r = new ArrayList<>();
+        int ipt = g.imagesPerTile(), rpt = g.rowsPerTile();
+        if (rpt >= g.ho) {
+            for (int i0 = 0; i0 < g.n; i0 += ipt) r.add(new int[] {i0, Math.min(ipt, g.n - i0), 0, g.ho});
+        } else {
+            for (int i = 0; i < g.n; i++)
+                for (int oy0 = 0; oy0 < g.ho; oy0 += rpt) r.add(new int[] {i, 1, oy0, Math.min(g.ho, oy0 + rpt)});
+        }
+        return r;
+    }
+
     /** Shapes of one convolution and its column tiling. */
     private record Geometry(int n, int c, int h, int w, int kh, int kw, int stride, int pad, int ho, int wo) {
         int hw() { return ho * wo; }
@@ -108,21 +202,8 @@ public final class ConvOps {
         /** Whole images per tile (>= 1); when 1 and an image is larger than a tile, rows per tile below. */
         int imagesPerTile() { return Math.max(1, Math.min(n, TARGET_COLS / hw())); }
         int rowsPerTile() { return hw() <= TARGET_COLS ? ho : Math.max(1, TARGET_COLS / wo); }
-        int maxCols() { return imagesPerTile() * Math.min(ho, rowsPerTile()) * wo; }
         /** Stride 1 and output width = input width: every tap is a constant shift of the flattened plane. */
         boolean fastIm2col() { return stride == 1 && wo == w && kw <= w; }
-    }
-
-    private interface TileBody { void run(int img0, int images, int oy0, int oy1); }
-
-    private static void forEachTile(Geometry g, TileBody body) {
-        int ipt = g.imagesPerTile(), rpt = g.rowsPerTile();
-        if (rpt >= g.ho) {
-            for (int i0 = 0; i0 < g.n; i0 += ipt) body.run(i0, Math.min(ipt, g.n - i0), 0, g.ho);
-        } else {
-            for (int i = 0; i < g.n; i++)
-                for (int oy0 = 0; oy0 < g.ho; oy0 += rpt) body.run(i, 1, oy0, Math.min(g.ho, oy0 + rpt));
-        }
     }
 
     private static void addScalar(float[] y, int o, int len, float v) {
@@ -141,27 +222,8 @@ public final class ConvOps {
         int kk = g.kh * g.kw, ci = r / kk, rem = r % kk, ki = rem / g.kw, kj = rem % g.kw;
         int wo = g.wo, wd = g.w, h = g.h, pad = g.pad, stride = g.stride, th = oy1 - oy0;
         if (g.fastIm2col()) {
-            int sy = ki - pad, sx = kj - pad, plane = h * wd;
-            int vy0 = Math.max(oy0, -sy), vy1 = Math.min(oy1, h - sy); // rows whose input row is inside
-            for (int img = 0; img < gi; img++) {
-                int base = off + img * th * wo;
-                int xo = ((i0 + img) * g.c + ci) * plane;
-                if (vy1 <= vy0) { Arrays.fill(dst, base, base + th * wo, 0f); continue; }
-                if (vy0 > oy0) Arrays.fill(dst, base, base + (vy0 - oy0) * wo, 0f);
-                if (vy1 < oy1) Arrays.fill(dst, base + (vy1 - oy0) * wo, base + th * wo, 0f);
-                // dst[(oy - oy0) * wo + ox] = x[(oy + sy) * wd + ox + sx], clipped to the plane
-                int d0 = base + (vy0 - oy0) * wo;
-                int s0 = (vy0 + sy) * wd + sx, len = (vy1 - vy0) * wo;
-                int lo = Math.max(0, -s0), hi = Math.min(len, plane - s0);
-                if (hi > lo) System.arraycopy(xd, xo + s0 + lo, dst, d0 + lo, hi - lo);
-                if (sx != 0) {
-                    int c0 = sx < 0 ? 0 : wd - sx, cn = Math.abs(sx);
-                    for (int oy = vy0; oy < vy1; oy++) {
-                        int q = d0 + (oy - vy0) * wo + c0;
-                        for (int j = 0; j < cn; j++) dst[q + j] = 0f;
-                    }
-                }
-            }
+            for (int img = 0; img < gi; img++)
+                shiftedPlane(xd, ((i0 + img) * g.c + ci) * h * wd, h, wd, ki - pad, kj - pad, oy0, oy1, dst, off + img * th * wo);
             return;
         }
         int ox0 = Math.max(0, pad - kj), ox1 = Math.min(wo, wd + pad - kj); // valid columns for stride 1
@@ -187,6 +249,137 @@ public final class ConvOps {
         }
         System.arraycopy(row, 0, dst, off, base);
     }
+
+    /**
+     * dst[base + (oy - oy0) * w + ox] = x[xo + (oy + sy) * w + ox + sx] for oy in [oy0, oy1), ox in [0, w), or 0 where
+     * the source lies outside the h x w plane: one bulk copy of the flattened plane, then the rows and the |sx|
+     * wrapped-around columns that fall outside are zeroed. Writes every element.
+     */
+    private static void shiftedPlane(float[] x, int xo, int h, int w, int sy, int sx, int oy0, int oy1, float[] dst, int base) {
+        int plane = h * w, th = oy1 - oy0;
+        int vy0 = Math.max(oy0, -sy), vy1 = Math.min(oy1, h - sy); // rows whose source row is inside
+        if (vy1 <= vy0 || Math.abs(sx) >= w) { Arrays.fill(dst, base, base + th * w, 0f); return; }
+        if (vy0 > oy0) Arrays.fill(dst, base, base + (vy0 - oy0) * w, 0f);
+        if (vy1 < oy1) Arrays.fill(dst, base + (vy1 - oy0) * w, base + th * w, 0f);
+        int d0 = base + (vy0 - oy0) * w;
+        int s0 = (vy0 + sy) * w + sx, len = (vy1 - vy0) * w;
+        int lo = Math.max(0, -s0), hi = Math.min(len, plane - s0);
+        if (hi > lo) System.arraycopy(x, xo + s0 + lo, dst, d0 + lo, hi - lo);
+        if (sx != 0) {
+            int c0 = sx < 0 ? 0 : w - sx, cn = Math.abs(sx);
+            for (int oy = vy0; oy < vy1; oy++) {
+                int q = d0 + (oy - vy0) * w + c0;
+                for (int j = 0; j < cn; j++) dst[q + j] = 0f;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ nearest 2x upsampling + 3x3 convolution
+
+    /**
+     * conv2d(upsampleNearest2x(x), w, b, stride 1, padding 1) for a 3x3 kernel without materialising the upsampled
+     * image (diffusers' Upsample2D with use_conv): output pixel (2i + a, 2j + b) only sees source rows
+     * i - 1 + a .. i + a and columns j - 1 + b .. j + b, so each of the four phases (a, b) is a 2x2 convolution of x
+     * with row/column-summed weights (a = 0: rows {w0, w1 + w2}; a = 1: {w0 + w1, w2}): 16 instead of 36
+     * multiply-adds per source pixel and output channel. Equal to the composition up to float rounding; while a
+     * {@link Tape} records, the composition itself runs (so that backward sees the ops it knows).
+     */
+    public static Tensor upsample2xConv3x3(Tensor x, Tensor w, Tensor b) {
+        if (x.rank() != 4 || w.rank() != 4 || w.dim(1) != x.dim(1) || w.dim(2) != 3 || w.dim(3) != 3)
+            throw new IllegalArgumentException("upsample2xConv3x3: input " + Arrays.toString(x.shape()) + ", weight "
+                    + Arrays.toString(w.shape()) + " (needs NCHW and a 3x3 kernel over the input channels)");
+        int n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3), o = w.dim(0);
+        if (b != null && b.size() != o) throw new IllegalArgumentException("upsample2xConv3x3: bias of " + b.size() + " for " + o + " filters");
+        // under a tape: the composition, whose ops record their own backward rules
+        if (Tape.active() != null) return conv2d(Ops.upsampleNearest2x(x), w, b, 1, 1);
+        Tensor y = Tensor.zeros(n, o, 2 * h, 2 * wd);
+        if (y.size() == 0) return y;
+        int hw = h * wd, k4 = 4 * c;
+        float[] xd = x.data(), yd = y.data(), bias = b == null ? null : b.data();
+        float[][] wp = phaseWeights(w.data(), o, c);
+        int ipt = Math.max(1, Math.min(n, TARGET_COLS / hw));
+        List<int[]> tiles = new ArrayList<>(); // {phase, img0, images}
+        for (int ph = 0; ph < 4; ph++) for (int i0 = 0; i0 < n; i0 += ipt) tiles.add(new int[] {ph, i0, Math.min(ipt, n - i0)});
+        Blas blas = Blas.get();
+        boolean dnnl = blas instanceof DnnlBlas;
+        MemorySegment wn = null;
+        if (nativeGemm(blas)) {
+            wn = nativeScratch(NSLOT_W, 4L * o * k4);
+            for (int ph = 0; ph < 4; ph++) MemorySegment.copy(wp[ph], 0, wn, F32, 4L * ph * o * k4, o * k4);
+        }
+        MemorySegment wseg = wn;
+        Parallel.RangeBody body = (t0, t1) -> {
+            for (int ti = t0; ti < t1; ti++) {
+                int ph = tiles.get(ti)[0], i0 = tiles.get(ti)[1], gi = tiles.get(ti)[2], a = ph >> 1, bb = ph & 1, cols = gi * hw;
+                float[] tmp = scratch(SLOT_TMP, o * cols);
+                if (wseg != null) {
+                    MemorySegment col = nativeScratch(NSLOT_COL, (long) k4 * cols), out = nativeScratch(NSLOT_OUT, (long) o * cols);
+                    float[] row = scratch(SLOT_COL, cols);
+                    for (int r = 0; r < k4; r++) {
+                        int ci = r / 4, di = (r >> 1) & 1, dj = r & 1;
+                        for (int img = 0; img < gi; img++)
+                            shiftedPlane(xd, ((i0 + img) * c + ci) * hw, h, wd, di - 1 + a, dj - 1 + bb, 0, h, row, img * hw);
+                        MemorySegment.copy(row, 0, col, F32, 4L * r * cols, cols);
+                    }
+                    DnnlBlas.sgemmNative(false, false, o, cols, k4, 1f, wseg.asSlice(4L * ph * o * k4), k4, col, cols, 0f, out, cols);
+                    MemorySegment.copy(out, F32, 0, tmp, 0, o * cols);
+                } else {
+                    float[] col = scratch(SLOT_COL, k4 * cols);
+                    for (int ci = 0; ci < c; ci++)
+                        for (int di = 0; di < 2; di++)
+                            for (int dj = 0; dj < 2; dj++) {
+                                int r = ci * 4 + di * 2 + dj;
+                                for (int img = 0; img < gi; img++)
+                                    shiftedPlane(xd, ((i0 + img) * c + ci) * hw, h, wd, di - 1 + a, dj - 1 + bb, 0, h, col, r * cols + img * hw);
+                            }
+                    blas.sgemm(false, false, o, cols, k4, 1f, wp[ph], 0, k4, col, 0, cols, 0f, tmp, 0, cols);
+                }
+                int w2 = 2 * wd;
+                for (int oc = 0; oc < o; oc++) {
+                    float bv = bias == null ? 0f : bias[oc];
+                    for (int img = 0; img < gi; img++) {
+                        int src = oc * cols + img * hw, dst = ((i0 + img) * o + oc) * 4 * hw + a * w2 + bb;
+                        for (int i = 0; i < h; i++, dst += 2 * w2)
+                            for (int j = 0; j < wd; j++) yd[dst + 2 * j] = tmp[src + i * wd + j] + bv;
+                        }
+                }
+            }
+        };
+        if (tiles.size() >= 2 && Parallel.threads() > 1 && (!dnnl || NativeThreads.available())) {
+            Parallel.forRange(tiles.size(), 1, (t0, t1) -> {
+                if (dnnl) NativeThreads.singleThreaded(() -> body.run(t0, t1));
+                else body.run(t0, t1);
+            });
+        } else {
+            body.run(0, tiles.size());
+        }
+        return y;
+    }
+
+    /** The four 2x2 phase kernels [O, C*4] (row-major taps (di, dj)) of a 3x3 kernel under nearest 2x upsampling. */
+    private static float[][] phaseWeights(float[] w, int o, int c) {
+        float[][] wp = new float[4][o * c * 4];
+        for (int f = 0; f < o * c; f++) {
+            int q = f * 9;
+            for (int a = 0; a < 2; a++)
+                for (int bb = 0; bb < 2; bb++) {
+                    float[] dst = wp[a * 2 + bb];
+                    for (int di = 0; di < 2; di++)
+                        for (int dj = 0; dj < 2; dj++) {
+                            float s = 0;
+                            for (int ki = 0; ki < 3; ki++) {
+                                if (tapRow(a, ki) != di) continue;
+                                for (int kj = 0; kj < 3; kj++) if (tapRow(bb, kj) == dj) s += w[q + ki * 3 + kj];
+                            }
+                            dst[f * 4 + di * 2 + dj] = s;
+                        }
+                }
+        }
+        return wp;
+    }
+
+    /** Which of the two source rows (0: i - 1 + a, 1: i + a) kernel row k reads for output phase a. */
+    private static int tapRow(int a, int k) { return (a + k - 1) >> 1 == a - 1 ? 0 : 1; }
 
     /** Zero padding of NCHW: top, bottom, left, right (diffusers' Downsample2D pads (0, 1, 0, 1) when padding = 0). */
     public static Tensor pad(Tensor x, int top, int bottom, int left, int right) {
@@ -232,7 +425,7 @@ public final class ConvOps {
         // under a tape: normalised values and 1/std per (sample, group) kept for backward
         float[] xhat = tape == null ? null : new float[xd.length], rstd = tape == null ? null : new float[n * groups];
         Parallel.forRange(n * groups, 1, (r0, r1) -> {
-            float[] e = new float[BLK];
+            float[] xs = new float[BLK], e = new float[BLK];
             int[] bits = new int[BLK];
             for (int r = r0; r < r1; r++) {
                 int o = r * gsize, g0 = (r % groups) * cg, img = r / groups;
@@ -254,8 +447,9 @@ public final class ConvOps {
                         sh = sh * s1 + ss[img * 2 * c + c + ch];
                     }
                     int co = o + ci * inner;
-                    affineAct(xd, yd, co, inner, a, sh, silu, e, bits);
+                    affine(xd, yd, co, inner, a, sh);
                 }
+                if (silu) siluInPlace(yd, o, gsize, xs, e, bits);
             }
         });
         if (tape != null) {
@@ -269,17 +463,24 @@ public final class ConvOps {
     /** Elements per activation block (scratch of this size stays in L1). */
     private static final int BLK = 512;
 
-    /** y[o..o+len) = act(x * a + b); scratch: BLK floats and BLK ints. Loops are written for C2 to vectorise. */
-    private static void affineAct(float[] x, float[] y, int o, int len, float a, float b, boolean silu, float[] e, int[] bits) {
-        if (!silu) {
-            for (int i = o; i < o + len; i++) y[i] = x[i] * a + b;
-            return;
-        }
+    /** y[o..o+len) = x[o..o+len) * a + b (same-index loop, vectorised by C2). */
+    private static void affine(float[] x, float[] y, int o, int len, float a, float b) {
+        for (int i = o; i < o + len; i++) y[i] = x[i] * a + b;
+    }
+
+    /**
+     * y[o..o+len) = SiLU(y[o..o+len)) = y / (1 + exp(-y)), in blocks through the scratch arrays xs, e (BLK floats) and
+     * bits (BLK ints). Every loop reads and writes its arrays at the same index (no offset between two float
+     * arrays), so that C2 can rule out aliasing and vectorise it; exp is TransformerOps' block polynomial.
+     */
+    private static void siluInPlace(float[] y, int o, int len, float[] xs, float[] e, int[] bits) {
         for (int b0 = 0; b0 < len; b0 += BLK) {
             int q = o + b0, l = Math.min(BLK, len - b0);
-            for (int i = 0; i < l; i++) e[i] = -(x[q + i] * a + b);
+            System.arraycopy(y, q, xs, 0, l);
+            for (int i = 0; i < l; i++) e[i] = -xs[i];
             TransformerOps.expInPlace(e, 0, l, 0f, bits);
-            for (int i = 0; i < l; i++) y[q + i] = (x[q + i] * a + b) / (1f + e[i]);
+            for (int i = 0; i < l; i++) xs[i] = xs[i] / (1f + e[i]);
+            System.arraycopy(xs, 0, y, q, l);
         }
     }
 
@@ -300,7 +501,8 @@ public final class ConvOps {
     public static Tensor silu(Tensor x) {
         Tensor y = Tensor.zeros(x.shape());
         float[] xd = x.data(), yd = y.data();
-        Parallel.forRange(xd.length, EW_CHUNK, (p, q) -> affineAct(xd, yd, p, q - p, 1f, 0f, true, new float[BLK], new int[BLK]));
+        System.arraycopy(xd, 0, yd, 0, xd.length);
+        Parallel.forRange(xd.length, EW_CHUNK, (p, q) -> siluInPlace(yd, p, q - p, new float[BLK], new float[BLK], new int[BLK]));
         TransformerOps.recordActivation("silu", x, y, true);
         return y;
     }

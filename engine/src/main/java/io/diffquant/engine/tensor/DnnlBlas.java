@@ -13,17 +13,28 @@ import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Optional;
+import java.util.concurrent.ForkJoinWorkerThread;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.logging.Logger;
 import java.util.stream.Stream;
 
 /**
- * oneDNN's row-major sgemm (org.bytedeco:dnnl). The library is loaded by JavaCPP and called through a Java FFM
- * downcall on per-thread native staging buffers: the used part of each operand is copied in (row by row when
- * the row stride is larger than the row), C is copied out. JavaCPP's float[] entry points instead copy every
- * whole array into freshly allocated memory on each call, and take no offsets. The heap arrays are not handed
- * to oneDNN directly (an FFM "critical" call) because a GEMM is not a short call: JFR's execution sampler then
- * interrupts threads inside oneDNN (malloc) believing they run Java code, which corrupts the native heap.
- * If the FFM downcall cannot be made (native access denied), the JavaCPP entry points are used instead.
+ * oneDNN's row-major sgemm (org.bytedeco:dnnl, loaded by JavaCPP), called in one of two ways:
+ * <ul>
+ *   <li>zero-copy (default): a Java FFM "critical" downcall hands the heap arrays (with their offsets) to
+ *       oneDNN in place. A critical call keeps the thread in the Java state, so JFR's execution sampler would
+ *       interrupt it inside oneDNN as if it ran Java code, which corrupts the native heap (seen every time).
+ *       Zero-copy is therefore used only while no JFR recorder exists: a recorder listener switches it off
+ *       for good, waiting for the calls in flight, before any recording can start. Calls are cut into row
+ *       blocks of at most about 2 GFLOP because a critical call also holds off safepoints (GC) while it runs.
+ *       Large GEMMs called from outside the engine's pool are split by rows over the pool, each part a
+ *       single-threaded oneDNN call (see {@link NativeThreads}): no OpenMP fork/join per GEMM.</li>
+ *   <li>JavaCPP's float[] entry points (once JFR exists, with {@code diffquant.blas.zerocopy=false}, or when
+ *       FFM is unavailable): they copy every whole array in and out on each call and take no offsets, so
+ *       offset operands go through contiguous copies. (Non-critical FFM calls on native staging buffers were
+ *       tried too: under JFR they also corrupted the native heap, in DiT runs with several engine threads; so
+ *       {@link #ffm()}, which gates {@link #sgemmNative}, also turns false once JFR exists.)</li>
+ * </ul>
  * <p>Before oneDNN (and its libgomp) is loaded, {@code OMP_WAIT_POLICY=PASSIVE} is put into the process
  * environment unless it is already set: with libgomp's default spinning, the idle OpenMP workers keep the
  * cores while the engine's own pool runs the element-wise work between GEMMs, which made a DiT-S/2 forward
@@ -33,24 +44,50 @@ public final class DnnlBlas implements Blas {
     private static final Logger LOG = Logger.getLogger(DnnlBlas.class.getName());
     private static final byte N = (byte) 'N';
     private static final byte T = (byte) 'T';
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT;
 
     /** dnnl_status_t dnnl_sgemm(char, char, dim_t M, N, K, float alpha, const float *A, dim_t lda, ...). */
-    private static final MethodHandle SGEMM = downcall();
+    private static final MethodHandle SGEMM = downcall(false);
+    /** The same function as a critical call that may take heap segments. */
+    private static final MethodHandle SGEMM_HEAP = SGEMM == null ? null : downcall(true);
+    /** Zero-copy GEMMs of at least this many FLOPs called from outside the engine pool are split over it. */
+    private static final double SPLIT_FLOPS = 5e7;
+    /** At most about this many FLOPs per critical call (it holds off safepoints while it runs). */
+    private static final double CRITICAL_FLOPS = 2e9;
 
-    /** Per-thread native staging memory, grown on demand and freed by the GC with its thread. */
-    private static final ThreadLocal<Staging> STAGING = ThreadLocal.withInitial(Staging::new);
+    /** Readers: zero-copy calls in flight. Writer: switching zero-copy off. */
+    private static final ReentrantReadWriteLock ZERO_COPY_LOCK = new ReentrantReadWriteLock();
+    private static volatile boolean jfrSeen = !JfrGuard.install();
+    private static volatile boolean zeroCopy = SGEMM_HEAP != null && EngineSettings.blasZeroCopy() && !jfrSeen;
 
-    private static final class Staging {
-        MemorySegment seg = MemorySegment.NULL;
-
-        MemorySegment get(long floats) {
-            if (seg.byteSize() < floats * Float.BYTES) {
-                long n = Math.max(floats, seg.byteSize() / Float.BYTES * 3 / 2);
-                seg = Arena.ofAuto().allocate(n * Float.BYTES, 64);
+    /** Switches zero-copy off for good once a JFR recorder is created (see the class comment). */
+    private static final class JfrGuard {
+        static boolean install() {
+            try {
+                jdk.jfr.FlightRecorder.addListener(new jdk.jfr.FlightRecorderListener() {
+                    @Override public void recorderInitialized(jdk.jfr.FlightRecorder recorder) {
+                        disableZeroCopy("a JFR recorder was created");
+                    }
+                });
+                return !jdk.jfr.FlightRecorder.isInitialized();
+            } catch (LinkageError e) {
+                return true;      // no jdk.jfr module in this runtime: no JFR sampler either
+            } catch (RuntimeException e) {
+                LOG.info("cannot watch for JFR (" + e + "); oneDNN is called through JavaCPP");
+                return false;
             }
-            return seg;
         }
+    }
+
+    static void disableZeroCopy(String why) {
+        jfrSeen = true;
+        if (!zeroCopy) return;
+        ZERO_COPY_LOCK.writeLock().lock();
+        try {
+            zeroCopy = false;
+        } finally {
+            ZERO_COPY_LOCK.writeLock().unlock();
+        }
+        LOG.info(why + ": oneDNN is now called through JavaCPP (copies, no zero-copy)");
     }
 
     public DnnlBlas() {
@@ -58,84 +95,137 @@ public final class DnnlBlas implements Blas {
         float[] a = {1f}, b = {2f}, c = {0f};
         int st = dnnl.dnnl_sgemm(N, N, 1, 1, 1, 1f, a, 1, b, 1, 0f, c, 1);
         if (st != 0 || c[0] != 2f) throw new IllegalStateException("oneDNN sgemm self-test failed (status " + st + ")");
-        if (SGEMM != null) {
+        if (zeroCopy) {
             c[0] = 0f;
             sgemm(false, false, 1, 1, 1, 1f, a, 0, 1, b, 0, 1, 0f, c, 0, 1);
-            if (c[0] != 2f) throw new IllegalStateException("oneDNN sgemm (FFM) self-test failed");
+            if (c[0] != 2f) throw new IllegalStateException("oneDNN sgemm (zero-copy) self-test failed");
         }
     }
 
     @Override public String name() { return "onednn"; }
 
-    /** True when calls go through the FFM downcall (staged, offsets supported) rather than JavaCPP. */
-    public static boolean ffm() { return SGEMM != null; }
+    /** True while calls hand the Java arrays to oneDNN in place (FFM critical calls). */
+    public static boolean zeroCopy() { return zeroCopy; }
+
+    /**
+     * True when {@link #sgemmNative} may be used: FFM downcalls are available and no JFR recorder exists (in this
+     * engine's runs with several threads, FFM calls on native buffers also corrupted the native heap under JFR).
+     */
+    public static boolean ffm() { return SGEMM != null && !jfrSeen; }
+
+    /**
+     * GEMM on operands that are already in native memory (row-major, leading dimensions in floats), for kernels that
+     * build an operand off-heap themselves (ConvOps' im2col) and so skip its staging copy. Needs {@link #ffm()}.
+     */
+    public static void sgemmNative(boolean transA, boolean transB, int m, int n, int k, float alpha, MemorySegment a, long lda,
+                                   MemorySegment b, long ldb, float beta, MemorySegment c, long ldc) {
+        if (SGEMM == null) throw new IllegalStateException("sgemmNative needs the FFM downcall to oneDNN");
+        if (m == 0 || n == 0) return;
+        checkNative("A", a, transA ? k : m, transA ? m : k, lda);
+        checkNative("B", b, transB ? n : k, transB ? k : n, ldb);
+        checkNative("C", c, m, n, ldc);
+        int st;
+        try {
+            st = (int) SGEMM.invokeExact(transA ? T : N, transB ? T : N, (long) m, (long) n, (long) k, alpha, a, lda, b, ldb,
+                    beta, c, ldc);
+        } catch (Throwable e) {
+            throw new IllegalStateException("oneDNN sgemm call failed", e);
+        }
+        if (st != 0) throw new IllegalStateException("oneDNN sgemm failed with status " + st + " for m=" + m + " n=" + n + " k=" + k);
+    }
+
+    /** A native rows x cols matrix with row stride ld must lie inside its segment. */
+    private static void checkNative(String what, MemorySegment s, long rows, long cols, long ld) {
+        if (rows == 0 || cols == 0) return;
+        if (!s.isNative() || ld < cols || Float.BYTES * ((rows - 1) * ld + cols) > s.byteSize())
+            throw new IllegalArgumentException("sgemm: native matrix " + what + " of " + rows + "x" + cols + " with stride "
+                    + ld + " does not fit its segment of " + s.byteSize() + " bytes");
+    }
 
     @Override
     public void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
                       float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                       float beta, float[] c, int cOff, int ldc) {
         if (m == 0 || n == 0) return;
-        int aRows = transA ? k : m, aCols = transA ? m : k, bRows = transB ? n : k, bCols = transB ? k : n;
-        checkExtent("A", a, aOff, aRows, aCols, lda);
-        checkExtent("B", b, bOff, bRows, bCols, ldb);
+        checkExtent("A", a, aOff, transA ? k : m, transA ? m : k, lda);
+        checkExtent("B", b, bOff, transB ? n : k, transB ? k : n, ldb);
         checkExtent("C", c, cOff, m, n, ldc);
-        if (SGEMM != null) {
-            long aLen = (long) aRows * aCols, bLen = (long) bRows * bCols, cLen = (long) m * n;
-            MemorySegment s = STAGING.get().get(aLen + bLen + cLen);
-            long bAt = aLen * Float.BYTES, cAt = (aLen + bLen) * Float.BYTES;
-            stageIn(a, aOff, aRows, aCols, lda, s, 0);
-            stageIn(b, bOff, bRows, bCols, ldb, s, bAt);
-            if (beta != 0f) stageIn(c, cOff, m, n, ldc, s, cAt);
+        if (zeroCopy) {
+            int parts = Parallel.threads();
+            if (parts > 1 && m >= 128 * parts && 2.0 * m * n * k >= SPLIT_FLOPS
+                    && !(Thread.currentThread() instanceof ForkJoinWorkerThread) && NativeThreads.available()) {
+                // rows over the engine's pool, each part a single-threaded oneDNN call: no OpenMP fork/join
+                Parallel.forRange(parts, 1, (p0, p1) -> NativeThreads.singleThreaded(() -> {
+                    for (int p = p0; p < p1; p++) {
+                        int r0 = (int) ((long) m * p / parts), r1 = (int) ((long) m * (p + 1) / parts);
+                        int aAt = transA ? aOff + r0 : aOff + r0 * lda;
+                        if (!tryInPlace(transA, transB, r1 - r0, n, k, alpha, a, aAt, lda, b, bOff, ldb, beta, c, cOff + r0 * ldc, ldc))
+                            viaJavaCpp(transA, transB, r1 - r0, n, k, alpha, a, aAt, lda, b, bOff, ldb, beta, c, cOff + r0 * ldc, ldc);
+                    }
+                }));
+                return;
+            }
+            if (tryInPlace(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc)) return;
+        }
+        viaJavaCpp(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+    }
+
+    /** The zero-copy call, unless zero-copy has been switched off (then false). */
+    private static boolean tryInPlace(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                                      float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                                      float beta, float[] c, int cOff, int ldc) {
+        ZERO_COPY_LOCK.readLock().lock();
+        try {
+            if (!zeroCopy) return false;
+            sgemmInPlace(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+            return true;
+        } finally {
+            ZERO_COPY_LOCK.readLock().unlock();
+        }
+    }
+
+    /**
+     * JavaCPP's float[] entry points copy each whole array in and back out, and take no offsets. So operands with
+     * an offset go through contiguous copies, and C goes through a private m x n buffer unless the GEMM owns all of
+     * it: writing back the whole array would undo what other threads' GEMMs wrote into other parts of it.
+     */
+    private static void viaJavaCpp(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                                   float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                                   float beta, float[] c, int cOff, int ldc) {
+        float[] ac = aOff == 0 ? a : copyBlock(a, aOff, transA ? k : m, lda);
+        float[] bc = bOff == 0 ? b : copyBlock(b, bOff, transB ? n : k, ldb);
+        if (cOff == 0 && ldc == n && c.length == m * n) {
+            call(transA, transB, m, n, k, alpha, ac, lda, bc, ldb, beta, c, ldc);
+            return;
+        }
+        float[] cc = new float[m * n];
+        if (beta != 0f) for (int i = 0; i < m; i++) System.arraycopy(c, cOff + i * ldc, cc, i * n, n);
+        call(transA, transB, m, n, k, alpha, ac, lda, bc, ldb, beta, cc, n);
+        for (int i = 0; i < m; i++) System.arraycopy(cc, i * n, c, cOff + i * ldc, n);
+    }
+
+    /** Critical calls on the heap arrays, in row blocks of C of at most about CRITICAL_FLOPS each. */
+    private static void sgemmInPlace(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                                     float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                                     float beta, float[] c, int cOff, int ldc) {
+        int rows = (int) Math.max(64, Math.min(m, CRITICAL_FLOPS / (2.0 * n * Math.max(1, k))));
+        MemorySegment as = MemorySegment.ofArray(a), bs = MemorySegment.ofArray(b), cs = MemorySegment.ofArray(c);
+        if (bOff != 0) bs = bs.asSlice((long) bOff * Float.BYTES);
+        for (int i0 = 0; i0 < m; i0 += rows) {
+            int mm = Math.min(rows, m - i0);
+            long aAt = transA ? aOff + (long) i0 : aOff + (long) i0 * lda;
             int st;
             try {
-                st = (int) SGEMM.invokeExact(transA ? T : N, transB ? T : N, (long) m, (long) n, (long) k, alpha,
-                        s, (long) Math.max(1, aCols), s.asSlice(bAt), (long) Math.max(1, bCols), beta, s.asSlice(cAt), (long) n);
+                st = (int) SGEMM_HEAP.invokeExact(transA ? T : N, transB ? T : N, (long) mm, (long) n, (long) k, alpha,
+                        as.asSlice(aAt * Float.BYTES), (long) lda, bs, (long) ldb, beta,
+                        cs.asSlice((cOff + (long) i0 * ldc) * Float.BYTES), (long) ldc);
             } catch (Throwable e) {
                 throw new IllegalStateException("oneDNN sgemm call failed", e);
             }
             if (st != 0) throw new IllegalStateException("oneDNN sgemm failed with status " + st
-                    + " for m=" + m + " n=" + n + " k=" + k);
-            stageOut(s, cAt, m, n, c, cOff, ldc);
-            return;
+                    + " for m=" + mm + " n=" + n + " k=" + k);
         }
-        if (aOff != 0 || bOff != 0 || cOff != 0) {
-            // the float[] entry points take no offsets: hand the work to contiguous copies
-            float[] ac = copyBlock(a, aOff, aRows, lda);
-            float[] bc = copyBlock(b, bOff, bRows, ldb);
-            float[] cc = copyBlock(c, cOff, m, ldc);
-            call(transA, transB, m, n, k, alpha, ac, lda, bc, ldb, beta, cc, ldc);
-            System.arraycopy(cc, 0, c, cOff, Math.min(cc.length, c.length - cOff));
-            return;
-        }
-        call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
-
-    /** Copies a rows x cols matrix with row stride ld from x[off..] to s at byte offset at, compactly. */
-    private static void stageIn(float[] x, int off, int rows, int cols, int ld, MemorySegment s, long at) {
-        if (ld == cols && (long) rows * cols < PARALLEL_COPY) {
-            MemorySegment.copy(x, off, s, F32, at, rows * cols);
-            return;
-        }
-        Parallel.forRange(rows, rowsPerTask(cols), (r0, r1) -> {
-            if (ld == cols) MemorySegment.copy(x, off + r0 * ld, s, F32, at + (long) r0 * cols * Float.BYTES, (r1 - r0) * cols);
-            else for (int i = r0; i < r1; i++)
-                MemorySegment.copy(x, off + i * ld, s, F32, at + (long) i * cols * Float.BYTES, cols);
-        });
-    }
-
-    /** Copies the compact rows x cols result at byte offset at of s into x[off..] with row stride ld. */
-    private static void stageOut(MemorySegment s, long at, int rows, int cols, float[] x, int off, int ld) {
-        Parallel.forRange(rows, rowsPerTask(cols), (r0, r1) -> {
-            if (ld == cols) MemorySegment.copy(s, F32, at + (long) r0 * cols * Float.BYTES, x, off + r0 * ld, (r1 - r0) * cols);
-            else for (int i = r0; i < r1; i++)
-                MemorySegment.copy(s, F32, at + (long) i * cols * Float.BYTES, x, off + i * ld, cols);
-        });
-    }
-
-    /** Copies of at least this many floats are split over the engine's threads. */
-    private static final long PARALLEL_COPY = 1 << 18;
-
-    private static int rowsPerTask(int cols) { return (int) Math.max(1, PARALLEL_COPY / 2 / Math.max(1, cols)); }
 
     /** A stored matrix of rows x cols with row stride ld must lie inside x from off on. */
     private static void checkExtent(String what, float[] x, int off, int rows, int cols, int ld) {
@@ -175,7 +265,7 @@ public final class DnnlBlas implements Blas {
         }
     }
 
-    private static MethodHandle downcall() {
+    private static MethodHandle downcall(boolean heap) {
         setDefaultEnv("OMP_WAIT_POLICY", "PASSIVE");
         try {
             String jni = Loader.load(dnnl.class);
@@ -189,7 +279,7 @@ public final class DnnlBlas implements Blas {
                 }
             }
             if (sym.isEmpty()) {
-                LOG.info("dnnl_sgemm symbol not found for FFM; using JavaCPP's copying entry points");
+                LOG.info("dnnl_sgemm symbol not found for FFM; oneDNN is called through JavaCPP");
                 return null;
             }
             FunctionDescriptor fd = FunctionDescriptor.of(ValueLayout.JAVA_INT,
@@ -197,9 +287,10 @@ public final class DnnlBlas implements Blas {
                     ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG, ValueLayout.JAVA_FLOAT,
                     ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG,
                     ValueLayout.JAVA_FLOAT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG);
-            return Linker.nativeLinker().downcallHandle(sym.get(), fd);
+            return heap ? Linker.nativeLinker().downcallHandle(sym.get(), fd, Linker.Option.critical(true))
+                    : Linker.nativeLinker().downcallHandle(sym.get(), fd);
         } catch (Throwable t) {
-            LOG.info("FFM downcall to oneDNN unavailable (" + t + "); using JavaCPP's copying entry points");
+            LOG.info("FFM downcall to oneDNN unavailable (" + t + "); oneDNN is called through JavaCPP");
             return null;
         }
     }

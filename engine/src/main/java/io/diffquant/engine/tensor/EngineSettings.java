@@ -5,6 +5,8 @@ package io.diffquant.engine.tensor;
  * <ul>
  *   <li>{@code diffquant.threads} / {@code DIFFQUANT_THREADS}: worker threads (default: available processors)</li>
  *   <li>{@code diffquant.blas} / {@code DIFFQUANT_BLAS}: {@code native} (oneDNN, default) or {@code java} (reference)</li>
+ *   <li>{@code diffquant.blas.zerocopy} / {@code DIFFQUANT_BLAS_ZEROCOPY}: {@code true} (default) lets oneDNN read and
+ *       write the Java arrays in place while no JFR recorder exists; {@code false} always uses JavaCPP's copying calls</li>
  * </ul>
  */
 public final class EngineSettings {
@@ -27,4 +29,11 @@ public final class EngineSettings {
     }
 
     public static String blas() { return read("diffquant.blas", "DIFFQUANT_BLAS", "native"); }
+
+    public static boolean blasZeroCopy() {
+        String v = read("diffquant.blas.zerocopy", "DIFFQUANT_BLAS_ZEROCOPY", "true");
+        if (v.equalsIgnoreCase("true")) return true;
+        if (v.equalsIgnoreCase("false")) return false;
+        throw new IllegalArgumentException("diffquant.blas.zerocopy / DIFFQUANT_BLAS_ZEROCOPY must be true or false, got '" + v + "'");
+    }
 }

@@ -28,7 +28,7 @@ public final class NativeThreads {
     static {
         MethodHandle g = null, s = null;
         try {
-            DnnlBlas.ffm(); // DnnlBlas's class init sets the OpenMP environment defaults before libgomp loads
+            DnnlBlas.zeroCopy(); // DnnlBlas's class init sets the OpenMP environment defaults before libgomp loads
             String jni = Loader.load(dnnl.class);
             Linker linker = Linker.nativeLinker();
             Optional<MemorySegment> gs = SymbolLookup.loaderLookup().find("omp_get_max_threads");

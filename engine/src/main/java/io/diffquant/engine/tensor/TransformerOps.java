@@ -286,15 +286,27 @@ public final class TransformerOps {
             for (int blk = b0; blk < b1; blk++) {
                 int off = blk * BLK, len = Math.min(BLK, n - off);
                 System.arraycopy(x, off, xs, 0, len);
+                // separate simple loops: C2 vectorises each of them, not a merged one
                 for (int i = 0; i < len; i++) {
                     float v = xs[i];
-                    ps[i] = (v * v * 0.044715f + 1f) * v * TWO_SQRT_2_OVER_PI;
+                    ps[i] = (v * v * 0.044715f + 1f) * v * TWO_SQRT_2_OVER_PI;       // 2u
                 }
-                expInPlace(ps, 0, len, 0f, bits);
+                expInPlace(ps, 0, len, 0f, bits);                                      // e = exp(2u)
                 for (int i = 0; i < len; i++) ps[i] = xs[i] * (ps[i] / (ps[i] + 1f));
                 System.arraycopy(ps, 0, y, off, len);
             }
         });
+    }
+
+    /** exp(r) for |r| <= ln(2)/2 (Cephes expf polynomial). */
+    private static float expPoly(float r) {
+        float p = 1.9875691500E-4f;
+        p = p * r + 1.3981999507E-3f;
+        p = p * r + 8.3334519073E-3f;
+        p = p * r + 4.1665795894E-2f;
+        p = p * r + 1.6666665459E-1f;
+        p = p * r + 5.0000001201E-1f;
+        return p * r * r + r + 1f;
     }
 
     private static final float LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
@@ -312,14 +324,7 @@ public final class TransformerOps {
             for (int i = 0; i < len; i++) {
                 float v = Math.min(Math.max(a[o + i] - shift, -87.33654f), 88f);
                 float nf = (v * LOG2E + 12582912f) - 12582912f;   // round to nearest integer
-                float r = v - nf * LN2_HI - nf * LN2_LO;
-                float p = 1.9875691500E-4f;
-                p = p * r + 1.3981999507E-3f;
-                p = p * r + 8.3334519073E-3f;
-                p = p * r + 4.1665795894E-2f;
-                p = p * r + 1.6666665459E-1f;
-                p = p * r + 5.0000001201E-1f;
-                a[o + i] = p * r * r + r + 1f;
+                a[o + i] = expPoly(v - nf * LN2_HI - nf * LN2_LO);
                 bits[i] = ((int) nf + 127) << 23;
             }
             for (int i = 0; i < len; i++) a[o + i] *= Float.intBitsToFloat(bits[i]);
@@ -388,14 +393,39 @@ public final class TransformerOps {
         if (t == 0) return out;
         float[] qd = qkv.data(), od = out.data();
         Blas blas = Blas.get();
+        float absScale = Math.abs(scale);
         gemmTasks(b * heads, (i0, i1) -> {
-            float[] s = new float[t * t];
+            float[] s = new float[t * t], qn = new float[t], inv = new float[t];
             int[] bits = new int[BLK];
             for (int i = i0; i < i1; i++) {
-                int bi = i / heads, h = i % heads, base = bi * t * c3 + h * d;
+                int bi = i / heads, h = i % heads, base = bi * t * c3 + h * d, ob = bi * t * c + h * d;
+                // softmax shift per row: |q_r| max_j |k_j| |scale| >= max_j s_rj (Cauchy-Schwarz), so no max pass
+                float kmax = 0f;
+                for (int j = 0; j < t; j++) kmax = Math.max(kmax, sumSq(qd, base + c + j * c3, d));
+                kmax = (float) Math.sqrt(kmax) * absScale;
+                for (int r = 0; r < t; r++) qn[r] = (float) Math.sqrt(sumSq(qd, base + r * c3, d));
                 blas.sgemm(false, true, t, t, d, scale, qd, base, c3, qd, base + c, c3, 0f, s, 0, t);
-                softmaxRange(s, 0, 0, t, t, bits);
-                blas.sgemm(false, false, t, d, t, 1f, s, 0, t, qd, base + 2 * c, c3, 0f, od, bi * t * c + h * d, c);
+                for (int r = 0; r < t; r++) {
+                    int o = r * t;
+                    float shift = qn[r] * kmax;
+                    if (!(shift < 1e30f)) shift = max(s, o, t);
+                    expInPlace(s, o, t, shift, bits);
+                    float z = sum(s, o, t);
+                    if (!(z >= 1e-20f)) {
+                        // the bound was too loose (the largest term nearly underflowed): redo the row exactly
+                        blas.sgemm(false, true, 1, t, d, scale, qd, base + r * c3, c3, qd, base + c, c3, 0f, s, o, t);
+                        expInPlace(s, o, t, max(s, o, t), bits);
+                        z = sum(s, o, t);
+                    }
+                    inv[r] = 1f / z;
+                }
+                // unnormalised probabilities times v, then each output row divided by its sum
+                blas.sgemm(false, false, t, d, t, 1f, s, 0, t, qd, base + 2 * c, c3, 0f, od, ob, c);
+                for (int r = 0; r < t; r++) {
+                    float f = inv[r];
+                    int o = ob + r * c;
+                    for (int e = 0; e < d; e++) od[o + e] *= f;
+                }
             }
         });
         Tape tape = Tape.active();
@@ -416,7 +446,7 @@ public final class TransformerOps {
             body.run(0, n);
         } else if (!(Blas.get() instanceof DnnlBlas)) {
             Parallel.forRange(n, 1, body);                       // the Java GEMM: plain pool tasks
-        } else if (NativeThreads.available()) {
+        } else if (DnnlBlas.zeroCopy() && NativeThreads.available()) {
             Parallel.forRange(n, 1, (a, b) -> NativeThreads.singleThreaded(() -> body.run(a, b)));
         } else {
             body.run(0, n);                                      // oneDNN's own threads, one GEMM at a time
@@ -534,6 +564,19 @@ public final class TransformerOps {
             s4 += a[o + 4]; s5 += a[o + 5]; s6 += a[o + 6]; s7 += a[o + 7];
         }
         for (; j < len; j++) s0 += a[off + j];
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
+    }
+
+    /** Sum of squares of a[off .. off + len) with eight independent accumulators. */
+    static float sumSq(float[] a, int off, int len) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        int j = 0;
+        for (; j + 8 <= len; j += 8) {
+            int o = off + j;
+            s0 += a[o] * a[o]; s1 += a[o + 1] * a[o + 1]; s2 += a[o + 2] * a[o + 2]; s3 += a[o + 3] * a[o + 3];
+            s4 += a[o + 4] * a[o + 4]; s5 += a[o + 5] * a[o + 5]; s6 += a[o + 6] * a[o + 6]; s7 += a[o + 7] * a[o + 7];
+        }
+        for (; j < len; j++) s0 += a[off + j] * a[off + j];
         return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
     }
 

@@ -75,6 +75,8 @@ class QuantizedModelTest {
         int[] y = {3, 10};
         Tensor fp = m.forward(in, t, y);
         QuantizedModel q = attachW4A8(m);
+        IllegalStateException twice = assertThrows(IllegalStateException.class, () -> QuantizedModel.attach(m, q.plan(), q.params()));
+        assertTrue(twice.getMessage().contains("already fake-quantized"), twice.getMessage());
         Tensor quant = m.forward(in, t, y);
         double diff = 0;
         for (int i = 0; i < fp.size(); i++) diff = Math.max(diff, Math.abs(fp.data()[i] - quant.data()[i]));

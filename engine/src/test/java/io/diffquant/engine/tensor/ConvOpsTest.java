@@ -51,7 +51,7 @@ class ConvOpsTest {
         int[][] cases = {{2, 3, 8, 8, 5, 3, 1, 1}, {3, 4, 5, 7, 6, 3, 1, 1}, {2, 6, 8, 8, 4, 1, 1, 0}, {2, 4, 9, 9, 3, 3, 2, 1},
                 {2, 4, 9, 8, 3, 3, 2, 0}, {1, 2, 6, 6, 2, 5, 1, 2}, {1, 3, 4, 4, 2, 3, 1, 0}, {1, 2, 70, 64, 3, 3, 1, 1},
                 {40, 2, 4, 4, 3, 3, 1, 1}, {2, 3, 2, 2, 2, 3, 1, 1}, {1, 2, 3, 1, 2, 3, 1, 1}, {2, 2, 5, 5, 2, 2, 2, 0},
-                {1, 2, 6, 6, 2, 3, 1, 2}};
+                {1, 2, 6, 6, 2, 3, 1, 2}, {5, 20, 16, 16, 24, 3, 1, 1}, {3, 17, 32, 32, 16, 3, 1, 1}, {3, 9, 40, 33, 5, 1, 1, 0}};
         for (String blas : new String[] {"native", "java"}) {
             Backends.useBlas(blas);
             for (int[] cs : cases) {
@@ -64,6 +64,40 @@ class ConvOpsTest {
                 assertTrue(maxAbsDiff(nob, refNob) < 2e-4f, blas + " no-bias case " + java.util.Arrays.toString(cs));
             }
         }
+    }
+
+    @Test void convIsTheSameOnOneAndTwoThreads() {
+        int before = Parallel.threads();
+        try {
+            Tensor x = rand(6, 24, 16, 16), w = rand(20, 24, 3, 3), b = rand(20);
+            Parallel.setThreads(1);
+            Tensor one = ConvOps.conv2d(x, w, b, 1, 1);
+            Parallel.setThreads(2);
+            Tensor two = ConvOps.conv2d(x, w, b, 1, 1);
+            assertTrue(maxAbsDiff(one, two) < 1e-5f, "1 vs 2 threads: " + maxAbsDiff(one, two));
+            assertTrue(maxAbsDiff(two, directConv(x, w, b, 1, 1)) < 2e-4f);
+        } finally {
+            Parallel.setThreads(before);
+        }
+    }
+
+    @Test void upsampleConvEqualsConvOfTheUpsampledImage() {
+        int before = Parallel.threads();
+        try {
+            for (int threads : new int[] {1, 2}) {
+                Parallel.setThreads(threads);
+                for (int[] cs : new int[][] {{2, 5, 4, 6, 7}, {9, 3, 8, 8, 4}, {1, 2, 1, 1, 3}, {3, 4, 5, 3, 2}}) {
+                    Tensor x = rand(cs[0], cs[1], cs[2], cs[3]), w = rand(cs[4], cs[1], 3, 3), b = rand(cs[4]);
+                    Tensor ref = directConv(Ops.upsampleNearest2x(x), w, b, 1, 1);
+                    Tensor got = ConvOps.upsample2xConv3x3(x, w, b);
+                    assertTrue(maxAbsDiff(got, ref) < 1e-4f, java.util.Arrays.toString(cs) + ": " + maxAbsDiff(got, ref));
+                    assertTrue(maxAbsDiff(ConvOps.upsample2xConv3x3(x, w, null), directConv(Ops.upsampleNearest2x(x), w, null, 1, 1)) < 1e-4f);
+                }
+            }
+        } finally {
+            Parallel.setThreads(before);
+        }
+        assertThrows(IllegalArgumentException.class, () -> ConvOps.upsample2xConv3x3(rand(1, 2, 3, 3), rand(2, 2, 1, 1), null));
     }
 
     @Test void convRejectsBadShapes() {

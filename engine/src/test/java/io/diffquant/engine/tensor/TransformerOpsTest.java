@@ -137,6 +137,52 @@ class TransformerOpsTest {
         }
     }
 
+    /** Naive attention of one (batch, head) in double from a qkv [B, T, 3C] tensor. */
+    private static double[] naiveAttentionRow(Tensor qkv, int bi, int h, int i, int hd, int c, double scale) {
+        int t = qkv.dim(1);
+        double[] w = new double[t];
+        double mx = Double.NEGATIVE_INFINITY, z = 0;
+        for (int j = 0; j < t; j++) {
+            double dot = 0;
+            for (int e = 0; e < hd; e++) dot += (double) qkv.get(bi, i, h * hd + e) * qkv.get(bi, j, c + h * hd + e);
+            w[j] = dot * scale;
+            mx = Math.max(mx, w[j]);
+        }
+        for (int j = 0; j < t; j++) { w[j] = Math.exp(w[j] - mx); z += w[j]; }
+        double[] o = new double[hd];
+        for (int e = 0; e < hd; e++) for (int j = 0; j < t; j++) o[e] += w[j] / z * qkv.get(bi, j, 2 * c + h * hd + e);
+        return o;
+    }
+
+    /**
+     * The fused attention shifts each softmax row by the bound |q| max|k| scale instead of the row maximum;
+     * where that bound is far above the true maximum (q nearly orthogonal to a long k) it must redo the row.
+     */
+    @Test void fusedAttentionSurvivesALooseSoftmaxBound() {
+        Random r = new Random(6);
+        int t = 12, hd = 4, c = hd;
+        Tensor qkv = rand(r, 1, 1, t, 3 * c);
+        for (int j = 0; j < t; j++) {                                   // q along e0, k along e1 ...
+            qkv.set(300f + j, 0, j, 0);
+            qkv.set(0f, 0, j, 1);
+            qkv.set(0.5f, 0, j, c);
+            qkv.set(j == 3 ? 400f : 0f, 0, j, c + 1);                  // ... and one very long k: bound 1.2e5
+        }
+        Tensor fused = TransformerOps.attentionFromQkv(qkv, 1, 1f);
+        for (int i = 0; i < t; i++) {
+            double[] o = naiveAttentionRow(qkv, 0, 0, i, hd, c, 1.0);
+            for (int e = 0; e < hd; e++) close(o[e], fused.get(0, i, e), 1e-5, 1e-4, "row " + i + " e " + e);
+        }
+        // huge but orthogonal q and k: finite scores, but the norm bound overflows: the exact maximum is used
+        Tensor big = qkv.copy();
+        for (int j = 0; j < t; j++) { big.set(1e20f, 0, j, 2); big.set(1e20f, 0, j, c + 3); big.set(0f, 0, j, c + 1); }
+        Tensor fb = TransformerOps.attentionFromQkv(big, 1, 1f);
+        for (int i = 0; i < t; i++) {
+            double[] o = naiveAttentionRow(big, 0, 0, i, hd, c, 1.0);
+            for (int e = 0; e < hd; e++) close(o[e], fb.get(0, i, e), 1e-5, 1e-4, "huge, row " + i + " e " + e);
+        }
+    }
+
     @Test void attentionIsTheSameWithOneOrTwoThreadsAndWithTheJavaGemm() {
         Random r = new Random(5);
         Tensor qkv = rand(r, 1, 3, 40, 3 * 32);

@@ -57,7 +57,10 @@ final class AttentionBlock {
     Tensor forward(Tensor x, ForwardContext ctx, boolean fast) {
         int n = x.dim(0), c = x.dim(1), hh = x.dim(2), ww = x.dim(3), t = hh * ww;
         if (c != channels) throw new IllegalArgumentException(prefix + ": input has " + c + " channels, the block expects " + channels);
-        Tensor h = groupNorm != null ? groupNorm.forward(x, ctx) : x;
+        Tensor h = x;
+        if (groupNorm != null) h = fast && groupNorm.hooks().isEmpty()
+                ? ConvOps.groupNormAct(x, groupNorm.groups(), groupNorm.param("weight"), groupNorm.param("bias"), groupNorm.eps(), null, false)
+                : groupNorm.forward(x, ctx);
         Tensor tokens = ConvOps.transposeLast2(h.reshape(n, c, t));
         Tensor qq = q.forward(toQ.forward(tokens, ctx), ctx);
         Tensor kk = k.forward(toK.forward(tokens, ctx), ctx);

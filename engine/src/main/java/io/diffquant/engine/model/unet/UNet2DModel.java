@@ -200,8 +200,8 @@ public final class UNet2DModel extends DiffusionModel {
     public int timeEmbedDim() { return tembDim; }
 
     /**
-     * Fused kernels (GroupNorm+SiLU, GroupNorm+scale-shift+SiLU, one-pass attention) where no hook observes the
-     * intermediate they skip; off = the explicit composition of single ops (the slow twin, for tests).
+     * Fused kernels (GroupNorm+SiLU, GroupNorm+scale-shift+SiLU, one-pass attention, nearest-upsample+conv) where no
+     * hook observes the intermediate they skip; off = the explicit composition of single ops (the slow twin, for tests).
      */
     public void setFastPaths(boolean on) { fastPaths = on; }
     public boolean fastPaths() { return fastPaths; }
@@ -404,7 +404,12 @@ public final class UNet2DModel extends DiffusionModel {
                 h = resnet(r, r.concatInput(h, skip, ctx), tembAct, ctx, fast, obs);
                 if (lv.attentions != null) h = attention(lv.attentions.get(j), h, ctx, fast, obs);
             }
-            if (lv.upConv != null) h = lv.upConv.forward(Ops.upsampleNearest2x(h), ctx);
+            if (lv.upConv != null) {
+                // Upsample2D: nearest 2x then the 3x3 conv; fused (no 4x image) when nobody observes the conv
+                h = fast && lv.upConv.hooks().isEmpty()
+                        ? ConvOps.upsample2xConv3x3(h, lv.upConv.param("weight"), lv.upConv.param("bias"))
+                        : lv.upConv.forward(Ops.upsampleNearest2x(h), ctx);
+            }
             else if (lv.upResnet != null) h = resnet(lv.upResnet, h, tembAct, ctx, fast, obs);
         }
 

@@ -14,9 +14,13 @@ import java.util.Map;
 import java.util.Random;
 
 /**
- * Timing harness (not a unit test): ms per DiT forward with random weights, default DiT-S/2 on 32x32x4,
- * batch 8. Run from the engine module's test classpath:
- * {@code java -cp ... io.diffquant.engine.model.dit.DiTBenchmark [model] [batch] [iters] [threads] [--profile]}.
+ * Timing harness (not a unit test, surefire does not pick it up): wall-clock ms and process CPU ms per DiT
+ * forward with random weights; default DiT-S/2 on 32x32x4 latents, batch 8. After {@code ./mvnw -pl engine
+ * test-compile}, run with JDK 25 from the repository root:
+ * {@code java --enable-native-access=ALL-UNNAMED -cp engine/target/test-classes:engine/target/classes:<deps>
+ * io.diffquant.engine.model.dit.DiTBenchmark [model] [batch] [iters] [threads] [--profile]}
+ * (deps: {@code ./mvnw -q -pl engine dependency:build-classpath -Dmdep.outputFile=/dev/stdout}).
+ * {@code --profile} adds the time spent inside each GEMM layer (its hooks make some outputs non-owned).
  */
 public final class DiTBenchmark {
     public static void main(String[] args) {

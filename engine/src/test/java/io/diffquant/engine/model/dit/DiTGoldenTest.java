@@ -2,6 +2,7 @@ package io.diffquant.engine.model.dit;
 
 import io.diffquant.engine.io.SafetensorsReader;
 import io.diffquant.engine.tensor.Tensor;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -37,6 +38,11 @@ class DiTGoldenTest {
         }
         ioReader = SafetensorsReader.open(dir.resolve("io.safetensors"));
         io = ioReader.readAllFloat();
+    }
+
+    @AfterAll
+    static void close() {
+        if (ioReader != null) ioReader.close();
     }
 
     static Path resourceDir(String name) throws URISyntaxException {

@@ -1,22 +1,27 @@
-"""Independent PyTorch re-implementation of diffusers' UNet2DModel (inference only), used as the named peer for
-the Java UNet benchmark and as a local cross-check of state_dict names / parameter counts.
+"""Golden file for the UNet2DModel options that tools/golden/make_golden.py's models do not exercise: fourier time
+embedding (GaussianFourierProjection, output divided by sigma), class_embed_type "timestep", downsample_type /
+upsample_type "resnet" (ResnetBlock2D with down/up), center_input_sample, mid_block_scale_factor != 1,
+attn_norm_num_groups, time_embedding_dim, resnet_time_scale_shift "scale_shift" and an attention_head_dim that does
+not divide the channels (inner dim < channels).
 
-Written from a reading of huggingface/diffusers src/diffusers/models/unets/unet_2d.py, unet_2d_blocks.py,
-resnet.py, embeddings.py, attention_processor.py (AttnProcessor), downsampling.py, upsampling.py.
-Runs on torch 1.13 CPU (/usr/bin/python3); no diffusers package needed.
+The model below is an independent PyTorch re-implementation of diffusers' UNet2DModel written from a reading of
+huggingface/diffusers src/diffusers/models/unets/unet_2d.py, unet_2d_blocks.py, resnet.py, embeddings.py,
+attention_processor.py (AttnProcessor), downsampling.py and upsampling.py (no diffusers code copied); it is not
+the verified-bit-identical tools/golden/torch_models.py, which does not implement these options.
 
-  /usr/bin/python3 tools/bench/unet_torch.py bench [threads] [batch]   # ms per forward of the benchmark UNet
-  /usr/bin/python3 tools/bench/unet_torch.py keys config.json          # state_dict names, shapes and parameter count
+    /usr/bin/python3 tools/golden/unet_options_golden.py    # writes engine/src/test/resources/golden/unet-options/
 """
 import json
 import math
+import os
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_models import save_safetensors  # noqa: E402
 
 class Resnet(nn.Module):
     def __init__(self, cin, cout, temb, groups, eps, tss, osf, up=False, down=False):
@@ -266,40 +271,47 @@ class UNet(nn.Module):
         return h
 
 
-BENCH = {"sample_size": 32, "in_channels": 3, "out_channels": 3, "block_out_channels": [64, 128, 128],
-         "layers_per_block": 1, "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D"],
-         "up_block_types": ["UpBlock2D", "AttnUpBlock2D", "UpBlock2D"], "norm_num_groups": 32,
-         "attention_head_dim": 32, "flip_sin_to_cos": True, "freq_shift": 0}
+
+CONFIG = {
+    "_class_name": "UNet2DModel", "sample_size": 8, "in_channels": 2, "out_channels": 3,
+    "block_out_channels": [8, 12], "layers_per_block": 1,
+    "down_block_types": ["AttnDownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "AttnUpBlock2D"],
+    "norm_num_groups": 4, "attention_head_dim": 5, "time_embedding_type": "fourier", "class_embed_type": "timestep",
+    "downsample_type": "resnet", "upsample_type": "resnet", "center_input_sample": True, "mid_block_scale_factor": 2.0,
+    "time_embedding_dim": 20, "attn_norm_num_groups": 2, "resnet_time_scale_shift": "scale_shift", "norm_eps": 1e-5,
+    "flip_sin_to_cos": True, "freq_shift": 0,
+}
 
 
 def main():
-    if sys.argv[1] == "keys":
-        cfg = json.load(open(sys.argv[2]))
-        m = UNet(cfg)
-        n = 0
-        for k, v in m.state_dict().items():
-            print(k, list(v.shape))
-            n += v.numel()
-        print("TOTAL", n)
-    elif sys.argv[1] == "bench":
-        threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-        batch = int(sys.argv[3]) if len(sys.argv) > 3 else 8
-        torch.set_num_threads(threads)
-        torch.manual_seed(0)
-        m = UNet(BENCH).eval()
-        x = torch.randn(batch, 3, 32, 32)
-        t = torch.tensor([float(500)] * batch)
-        with torch.no_grad():
-            for _ in range(3):
-                m(x, t)
-            times = []
-            for _ in range(10):
-                t0 = time.perf_counter()
-                m(x, t)
-                times.append((time.perf_counter() - t0) * 1000)
-        times.sort()
-        print("torch %s threads=%d batch=%d: median %.1f ms, best %.1f ms per forward (mkldnn=%s)"
-              % (torch.__version__, threads, batch, times[len(times) // 2], times[0], torch.backends.mkldnn.is_available()))
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "engine", "src", "test", "resources",
+                       "golden", "unet-options")
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(5001)
+    torch.set_num_threads(1)
+    model = UNet(CONFIG).eval()
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            if k == "time_proj.weight":
+                v.copy_(torch.randn_like(v) * 2)
+            elif "norm" in k and k.endswith(".weight"):
+                v.copy_(1 + 0.2 * torch.randn_like(v))
+            else:
+                v.copy_(0.2 * torch.randn_like(v))
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(CONFIG, f, indent=2, sort_keys=True)
+        f.write("\n")
+    save_safetensors(os.path.join(out, "diffusion_pytorch_model.safetensors"), dict(model.state_dict()),
+                     {"format": "pt", "generator": "tools/golden/unet_options_golden.py"})
+    x = torch.randn(3, 2, 8, 8)
+    t = torch.tensor([0.5, 2.0, 10.0])
+    y = torch.tensor([1, 7, 42], dtype=torch.int64)
+    with torch.no_grad():
+        o = model(x, t, y)
+    save_safetensors(os.path.join(out, "io.safetensors"), {"x": x, "t": t, "y": y, "out": o},
+                     {"generator": "tools/golden/unet_options_golden.py", "torch": torch.__version__})
+    print("unet-options: %d parameters, out max|.| %.3f" % (sum(v.numel() for v in model.state_dict().values()),
+                                                              o.abs().max().item()))
 
 
 if __name__ == "__main__":
