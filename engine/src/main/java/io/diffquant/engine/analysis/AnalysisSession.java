@@ -5,6 +5,8 @@ import io.diffquant.engine.diffusion.Sampling;
 import io.diffquant.engine.model.Denoiser;
 import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.quant.calib.CalibBatch;
+import io.diffquant.engine.temporal.TemporalFeatures;
+import io.diffquant.engine.temporal.TemporalInfoBlock;
 import io.diffquant.engine.tensor.Tensor;
 
 import java.util.ArrayList;
@@ -25,11 +27,11 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class AnalysisSession {
     private final DiffusionModel model;
     private final AnalysisSettings settings;
-    private final TemporalFeatureSource source;
+    private TemporalInfoBlock tib;
     private final int[] timesteps;
     private final int[] featureLabels;
     private final AtomicLong denoiserCalls = new AtomicLong(), featureTables = new AtomicLong();
-    private FeatureTable fpFeatures;
+    private TemporalFeatures fpFeatures;
     private Trajectory fpTrajectory;
     private List<Tensor> fpOutputs;
     private final java.util.Map<Integer, Tensor> fpSamples = new java.util.HashMap<>();
@@ -59,21 +61,22 @@ public final class AnalysisSession {
         public int steps() { return timesteps.length; }
     }
 
+    /**
+     * A session over a model. The Temporal Information Block is found on first use of a temporal analysis (trajectory,
+     * layer sensitivity and histograms work on any denoiser).
+     */
     public AnalysisSession(DiffusionModel model, AnalysisSettings settings) {
-        this(model, settings, TemporalFeatureSource.of(model));
-    }
-
-    /** With an explicit source of temporal features (e.g. a test double). */
-    public AnalysisSession(DiffusionModel model, AnalysisSettings settings, TemporalFeatureSource source) {
         if (model == null) throw new IllegalArgumentException("analysis session: model is null");
         this.model = model;
         this.settings = settings == null ? AnalysisSettings.DEFAULT : settings;
-        this.source = source;
         this.timesteps = this.settings.timesteps();
         this.featureLabels = featureLabels(model, this.settings);
     }
 
-    /** Labels of the feature table: every class, plus the null class when guidance is on; null when unconditional. */
+    /**
+     * Labels of the feature table: the labels sampling uses (every class, plus the null class when guidance is on); null
+     * when unconditional.
+     */
     static int[] featureLabels(DiffusionModel model, AnalysisSettings s) {
         int c = model.numClasses();
         if (c <= 0) return null;
@@ -85,9 +88,10 @@ public final class AnalysisSession {
 
     public DiffusionModel model() { return model; }
     public AnalysisSettings settings() { return settings; }
-    public TemporalFeatureSource temporalSource() {
-        if (source == null) throw new IllegalStateException(model.architecture() + ": no temporal features for this model");
-        return source;
+    /** The model's Temporal Information Block (found on first use). */
+    public TemporalInfoBlock tib() {
+        if (tib == null) tib = TemporalInfoBlock.of(model);
+        return tib;
     }
     /** Sampling timesteps (original values) in sampling order. */
     public int[] timesteps() { return timesteps.clone(); }
@@ -110,21 +114,29 @@ public final class AnalysisSession {
     // ------------------------------------------------------------------ temporal features
 
     /** The full-precision feature table (computed on first use). */
-    public FeatureTable fpFeatures() {
+    public FeatureTable fpFeatures() { return FeatureTable.of(fpTemporalFeatures()); }
+
+    /** The full-precision {@link TemporalFeatures} (computed on first use). */
+    public TemporalFeatures fpTemporalFeatures() {
         if (fpFeatures == null) fpFeatures = computeFeatures();
         return fpFeatures;
     }
 
     /** The feature table with a variant applied (ê_i). */
-    public FeatureTable features(Variant v) {
+    public FeatureTable features(Variant v) { return FeatureTable.of(temporalFeatures(v)); }
+
+    /** The {@link TemporalFeatures} with a variant applied (ê_i). */
+    public TemporalFeatures temporalFeatures(Variant v) {
         try (Variant.Applied a = v.apply(model)) {
             return computeFeatures();
         }
     }
 
-    private FeatureTable computeFeatures() {
+    private TemporalFeatures computeFeatures() {
         featureTables.incrementAndGet();
-        return FeatureTable.compute(temporalSource(), timesteps, featureLabels);
+        float[] ts = new float[timesteps.length];
+        for (int i = 0; i < ts.length; i++) ts[i] = timesteps[i];
+        return TemporalFeatures.compute(model, tib(), ts, featureLabels);
     }
 
     // ------------------------------------------------------------------ trajectories

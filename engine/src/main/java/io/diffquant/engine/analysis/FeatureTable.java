@@ -1,6 +1,7 @@
 package io.diffquant.engine.analysis;
 
-import io.diffquant.engine.tensor.Tensor;
+import io.diffquant.engine.temporal.TemporalFeatures;
+import io.diffquant.engine.temporal.TemporalInfoBlock;
 
 import java.util.Arrays;
 import java.util.Collections;
@@ -10,8 +11,9 @@ import java.util.Map;
 
 /**
  * Every temporal feature e_i(t, y) of a model for a finite set of timestep values and labels (TFMQ §6: t and y come
- * from finite sets, so the features form a finite table). Feature i at (timesteps[k], labels[l]) is the vector
- * {@code data(i)[(k * labels + l) * dim(i) .. + dim(i))}. Immutable once built.
+ * from finite sets, so the features form a finite table), by feature name: the analyses' view of a
+ * {@link TemporalFeatures} table ({@link #of(TemporalFeatures)} shares its arrays), or a hand-made table. Feature i at
+ * (timesteps[k], labels[l]) is the vector {@code data(i)[(k * labels + l) * dim(i) .. + dim(i))}. Immutable once built.
  */
 public final class FeatureTable {
     private final List<String> features;
@@ -44,26 +46,21 @@ public final class FeatureTable {
         this.dims = Collections.unmodifiableMap(dm);
     }
 
-    /** Runs {@code source} once per timestep value (all labels in one call). */
-    public static FeatureTable compute(TemporalFeatureSource source, int[] timesteps, int[] labels) {
-        List<String> features = source.features();
-        int rows = labels == null ? 1 : labels.length;
+    /** The view of a {@link TemporalFeatures} table (feature names = {@link TemporalInfoBlock.Feature#name()}; no copy). */
+    public static FeatureTable of(TemporalFeatures tf) {
+        List<String> names = new java.util.ArrayList<>();
         Map<String, float[]> data = new LinkedHashMap<>();
-        for (int k = 0; k < timesteps.length; k++) {
-            Map<String, Tensor> m = source.compute(timesteps[k], labels);
-            for (String f : features) {
-                Tensor e = m.get(f);
-                if (e == null) throw new IllegalStateException("temporal feature '" + f + "' was not computed at t = " + timesteps[k]);
-                if (e.dim(0) != rows) throw new IllegalStateException("temporal feature '" + f + "' at t = " + timesteps[k] + " has "
-                        + e.dim(0) + " rows, expected " + rows);
-                int dim = e.size() / rows;
-                float[] v = data.computeIfAbsent(f, x -> new float[timesteps.length * rows * dim]);
-                if (v.length != timesteps.length * rows * dim) throw new IllegalStateException("temporal feature '" + f
-                        + "' changed its width at t = " + timesteps[k]);
-                System.arraycopy(e.data(), 0, v, k * rows * dim, rows * dim);
-            }
+        for (TemporalInfoBlock.Feature f : tf.tib().features()) {
+            names.add(f.name());
+            data.put(f.name(), tf.raw(f.index()));
         }
-        return new FeatureTable(features, timesteps, labels, data);
+        float[] t = tf.timesteps();
+        int[] ts = new int[t.length];
+        for (int i = 0; i < t.length; i++) {
+            ts[i] = (int) t[i];
+            if (ts[i] != t[i]) throw new IllegalArgumentException("feature table: timestep " + t[i] + " is not an integer timestep value");
+        }
+        return new FeatureTable(names, ts, tf.labels(), data);
     }
 
     public List<String> features() { return features; }

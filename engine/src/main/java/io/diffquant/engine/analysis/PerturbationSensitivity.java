@@ -17,7 +17,8 @@ import java.util.List;
 
 /**
  * Perturbation sensitivity, the motivating experiment of TFMQ-DM (ALGORITHMS.md §6): Gaussian noise of magnitude
- * λ·std is added to the temporal features (the outputs of the Temporal Information Block, {@link TemporalFeatureSource})
+ * λ·std is added to the temporal features (the outputs of the Temporal Information Block,
+ * {@link io.diffquant.engine.temporal.TemporalInfoBlock})
  * and, separately, to non-temporal features (DiT: every block's output; UNet: every ResNet block's residual branch, the
  * output of its conv2), at every denoiser call; std is the standard deviation of each sample's own feature values, so
  * both kinds get the same relative disturbance. Images sampled with the same seeds are scored against the FP images
@@ -70,7 +71,7 @@ public final class PerturbationSensitivity {
         long t0 = System.nanoTime();
         Tensor fp = session.fpSamples(images);
         double fpFid = metrics == null ? Double.NaN : fid(metrics, fp);
-        List<String> temporalSites = session.temporalSource().features();
+        List<String> temporalSites = session.tib().features().stream().map(io.diffquant.engine.temporal.TemporalInfoBlock.Feature::layer).toList();
         List<String> blockSites = nonTemporalSites(model);
         double[][] tq = new double[2][lambdas.length], nq = new double[2][lambdas.length];
         for (int i = 0; i < lambdas.length; i++) {

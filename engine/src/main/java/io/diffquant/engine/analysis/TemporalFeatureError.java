@@ -1,5 +1,7 @@
 package io.diffquant.engine.analysis;
 
+import io.diffquant.engine.temporal.TemporalErrors;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -8,7 +10,8 @@ import java.util.List;
  * Per-timestep temporal feature error (TFMQ-DM's "temporal feature disturbance", ALGORITHMS.md §6): for every temporal
  * feature i and sampling timestep t, the relative L2 error ||ê_i(t) - e_i(t)||² / ||e_i(t)||², the MSE and the cosine
  * similarity, each averaged over the labels y of a class-conditional model. The FP table comes from the session's
- * cache, so each configuration costs one pass of the Temporal Information Block over all (t, y).
+ * cache, so each configuration costs one pass of the Temporal Information Block over all (t, y). Per (t, y) values are
+ * {@link TemporalErrors#of} (its conventions for zero vectors).
  */
 public final class TemporalFeatureError {
     private TemporalFeatureError() {}
@@ -99,18 +102,10 @@ public final class TemporalFeatureError {
             for (int k = 0; k < nt; k++) {
                 double sr = 0, sm = 0, sc = 0;
                 for (int r = 0; r < rows; r++) {
-                    int o = fp.offset(f, k, r);
-                    double dd = 0, ee = 0, hh = 0, eh = 0;
-                    for (int j = o; j < o + d; j++) {
-                        double a = e[j], b = h[j], diff = b - a;
-                        dd += diff * diff;
-                        ee += a * a;
-                        hh += b * b;
-                        eh += a * b;
-                    }
-                    sr += ee > 0 ? dd / ee : (dd == 0 ? 0 : Double.POSITIVE_INFINITY);
-                    sm += dd / d;
-                    sc += ee > 0 && hh > 0 ? eh / Math.sqrt(ee * hh) : (ee == hh ? 1 : 0);
+                    double[] v = TemporalErrors.of(e, h, fp.offset(f, k, r), d);
+                    sr += v[0];
+                    sm += v[1];
+                    sc += v[2];
                 }
                 rel[i][k] = sr / rows;
                 mse[i][k] = sm / rows;

@@ -17,7 +17,7 @@ class TemporalFeatureErrorTest {
         DiT m = AnalysisTestSupport.tinyDiT(1);
         AnalysisSession s = new AnalysisSession(m, AnalysisTestSupport.fast());
         TemporalFeatureError.Result r = TemporalFeatureError.evaluate(s, List.of(Variant.fullPrecision("fp")));
-        assertEquals(List.of("blocks.0.adaLN_modulation.1", "blocks.1.adaLN_modulation.1", "final_layer.adaLN_modulation.1"), r.features());
+        assertEquals(List.of("blocks.0", "blocks.1", "final_layer"), r.features(), "features named after the consuming block (TemporalInfoBlock)");
         assertEquals(4, r.timesteps().length);
         assertEquals(3, r.labels().length, "3 classes, no guidance: no null class");
         TemporalFeatureError.ConfigError c = r.config("fp");
@@ -41,7 +41,7 @@ class TemporalFeatureErrorTest {
             assertEquals(0.0, c.relativeL2()[0][k], 0.0);
             assertEquals(0.0, c.relativeL2()[2][k], 0.0);
             // MSE = 0.01 * mean over labels of mean(e²)
-            String f = "blocks.1.adaLN_modulation.1";
+            String f = "blocks.1";
             double expect = 0;
             for (int r = 0; r < fp.rows(); r++) {
                 double ss = 0;
