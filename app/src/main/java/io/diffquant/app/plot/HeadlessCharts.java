@@ -77,12 +77,7 @@ public final class HeadlessCharts {
         JFreeChart chart = ChartFactory.createXYLineChart(title, xLabel, yLabel, ds, PlotOrientation.VERTICAL, true, false, false);
         XYPlot plot = chart.getXYPlot();
         style(chart, plot);
-        if (logY && any) {
-            LogAxis axis = new LogAxis(yLabel + " (log)");
-            axis.setSmallestValue(1e-30);
-            axis.setAutoRange(true);
-            plot.setRangeAxis(axis);
-        }
+        if (logY && any) plot.setRangeAxis(logAxis(yLabel, ds));
         XYLineAndShapeRenderer r = new XYLineAndShapeRenderer(true, true);
         for (int i = 0; i < series.size(); i++) {
             r.setSeriesPaint(i, LINE_COLORS[i % LINE_COLORS.length]);
@@ -173,9 +168,9 @@ public final class HeadlessCharts {
         ((org.jfree.chart.renderer.category.BarRenderer) plot.getRenderer()).setBarPainter(new org.jfree.chart.renderer.category.StandardBarPainter());
         ((org.jfree.chart.renderer.category.BarRenderer) plot.getRenderer()).setShadowVisible(false);
         if (logValue) {
-            LogAxis axis = new LogAxis(valueLabel + " (log)");
-            axis.setSmallestValue(1e-30);
-            plot.setRangeAxis(axis);
+            double lo = Double.POSITIVE_INFINITY, hi = 0;
+            for (double v : values) if (Double.isFinite(v) && v > 0) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+            plot.setRangeAxis(logAxis(valueLabel, lo, hi));
         }
         if (subtitle != null && !subtitle.isBlank()) chart.addSubtitle(new TextTitle(subtitle, new Font(Font.SANS_SERIF, Font.PLAIN, 11)));
         write(png, chart, 1000, Math.max(420, Math.min(2400, 160 + 18 * categories.length)));
@@ -227,6 +222,33 @@ public final class HeadlessCharts {
         write(png, chart, 1000, 560);
     }
 
+    /** A log axis over the positive y values of a dataset. */
+    private static LogAxis logAxis(String label, XYSeriesCollection ds) {
+        double lo = Double.POSITIVE_INFINITY, hi = 0;
+        for (int s = 0; s < ds.getSeriesCount(); s++) {
+            for (int i = 0; i < ds.getItemCount(s); i++) {
+                double v = ds.getYValue(s, i);
+                if (v > 0 && Double.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+            }
+        }
+        return logAxis(label, lo, hi);
+    }
+
+    /**
+     * A log axis labelled in scientific notation; over two decades or more the ticks sit on whole powers of ten (every
+     * k-th so that there are at most 10).
+     */
+    private static LogAxis logAxis(String label, double lo, double hi) {
+        LogAxis axis = new LogAxis(label + " (log)");
+        axis.setSmallestValue(1e-30);
+        axis.setNumberFormatOverride(new java.text.DecimalFormat("0.##E0"));
+        if (lo > 0 && hi > lo) {
+            double decades = Math.log10(hi / lo);
+            if (decades >= 2) axis.setTickUnit(new org.jfree.chart.axis.NumberTickUnit(Math.max(1, Math.ceil(decades / 10))));
+        }
+        return axis;
+    }
+
     private static ValueAxis axis(String label, String[] ticks) {
         if (ticks.length <= 40) {
             SymbolAxis a = new SymbolAxis(label, ticks);
@@ -235,9 +257,10 @@ public final class HeadlessCharts {
             a.setRange(-0.5, ticks.length - 0.5);
             return a;
         }
-        NumberAxis a = new NumberAxis(label + " (index; " + ticks[0] + " .. " + ticks[ticks.length - 1] + ")");
+        NumberAxis a = new NumberAxis(label);
         a.setRange(-0.5, ticks.length - 0.5);
         a.setStandardTickUnits(NumberAxis.createIntegerTickUnits());
+        a.setNumberFormatOverride(new IndexLabels(ticks));
         return a;
     }
 
@@ -250,6 +273,23 @@ public final class HeadlessCharts {
 
     private static void write(Path png, JFreeChart chart, int w, int h) throws IOException {
         AtomicFiles.writeStream(png, os -> ChartUtils.writeChartAsPNG(os, chart, w, h));
+    }
+
+    /** Tick labels of an index axis: the label of each whole index, nothing between. */
+    private static final class IndexLabels extends java.text.NumberFormat {
+        private final String[] labels;
+
+        IndexLabels(String[] labels) { this.labels = labels.clone(); }
+
+        @Override public StringBuffer format(double v, StringBuffer to, java.text.FieldPosition pos) {
+            long i = Math.round(v);
+            if (Math.abs(v - i) < 1e-6 && i >= 0 && i < labels.length) to.append(labels[(int) i]);
+            return to;
+        }
+
+        @Override public StringBuffer format(long v, StringBuffer to, java.text.FieldPosition pos) { return format((double) v, to, pos); }
+
+        @Override public Number parse(String source, java.text.ParsePosition pos) { return null; }
     }
 
     /** The viridis colour map over [lo, hi]. */

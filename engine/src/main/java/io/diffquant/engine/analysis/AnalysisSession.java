@@ -125,9 +125,12 @@ public final class AnalysisSession {
     /** The feature table with a variant applied (ê_i). */
     public FeatureTable features(Variant v) { return FeatureTable.of(temporalFeatures(v)); }
 
-    /** The {@link TemporalFeatures} with a variant applied (ê_i). */
+    /**
+     * The {@link TemporalFeatures} with a variant applied (ê_i): only its Temporal Information Block part is applied
+     * ({@link Variant#applyTo}), the rest of the network does not affect the features.
+     */
     public TemporalFeatures temporalFeatures(Variant v) {
-        try (Variant.Applied a = v.apply(model)) {
+        try (Variant.Applied a = v.applyTo(model, new java.util.HashSet<>(tib().layers()))) {
             return computeFeatures();
         }
     }

@@ -25,7 +25,7 @@ import java.util.Locale;
  * configuration takes on a random DiT of the dit-fmnist size (tools/train/dit-fmnist.json: 28x28x1, patch 4, hidden 192,
  * depth 6, 4 heads, learn_sigma, 10 classes; 50 DDIM timesteps x 10 labels), against the first evaluation (which also
  * computes the cached FP table) and against one full denoiser call on a batch of 10 as the peer. Run from the engine
- * module's test classpath: {@code java -cp ... io.diffquant.engine.analysis.AnalysisBenchmark [steps] [repeats]}.
+ * module's test classpath (the "whole config" line attaches every layer instead of only the TIB, for comparison): {@code java -cp ... io.diffquant.engine.analysis.AnalysisBenchmark [steps] [repeats]}.
  */
 public final class AnalysisBenchmark {
     public static void main(String[] args) {
@@ -40,7 +40,8 @@ public final class AnalysisBenchmark {
         double firstSecs = (System.nanoTime() - t0) / 1e9;
         System.out.printf(Locale.ROOT, "first evaluation (FP table + w4): %.3f s; %d timesteps x %d labels, %d features%n", firstSecs,
                 s.timesteps().length, s.featureLabels().length, s.fpFeatures().features().size());
-        for (Variant v : List.of(w4, w4a8)) {
+        Variant w4a8Whole = new Variant("w4a8-dyn, whole config attached", w4a8.application()::apply);
+        for (Variant v : List.of(w4, w4a8, w4a8Whole)) {
             double best = Double.MAX_VALUE, sum = 0;
             TemporalFeatureError.ConfigError e = null;
             for (int r = 0; r < repeats; r++) {
@@ -48,7 +49,7 @@ public final class AnalysisBenchmark {
                 best = Math.min(best, e.seconds());
                 sum += e.seconds();
             }
-            System.out.printf(Locale.ROOT, "re-evaluation %-9s best %.3f s, mean %.3f s (mean rel. L2 %.4g)%n", v.name(), best, sum / repeats,
+            System.out.printf(Locale.ROOT, "re-evaluation %-34s best %.3f s, mean %.3f s (mean rel. L2 %.4g)%n", v.name(), best, sum / repeats,
                     e.meanRelativeL2());
         }
         Tensor x = Tensor.zeros(10, 1, 28, 28);

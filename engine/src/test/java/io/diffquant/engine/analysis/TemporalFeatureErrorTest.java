@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -78,6 +79,16 @@ class TemporalFeatureErrorTest {
         TemporalFeatureError.evaluate(s, a);
         assertEquals(before + 2L * steps, calls.get(), "later evaluations compute only the quantized side");
         assertEquals(3, s.featureTablesComputed() - 1, "one FP table, three quantized ones");
+    }
+
+    @Test void applyingOnlyTheTibGivesTheSameFeaturesAsTheWholeConfig() {
+        DiT m = AnalysisTestSupport.tinyDiT(16);
+        AnalysisSession s = new AnalysisSession(m, AnalysisTestSupport.fast());
+        Variant restricted = Variant.of("w4", AnalysisTestSupport.rtn(m, 4), false);
+        Variant whole = new Variant("w4-whole", restricted.application()::apply);   // no applyTo: applies every layer
+        FeatureTable a = s.features(restricted), b = s.features(whole);
+        for (String f : a.features()) assertArrayEquals(b.data(f), a.data(f), 0f, f);
+        assertTrue(TemporalFeatureError.compare("w4", s.fpFeatures(), a).meanRelativeL2() > 0);
     }
 
     @Test void compareRejectsTablesOfAnotherLayout() {
