@@ -80,6 +80,28 @@ public final class TemporalFeatures {
         return new TemporalFeatures(tib, ts, ys, data);
     }
 
+    /**
+     * A table from given values (e.g. dequantized cached features, or features with added noise): one array per
+     * feature, [T][Y][width] row-major, copied.
+     * @throws IllegalArgumentException when the arrays do not match the TIB's widths and the axes
+     */
+    public static TemporalFeatures of(TemporalInfoBlock tib, float[] timesteps, int[] labels, float[][] values) {
+        float[] ts = checkTimesteps(timesteps);
+        int[] ys = checkLabels(tib, labels);
+        int ny = ys == null ? 1 : ys.length;
+        if (values == null || values.length != tib.features().size()) throw new IllegalArgumentException("temporal features: expected "
+                + tib.features().size() + " feature arrays, got " + (values == null ? "null" : values.length));
+        float[][] data = new float[values.length][];
+        for (TemporalInfoBlock.Feature f : tib.features()) {
+            long n = (long) ts.length * ny * f.width();
+            float[] v = values[f.index()];
+            if (v == null || v.length != n) throw new IllegalArgumentException("temporal features: feature " + f.name() + " needs "
+                    + n + " values (" + ts.length + " timesteps x " + ny + " labels x " + f.width() + "), got " + (v == null ? "null" : v.length));
+            data[f.index()] = v.clone();
+        }
+        return new TemporalFeatures(tib, ts, ys, data);
+    }
+
     /** The features ê of a quantized model (its hooks must be attached). */
     public static TemporalFeatures computeQuantized(QuantizedModel q, float[] timesteps, int[] labels) {
         if (!q.attached()) throw new IllegalStateException("temporal features of a quantized model: the quantization is detached");
