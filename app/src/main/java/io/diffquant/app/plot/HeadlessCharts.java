@@ -124,7 +124,7 @@ public final class HeadlessCharts {
         ds.addSeries("z", new double[][] {xs, ys, zs});
         String[] revRows = new String[nr];
         for (int i = 0; i < nr; i++) revRows[i] = rows[nr - 1 - i];
-        XYPlot plot = new XYPlot(ds, axis(xLabel, columns), axis(yLabel, revRows), null);
+        XYPlot plot = new XYPlot(ds, axis(xLabel, columns, 14), axis(yLabel, revRows, 40), null);
         XYBlockRenderer r = new XYBlockRenderer();
         Viridis scale = new Viridis(lo, hi);
         r.setPaintScale(scale);
@@ -249,8 +249,9 @@ public final class HeadlessCharts {
         return axis;
     }
 
-    private static ValueAxis axis(String label, String[] ticks) {
-        if (ticks.length <= 40) {
+    /** A category axis: every label when there are at most {@code maxTicks}, else every k-th. */
+    private static ValueAxis axis(String label, String[] ticks, int maxTicks) {
+        if (ticks.length <= maxTicks) {
             SymbolAxis a = new SymbolAxis(label, ticks);
             a.setGridBandsVisible(false);
             a.setTickLabelFont(new Font(Font.SANS_SERIF, Font.PLAIN, ticks.length > 24 ? 9 : 11));
@@ -259,8 +260,8 @@ public final class HeadlessCharts {
         }
         NumberAxis a = new NumberAxis(label);
         a.setRange(-0.5, ticks.length - 0.5);
-        a.setStandardTickUnits(NumberAxis.createIntegerTickUnits());
-        a.setNumberFormatOverride(new IndexLabels(ticks));
+        int every = (ticks.length + maxTicks - 1) / maxTicks;
+        a.setTickUnit(new org.jfree.chart.axis.NumberTickUnit(every, new IndexLabels(ticks)));
         return a;
     }
 
