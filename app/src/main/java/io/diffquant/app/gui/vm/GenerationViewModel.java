@@ -227,6 +227,25 @@ public final class GenerationViewModel {
         return task;
     }
 
+    /** The generation panel's plots for an export, built from the runs now: x̂_0 change per step; PSNR/SSIM per column. */
+    public java.util.List<Exporter.Plot> plots() {
+        java.util.List<Exporter.Plot> out = new java.util.ArrayList<>();
+        var series = io.diffquant.app.gui.charts.StudioCharts.changeSeries(java.util.Arrays.asList(fpResult.get(), baselineResult.get(), currentResult.get()));
+        if (!series.isEmpty()) out.add(new Exporter.Plot("predx0-change", "x̂₀ change per denoising step", () -> {
+            var c = io.diffquant.app.gui.charts.StudioCharts.lines("x̂₀ change per denoising step", "step", "RMS change of x̂₀", false);
+            io.diffquant.app.gui.charts.StudioCharts.setSeries(c, series);
+            return c;
+        }));
+        java.util.List<GenerationOutcome.MetricsRow> rows = java.util.List.copyOf(metrics).stream().filter(r -> Double.isFinite(r.psnr())).toList();
+        if (!rows.isEmpty()) {
+            java.util.List<String> names = rows.stream().map(GenerationOutcome.MetricsRow::column).toList();
+            double[] psnr = rows.stream().mapToDouble(GenerationOutcome.MetricsRow::psnr).toArray();
+            out.add(new Exporter.Plot("psnr", "PSNR vs FP32 per column", () -> io.diffquant.app.gui.charts.StudioCharts.bars(
+                    "PSNR vs FP32", "column", "PSNR [dB]", names, psnr, false)));
+        }
+        return out;
+    }
+
     private void distribute(GenerationOutcome v) {
         if (v == null) {
             metrics.clear();

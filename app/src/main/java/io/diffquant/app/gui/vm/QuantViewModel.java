@@ -56,6 +56,13 @@ public final class QuantViewModel {
         @Override protected boolean removeEldestEntry(Map.Entry<String, QuantConfig> e) { return size() > CACHE_SIZE; }
     };
     private Path cacheRoot;
+    /** Bits and format family the preset buttons pass (w_bits, a_bits, w_format, a_format), when the preset takes them. */
+    private final javafx.beans.property.IntegerProperty wBits = new javafx.beans.property.SimpleIntegerProperty(this, "wBits", 4);
+    private final javafx.beans.property.IntegerProperty aBits = new javafx.beans.property.SimpleIntegerProperty(this, "aBits", 8);
+    /** "default" (the preset's own), "int" or "fp". */
+    private final javafx.beans.property.StringProperty formatFamily = new javafx.beans.property.SimpleStringProperty(this, "formatFamily", "default");
+    /** Further options per preset, set in the options dialog. */
+    private final Map<String, Map<String, Object>> extraOptions = new LinkedHashMap<>();
 
     public QuantViewModel(LayerTableViewModel layers, Path cacheRoot) {
         this.layers = layers;
@@ -87,6 +94,40 @@ public final class QuantViewModel {
 
     // ------------------------------------------------------------------ presets
 
+    public javafx.beans.property.IntegerProperty wBitsProperty() { return wBits; }
+    public javafx.beans.property.IntegerProperty aBitsProperty() { return aBits; }
+    public javafx.beans.property.StringProperty formatFamilyProperty() { return formatFamily; }
+
+    /** The options set in the options dialog for a preset (beyond bits and family). */
+    public Map<String, Object> extraOptions(String preset) { return Map.copyOf(extraOptions.getOrDefault(preset, Map.of())); }
+
+    /** Sets the further options of a preset (checked against its declarations; throws naming a bad option). */
+    public void setExtraOptions(String preset, Map<String, Object> options) {
+        Preset p = Presets.byName(preset);
+        io.diffquant.engine.quant.preset.PresetOptions.resolve(p, options);
+        extraOptions.put(preset, new LinkedHashMap<>(options));
+    }
+
+    /**
+     * What a preset button applies: the preset with the bar's bits and format family (only the options the preset
+     * declares) and the options dialog's further options.
+     */
+    public MethodChoice choiceFor(String preset) {
+        Preset p = Presets.byName(preset);
+        java.util.Set<String> declared = new java.util.HashSet<>();
+        for (var d : p.options()) declared.add(d.name());
+        Map<String, Object> o = new LinkedHashMap<>();
+        if (declared.contains("w_bits")) o.put("w_bits", wBits.get());
+        if (declared.contains("a_bits")) o.put("a_bits", aBits.get());
+        String fam = formatFamily.get();
+        if (fam != null && !fam.equals("default")) {
+            if (declared.contains("w_format")) o.put("w_format", fam);
+            if (declared.contains("a_format")) o.put("a_format", fam);
+        }
+        o.putAll(extraOptions.getOrDefault(preset, Map.of()));
+        return new MethodChoice(preset, o);
+    }
+
     private ModelContext requireContext() {
         ModelContext c = context.get();
         if (c == null) throw new IllegalStateException("no model loaded: open a model folder first");
@@ -103,6 +144,31 @@ public final class QuantViewModel {
 
     /** The layer specs a method gives this model. */
     public Map<String, LayerQuantSpec> specsFor(MethodChoice m) { return SpecBridge.specsOf(planFor(m)); }
+
+    /** The layer specs of a method with further overrides after the preset's own (a restored session). */
+    public Map<String, LayerQuantSpec> specsFor(MethodChoice m, List<LayerOverride> extra) {
+        ModelContext c = requireContext();
+        Preset.Plan plan = m.presetInstance().plan(c.model(), m.resolvedOptions());
+        List<LayerOverride> all = new java.util.ArrayList<>(plan.overrides());
+        all.addAll(extra);
+        return SpecBridge.specsOf(QuantPlan.resolve(c.model(), plan.defaults(), all));
+    }
+
+    /** An override in the command-line form {@code GLOB=w:F/G/R/M,a:F/G/R/M} ({@link LayerOverride#parse} reads it back). */
+    public static String overrideText(LayerOverride o) {
+        if (o.weight().isOff() && o.input().isOff()) return o.pattern() + "=off";
+        List<String> parts = new java.util.ArrayList<>();
+        if (!o.weight().isKeep()) parts.add("w:" + patchFields(o.weight()));
+        if (!o.input().isKeep()) parts.add("a:" + patchFields(o.input()));
+        return o.pattern() + "=" + String.join(",", parts);
+    }
+
+    private static String patchFields(SpecPatch p) {
+        if (p.isOff()) return "off";
+        if (p.format() == null && p.granularity() == null && p.range() == null && p.mode() == null) return "on";
+        return (p.format() == null ? "-" : p.format().id()) + "/" + (p.granularity() == null ? "-" : p.granularity().id()) + "/"
+                + (p.range() == null ? "-" : p.range().id()) + "/" + (p.mode() == null ? "-" : p.mode().id());
+    }
 
     /** Applies a preset to the whole table in one undoable edit (the method becomes the config's base). Returns rows changed. */
     public int applyPreset(MethodChoice m) {

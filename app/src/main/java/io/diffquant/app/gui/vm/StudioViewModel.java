@@ -19,6 +19,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
+import java.util.Map;
 import java.util.function.Consumer;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -89,22 +90,44 @@ public final class StudioViewModel {
         }
     }
 
+    /** Where the shipped model lives below the installation root. */
+    public static final String SHIPPED_MODEL = "assets/dit-fmnist";
+
     /**
      * The model folder to open at start-up: the one asked for ({@code --model}), else the shipped
-     * {@code <root>/assets/dit-fmnist} when it exists, else the last one opened when it still exists, else null
-     * (the window shows the "Open model" prompt).
+     * {@code <root>/assets/dit-fmnist} (root: the installation root, else the first folder from the working directory
+     * upwards that has it) when it exists, else the last one opened when it still exists, else null (the window shows
+     * the "Open model" prompt and {@link #startupMessage} says why).
      */
     public static Path startupModel(Path explicit, Path root, StudioSettings s) {
         if (explicit != null) return explicit;
-        if (root != null) {
-            Path shipped = root.resolve("assets").resolve("dit-fmnist");
-            if (Files.isRegularFile(shipped.resolve(ModelFolder.CONFIG))) return shipped;
-        }
+        Path shipped = shippedModel(root);
+        if (shipped != null) return shipped;
         if (s != null && s.lastModel() != null) {
             Path last = Path.of(s.lastModel());
             if (Files.isDirectory(last)) return last;
         }
         return null;
+    }
+
+    /** The shipped dit-fmnist folder if it is installed (config.json present), else null. */
+    public static Path shippedModel(Path root) {
+        if (root != null) {
+            Path p = root.resolve(SHIPPED_MODEL);
+            if (Files.isRegularFile(p.resolve(ModelFolder.CONFIG))) return p;
+        }
+        for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
+            Path p = d.resolve(SHIPPED_MODEL);
+            if (Files.isRegularFile(p.resolve(ModelFolder.CONFIG))) return p;
+        }
+        return null;
+    }
+
+    /** What the empty window says when no model opened at start-up (the shipped model missing, where it was looked for). */
+    public static String startupMessage(Path root) {
+        if (shippedModel(root) != null) return "";
+        String where = root != null ? root.resolve(SHIPPED_MODEL).toString() : Path.of("").toAbsolutePath().resolve(SHIPPED_MODEL) + " (and upwards)";
+        return "The shipped model " + SHIPPED_MODEL + " is not installed here (looked in " + where + "). Open any model folder instead.";
     }
 
     // ------------------------------------------------------------------ commands
@@ -142,6 +165,7 @@ public final class StudioViewModel {
         settings = settings.withOpenedModel(folder);
         recentModels.setAll(settings.recentModels().stream().map(Path::of).toList());
         saveSettings();
+        restoreSession(lm.identity());
         title.set("DiffQuant Studio — " + folder.getFileName() + " (" + m.architecture() + ")");
         status.set(String.format(Locale.ROOT, "Loaded %s %s: %d layers, %,d parameters, %d×%d×%d%s", m.architecture(),
                 folder.getFileName(), lm.rows().size(), m.parameterCount(), m.inChannels(), m.sampleSize(), m.sampleSize(),
@@ -270,6 +294,161 @@ public final class StudioViewModel {
             status.set("Imported " + r.file().getFileName() + ": " + n + " layer" + (n == 1 ? "" : "s") + " changed");
         } catch (RuntimeException e) {
             reportError(ErrorReport.of("Cannot import config", r.file().toString(), e));
+        }
+    }
+
+    /** Extra plot sources of the panels (distributions, temporal, sensitivity): each gives plots built from its data now. */
+    private final java.util.List<java.util.function.Supplier<java.util.List<Exporter.Plot>>> plotSources = new java.util.ArrayList<>();
+
+    public void addPlotSource(java.util.function.Supplier<java.util.List<Exporter.Plot>> source) { plotSources.add(source); }
+
+    /** The plots an export writes now: the generation panel's, then those of the other panels. */
+    public java.util.List<Exporter.Plot> exportPlots() {
+        java.util.List<Exporter.Plot> out = new java.util.ArrayList<>(generation.plots());
+        for (var s : plotSources) {
+            try {
+                out.addAll(s.get());
+            } catch (RuntimeException e) {
+                LOG.log(Level.WARNING, "plot source failed: " + e.getMessage(), e);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Exports the current configuration (calibrating it first when needed), its checkpoint, the images, the plots and
+     * the report into a folder, on the worker; null if it could not start.
+     */
+    public Task<Exporter.Summary> exportAll(Path dir, Exporter.Options options) {
+        if (!canStart("Cannot export")) return null;
+        Exporter ex;
+        try {
+            QuantViewModel.Target t = quant.currentTarget();
+            ex = new Exporter(quant.context(), t, quant.request(t), quant.cached(t), generation.outcomeProperty().get(), exportPlots(), dir, options);
+        } catch (RuntimeException e) {
+            reportError(ErrorReport.of("Cannot export", dir.toString(), e));
+            return null;
+        }
+        QuantViewModel.Target target = quant.currentTarget();
+        Task<Exporter.Summary> task = new Task<>() {
+            { updateTitle("Exporting to " + dir.getFileName()); }
+            @Override protected Exporter.Summary call() throws Exception {
+                return ex.run(this::isCancelled, (f, m) -> {
+                    updateProgress(f, 1);
+                    updateMessage(m);
+                });
+            }
+            @Override protected void cancelled() { ex.cancel(); }
+        };
+        status.set("Exporting to " + dir + " ...");
+        task.setOnSucceeded(e -> {
+            Exporter.Summary r = task.getValue();
+            if (r.config() != null && quant.cached(target) == null) quant.remember(target, r.config());
+            status.set("Exported " + r.files().size() + " files to " + r.dir());
+        });
+        task.setOnFailed(e -> {
+            status.set("Export failed");
+            reportError(ErrorReport.of("Export failed", dir.toString(), task.getException()));
+        });
+        task.setOnCancelled(e -> status.set("Export cancelled (files written so far stay)"));
+        return jobs.submit(task);
+    }
+
+    // ------------------------------------------------------------------ session
+
+    /**
+     * The session to remember: the model's weights hash, the method and the table's overrides on it (command-line
+     * form), the baseline, the method bar's bits and family, and the generation settings.
+     */
+    public com.fasterxml.jackson.databind.node.ObjectNode captureSession() {
+        var o = io.diffquant.engine.io.Json.object();
+        ModelContext c = quant.context();
+        if (c != null) {
+            o.put("model", c.folder() == null ? "" : c.folder().toAbsolutePath().normalize().toString());
+            o.put("weights_sha256", c.identity().weightsSha256());
+            try {
+                QuantViewModel.Target t = quant.currentTarget();
+                o.set("method", methodJson(t.method()));
+                var a = o.putArray("overrides");
+                for (var ov : t.overrides()) a.add(QuantViewModel.overrideText(ov));
+            } catch (RuntimeException e) {
+                LOG.log(Level.WARNING, "session: the configuration cannot be remembered: " + e.getMessage());
+            }
+        }
+        o.set("baseline", methodJson(quant.baselineProperty().get()));
+        o.put("w_bits", quant.wBitsProperty().get());
+        o.put("a_bits", quant.aBitsProperty().get());
+        o.put("format_family", quant.formatFamilyProperty().get());
+        var g = o.putObject("generation");
+        g.put("seed", generation.seedProperty().get());
+        g.put("images", generation.imageCountProperty().get());
+        g.put("labels", generation.labelsProperty().get());
+        g.put("steps", generation.stepsProperty().get());
+        g.put("cfg", generation.cfgScaleProperty().get());
+        g.put("baseline_on", generation.baselineEnabledProperty().get());
+        g.put("current_on", generation.currentEnabledProperty().get());
+        g.put("backend", generation.backendProperty().get().name());
+        return o;
+    }
+
+    private static com.fasterxml.jackson.databind.node.ObjectNode methodJson(MethodChoice m) {
+        var o = io.diffquant.engine.io.Json.object();
+        o.put("preset", m.preset());
+        var opts = o.putObject("options");
+        m.options().forEach((k, v) -> opts.set(k, io.diffquant.engine.io.Json.mapper().valueToTree(v)));
+        return o;
+    }
+
+    private static MethodChoice methodFrom(com.fasterxml.jackson.databind.JsonNode n) {
+        Map<String, Object> opts = new java.util.LinkedHashMap<>();
+        var on = n.get("options");
+        if (on != null) on.properties().forEach(e -> {
+            var v = e.getValue();
+            opts.put(e.getKey(), v.isInt() || v.isLong() ? (Object) v.asInt() : v.isNumber() ? (Object) v.asDouble()
+                    : v.isBoolean() ? (Object) v.asBoolean() : v.asText());
+        });
+        return new MethodChoice(n.get("preset").asText(), opts);
+    }
+
+    /** Remembers the session in the settings (saved with them). */
+    public void rememberSession() { settings = settings.withSession(captureSession()); }
+
+    /**
+     * Restores the remembered session after a model is loaded: generation settings, bits and baseline always; the
+     * method and the layer overrides only for the same weights. A session that does not apply any more is skipped with
+     * a log line (never a failed start).
+     */
+    void restoreSession(io.diffquant.engine.quant.config.ModelIdentity id) {
+        var s = settings.session();
+        if (s == null) return;
+        try {
+            var g = s.get("generation");
+            if (g != null) {
+                generation.seedProperty().set(g.path("seed").asInt(generation.seedProperty().get()));
+                generation.imageCountProperty().set(Math.max(1, Math.min(GenerationViewModel.MAX_IMAGES, g.path("images").asInt(8))));
+                generation.labelsProperty().set(g.path("labels").asText(""));
+                generation.stepsProperty().set(Math.max(1, Math.min(GenerationViewModel.MAX_STEPS, g.path("steps").asInt(25))));
+                if (generation.classConditionalProperty().get()) generation.cfgScaleProperty().set(Math.max(1, g.path("cfg").asDouble(1.5)));
+                generation.baselineEnabledProperty().set(g.path("baseline_on").asBoolean(true));
+                generation.currentEnabledProperty().set(g.path("current_on").asBoolean(true));
+                try {
+                    generation.backendProperty().set(GenerationViewModel.Backend.valueOf(g.path("backend").asText("JVM_NATIVE")));
+                } catch (IllegalArgumentException ignored) { /* a backend of another version */ }
+            }
+            if (s.has("w_bits")) quant.wBitsProperty().set(Math.max(2, Math.min(8, s.get("w_bits").asInt(4))));
+            if (s.has("a_bits")) quant.aBitsProperty().set(Math.max(2, Math.min(8, s.get("a_bits").asInt(8))));
+            if (s.has("format_family")) quant.formatFamilyProperty().set(s.get("format_family").asText("default"));
+            if (s.has("baseline")) quant.baselineProperty().set(methodFrom(s.get("baseline")));
+            if (s.has("method") && id.weightsSha256() != null && id.weightsSha256().equals(s.path("weights_sha256").asText())) {
+                MethodChoice m = methodFrom(s.get("method"));
+                java.util.List<io.diffquant.engine.quant.spec.LayerOverride> ov = new java.util.ArrayList<>();
+                int i = 0;
+                for (var t : s.path("overrides")) ov.add(io.diffquant.engine.quant.spec.LayerOverride.parse(t.asText(), "session override #" + ++i));
+                layers.replaceSpecs(quant.specsFor(m, ov), "restore last session", m);
+                layers.history().clear();
+            }
+        } catch (RuntimeException e) {
+            LOG.log(Level.WARNING, "the last session could not be restored: " + e.getMessage());
         }
     }
 
