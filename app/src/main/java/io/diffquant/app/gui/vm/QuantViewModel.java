@@ -273,7 +273,16 @@ public final class QuantViewModel {
         Map<String, LayerQuantSpec> specs = SpecBridge.specsOf(b.plan());
         MethodChoice m = config.method() == null ? layers.method()
                 : new MethodChoice(config.method().preset(), config.method().options().values());
+        if (config.method() != null && sameMethod(layers.method(), config.method())) m = layers.method();   // keep the short form
         return new ImportResult(file, config, m, specs, SpecDiff.of(layers.rows(), specs, layers.method(), m), mismatch);
+    }
+
+    private static boolean sameMethod(MethodChoice m, io.diffquant.engine.quant.config.MethodSettings s) {
+        try {
+            return m.preset().equals(s.preset()) && m.resolvedOptions().equals(s.options());
+        } catch (RuntimeException e) {
+            return false;
+        }
     }
 
     /**

@@ -110,11 +110,14 @@ public final class StudioViewModel {
         return null;
     }
 
-    /** The shipped dit-fmnist folder if it is installed (config.json present), else null. */
+    /**
+     * The shipped dit-fmnist folder if it is installed (config.json present), else null: below the installation root when
+     * one is given (bin/diffquant passes it), else in the first folder from the working directory upwards that has it.
+     */
     public static Path shippedModel(Path root) {
         if (root != null) {
             Path p = root.resolve(SHIPPED_MODEL);
-            if (Files.isRegularFile(p.resolve(ModelFolder.CONFIG))) return p;
+            return Files.isRegularFile(p.resolve(ModelFolder.CONFIG)) ? p : null;
         }
         for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
             Path p = d.resolve(SHIPPED_MODEL);
@@ -126,7 +129,8 @@ public final class StudioViewModel {
     /** What the empty window says when no model opened at start-up (the shipped model missing, where it was looked for). */
     public static String startupMessage(Path root) {
         if (shippedModel(root) != null) return "";
-        String where = root != null ? root.resolve(SHIPPED_MODEL).toString() : Path.of("").toAbsolutePath().resolve(SHIPPED_MODEL) + " (and upwards)";
+        String where = root != null ? root.resolve(SHIPPED_MODEL).toString()
+                : Path.of("").toAbsolutePath().resolve(SHIPPED_MODEL) + " and the folders above";
         return "The shipped model " + SHIPPED_MODEL + " is not installed here (looked in " + where + "). Open any model folder instead.";
     }
 
@@ -153,6 +157,13 @@ public final class StudioViewModel {
         });
         task.setOnCancelled(e -> status.set("Loading " + folder + " cancelled"));
         return jobs.submit(task);
+    }
+
+    /** Test hook: what a successful load does, without the worker (the model is already in memory). */
+    void modelLoadedForTest(Path folder, DiffusionModel m) {
+        ModelFolder.Loaded l = new ModelFolder.Loaded(folder, m, folder.resolve(ModelFolder.DIT_WEIGHTS), Map.of());
+        modelLoaded(folder, new ModelLoadTask.LoadedModel(l, io.diffquant.engine.quant.config.ModelIdentity.of(m,
+                folder.getFileName().toString()), LayerTableViewModel.rowsOf(m)));
     }
 
     private void modelLoaded(Path folder, ModelLoadTask.LoadedModel lm) {
