@@ -40,6 +40,7 @@ public final class QuantizedModel {
     private final CalibratedParams params;
     private final Map<String, PointHook> hooks = new LinkedHashMap<>();
     private final AtomicLong weightQuantizations = new AtomicLong();
+    private final List<Runnable> onDetach = new java.util.concurrent.CopyOnWriteArrayList<>();
     private volatile boolean weightsOn = true, inputsOn = true, attached;
 
     private QuantizedModel(DiffusionModel model, QuantPlan plan, CalibratedParams params) {
@@ -85,7 +86,17 @@ public final class QuantizedModel {
     public synchronized void detach() {
         if (!attached) return;
         for (PointHook h : hooks.values()) h.layer.removeHook(h);
+        for (Runnable r : onDetach) r.run();
         attached = false;
+    }
+
+    /**
+     * Registers an action run by {@link #detach()}: hooks attached together with this quantization (e.g. TFMQ's cached
+     * temporal features, {@code io.diffquant.engine.temporal.TemporalCacheHooks}) are removed with it.
+     */
+    public void onDetach(Runnable action) {
+        if (action == null) throw new IllegalArgumentException("onDetach: action is null");
+        onDetach.add(action);
     }
 
     public boolean attached() { return attached; }
