@@ -46,8 +46,9 @@ public final class Calibrations {
             case RECORD -> 0.35 * within;
             case SEARCH -> 0.35 + 0.25 * within;
             case WEIGHTS -> 0.60 + 0.05 * within;
-            case RECONSTRUCT -> 0.65 + 0.25 * within;
-            case ACTIVATIONS -> 0.90 + 0.10 * within;
+            case RECONSTRUCT -> 0.65 + 0.20 * within;
+            case ACTIVATIONS -> 0.85 + 0.08 * within;
+            case TEMPORAL -> 0.93 + 0.07 * within;
             case DONE -> 1.0;
         };
     }
