@@ -216,29 +216,75 @@ public final class LoopKernels {
     /**
      * adaLN: y = LayerNorm(x) * (1 + scale) + shift over rows of d (non-affine LayerNorm, biased variance); shift and
      * scale are chunks of mod [samples, chunks * d], row r belonging to sample r / tokens (TransformerOps.layerNormModulate).
+     * The sums use the engine's order (eight interleaved partial sums, combined pairwise) and 1 / sqrt in double as the
+     * engine does, so on the JVM the result is bit-identical to the engine's and dynamic activation codes downstream agree.
      */
     public static void layerNormModulate(FloatArray x, FloatArray mod, FloatArray y, int rows, int tokens, int d, int chunks,
                                          int shiftChunk, int scaleChunk, float eps) {
         for (@Parallel int r = 0; r < rows; r++) {
             int o = r * d;
             int mo = (r / tokens) * chunks * d;
-            float s = 0f;
-            for (int j = 0; j < d; j++) {
-                s += x.get(o + j);
-            }
-            float mean = s / d;
-            float v = 0f;
-            for (int j = 0; j < d; j++) {
-                float t = x.get(o + j) - mean;
-                v += t * t;
-            }
-            float inv = 1f / TornadoMath.sqrt(v / d + eps);
+            float mean = rowSum8(x, o, d, 0f, 0) / d;
+            float var = rowSum8(x, o, d, mean, 1) / d;
+            float inv = (float) (1.0 / TornadoMath.sqrt((double) (var + eps)));
             int sh = mo + shiftChunk * d;
             int sc = mo + scaleChunk * d;
             for (int j = 0; j < d; j++) {
                 y.set(o + j, ((x.get(o + j) - mean) * inv) * (1f + mod.get(sc + j)) + mod.get(sh + j));
             }
         }
+    }
+
+    /**
+     * Sum of x[o .. o + n) (squares = 0) or of (x - mean)^2 (squares = 1) with eight interleaved partial sums combined
+     * as ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)), the order of the engine's TransformerOps.sum / sumSqDev.
+     */
+    static float rowSum8(FloatArray x, int o, int n, float mean, int squares) {
+        float s0 = 0f;
+        float s1 = 0f;
+        float s2 = 0f;
+        float s3 = 0f;
+        float s4 = 0f;
+        float s5 = 0f;
+        float s6 = 0f;
+        float s7 = 0f;
+        int n8 = n - n % 8;
+        for (int j = 0; j < n8; j += 8) {
+            float v0 = x.get(o + j) - mean;
+            float v1 = x.get(o + j + 1) - mean;
+            float v2 = x.get(o + j + 2) - mean;
+            float v3 = x.get(o + j + 3) - mean;
+            float v4 = x.get(o + j + 4) - mean;
+            float v5 = x.get(o + j + 5) - mean;
+            float v6 = x.get(o + j + 6) - mean;
+            float v7 = x.get(o + j + 7) - mean;
+            if (squares != 0) {
+                v0 = v0 * v0;
+                v1 = v1 * v1;
+                v2 = v2 * v2;
+                v3 = v3 * v3;
+                v4 = v4 * v4;
+                v5 = v5 * v5;
+                v6 = v6 * v6;
+                v7 = v7 * v7;
+            }
+            s0 += v0;
+            s1 += v1;
+            s2 += v2;
+            s3 += v3;
+            s4 += v4;
+            s5 += v5;
+            s6 += v6;
+            s7 += v7;
+        }
+        for (int j = n8; j < n; j++) {
+            float v = x.get(o + j) - mean;
+            if (squares != 0) {
+                v = v * v;
+            }
+            s0 += v;
+        }
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
     }
 
     /** DiT's gated residual in place: x += gate * y, gate = chunk gateChunk of mod [samples, chunks * d]. */

@@ -279,7 +279,8 @@ public final class TunedKernels {
             }
             kc.localBarrier();
         }
-        float inv = 1f / TornadoMath.sqrt(red[0] / d + eps);
+        float var = red[0] / d;
+        float inv = (float) (1.0 / TornadoMath.sqrt((double) (var + eps)));
         int mo = (r / tokens) * chunks * d;
         int sh = mo + shiftChunk * d;
         int sc = mo + scaleChunk * d;

@@ -43,8 +43,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * One suite for every backend (plain JVM loops, TornadoVM loop kernels, TornadoVM tuned kernels): each kernel against the
  * engine's fake-quant reference with the same codes and scales. Tolerances: activation codes and scales exactly equal;
  * GEMMs within 1e-5 of sum |x̂||ŵ| (float accumulation of exact products); element-wise and row kernels within 1e-5
- * relative (different exp/sqrt implementations); whole blocks and denoisers within 2e-3 of the output range (a
- * dynamic activation code may flip at a rounding boundary when its input differs by float rounding).
+ * relative (different exp/sqrt implementations). Whole blocks and denoisers: within 1e-4 of the output range when no
+ * activation is quantized dynamically; with dynamic activations a code can flip where its input lies within float rounding
+ * of a rounding boundary (the GEMMs and exp differ from the engine's in the last bits), and one flipped code moves a whole
+ * token's outputs by up to one activation step, so there: max error &lt;= 1e-2 of the range and RMS error &lt;= 5e-3 of the
+ * reference's RMS (a wrong scale, zero point or layout gives errors of 10% and more).
  */
 abstract class KernelContract {
 
@@ -212,7 +215,7 @@ abstract class KernelContract {
     @Test
     void attentionMatchesTheEngine() {
         SplittableRandom r = new SplittableRandom(7);
-        for (int[] dims : new int[][] {{2, 49, 4, 12}, {1, 70, 2, 40}}) {
+        for (int[] dims : new int[][] {{2, 25, 2, 12}, {1, 70, 1, 8}}) {
             int b = dims[0], t = dims[1], h = dims[2], hd = dims[3], c = h * hd;
             Tensor qkv = Refs.randn(r, 1f, b, t, 3 * c);
             float scale = (float) Math.pow(hd, -0.5);
@@ -246,7 +249,7 @@ abstract class KernelContract {
     // ------------------------------------------------------------------ blocks and the whole denoiser
 
     static DiT smallDiT(long seed) {
-        DiT m = new DiT(new DiTConfig(8, 2, 2, 64, 2, 4, 4.0, 0.1, 3, true));
+        DiT m = new DiT(new DiTConfig(8, 2, 2, 32, 2, 2, 4.0, 0.1, 3, true));
         SplittableRandom r = new SplittableRandom(seed);
         for (Layer l : m.layers().all()) {
             for (String p : List.of("weight", "bias")) {
@@ -277,10 +280,20 @@ abstract class KernelContract {
                 new TensorSpec[] {TensorSpec.weight(BlockFormat.NVFP4, Granularity.block(16), RangeSpec.MINMAX), TensorSpec.OFF});
     }
 
-    static void assertCloseToRange(String what, float[] got, float[] want, double frac) {
-        double range = 0;
-        for (float v : want) range = Math.max(range, Math.abs(v));
-        Refs.assertClose(what, got, want, 0, frac * range + 1e-6);
+    /** The block / denoiser criterion of the class comment; dynamic: whether activations are quantized dynamically. */
+    static void assertCloseToReference(String what, float[] got, float[] want, boolean dynamic) {
+        double range = 0, se = 0, sr = 0;
+        for (int i = 0; i < want.length; i++) {
+            range = Math.max(range, Math.abs(want[i]));
+            double e = got[i] - want[i];
+            se += e * e;
+            sr += (double) want[i] * want[i];
+        }
+        Refs.assertClose(what, got, want, 0, (dynamic ? 1e-2 : 1e-4) * range + 1e-6);
+        if (dynamic) {
+            double rel = Math.sqrt(se / Math.max(sr, 1e-30));
+            assertTrue(rel <= 5e-3, what + ": RMS error " + rel + " of the reference's RMS, allowed 5e-3");
+        }
     }
 
     @Test
@@ -303,31 +316,36 @@ abstract class KernelContract {
             DitBlock b = new DitBlock("tblock", n, t, d, m.config().numHeads(), 1e-6f, pl.get(0), pl.get(1), pl.get(2), pl.get(3), pl.get(4),
                     fa(x), fa(TransformerOps.silu(c)));
             runner().block(b);
-            assertCloseToRange(what, Host.get(b.x(), n * t * d), ref.data(), 2e-3);
+            assertCloseToReference(what, Host.get(b.x(), n * t * d), ref.data(), p != null && p[1].enabled());
             if (q != null) q.detach();
         }
     }
 
     @Test
     void denoiserMatchesTheFakeQuantizedModel() throws Exception {
-        DiT m = smallDiT(21);
-        TensorSpec[] p = blockPlans().get(1);
-        QuantizedModel q = quantize(m, p[0], p[1]);
-        SplittableRandom r = new SplittableRandom(22);
-        Tensor x = Refs.randn(r, 1f, 3, 2, 8, 8);
-        float[] t = {999f, 500f, 3f};
-        int[] y = {0, 2, 3};
-        Tensor ref = m.forward(x, t, y);
-        Denoiser dn = runner().dit(m, q);
-        try {
-            Tensor got = dn.forward(x, t, y);
-            assertArrayEquals(ref.shape(), got.shape());
-            assertCloseToRange("denoiser on " + runner().describe(), got.data(), ref.data(), 2e-3);
-            Tensor again = dn.forward(x, t, y);
-            assertArrayEquals(got.data(), again.data(), 0f, "a second call with the same inputs");
-        } finally {
-            if (dn instanceof AutoCloseable ac) ac.close();
-            q.detach();
+        List<TensorSpec[]> plans = new ArrayList<>();
+        plans.add(null);
+        plans.addAll(blockPlans());
+        for (TensorSpec[] p : plans) {
+            DiT m = smallDiT(21);
+            QuantizedModel q = p == null ? null : quantize(m, p[0], p[1]);
+            String what = (p == null ? "fp32" : p[0] + " / " + p[1]) + " denoiser on " + runner().describe();
+            SplittableRandom r = new SplittableRandom(22);
+            Tensor x = Refs.randn(r, 1f, 3, 2, 8, 8);
+            float[] t = {999f, 500f, 3f};
+            int[] y = {0, 2, 3};
+            Tensor ref = m.forward(x, t, y);
+            Denoiser dn = runner().dit(m, q);
+            try {
+                Tensor got = dn.forward(x, t, y);
+                assertArrayEquals(ref.shape(), got.shape());
+                assertCloseToReference(what, got.data(), ref.data(), p != null && p[1].enabled());
+                Tensor again = dn.forward(x, t, y);
+                assertArrayEquals(got.data(), again.data(), 0f, what + ": a second call with the same inputs");
+            } finally {
+                if (dn instanceof AutoCloseable ac) ac.close();
+                if (q != null) q.detach();
+            }
         }
     }
 }
