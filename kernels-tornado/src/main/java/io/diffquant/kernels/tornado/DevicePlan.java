@@ -44,6 +44,14 @@ public final class DevicePlan implements AutoCloseable {
         for (int i = 0; i < graphs; i++) plan.withGraph(i).execute();
     }
 
+    /** Executes the graph of block i alone (only meaningful when the plan is not chained). */
+    public void run(int i) {
+        if (i < 0 || i >= graphs) throw new IndexOutOfBoundsException("block graph " + i + " of " + graphs);
+        plan.withGraph(i).execute();
+    }
+
+    public int graphs() { return graphs; }
+
     @Override public void close() {
         try {
             root.close();

@@ -40,8 +40,12 @@ public final class TornadoDiT implements Denoiser, AutoCloseable {
     private final DiTConfig cfg;
     private final Target target;
     private final DeviceSettings settings;
+    /** The packed layers of every block that runs on the kernels; null for a block that stays on the engine. */
     private final List<PackedLinear[]> layers = new ArrayList<>();
+    /** Why block i stays on the engine (fake quantization on the JVM), or null. */
+    private final List<String> engineReasons = new ArrayList<>();
     private int batch = -1;
+    /** The kernel blocks of the current batch size, in model order (engine blocks omitted). */
     private List<DitBlock> blocks;
     private FloatArray xBuf, csBuf;
     private DevicePlan plan;
@@ -56,27 +60,55 @@ public final class TornadoDiT implements Denoiser, AutoCloseable {
     }
 
     /**
-     * Packs the block layers of a model for the kernels.
+     * Packs the block layers of a model for the kernels; every block must be supported.
      * @param quantized the attached fake quantization whose codes and scales the kernels use, or null for FP32 blocks
      * @throws UnsupportedOperationException naming the layer when a block layer's quantization has no real kernel here
-     *         (the caller falls back to fake quantization)
      */
     public static TornadoDiT create(DiT model, QuantizedModel quantized, Target target, DeviceSettings settings) {
+        return create(model, quantized, target, settings, true);
+    }
+
+    /**
+     * Packs the block layers of a model for the kernels.
+     * @param strict true: throw for an unsupported block; false: that block runs in the engine (fake quantization on the
+     *               JVM, see {@link #engineBlocks()}) and the others on the kernels
+     */
+    public static TornadoDiT create(DiT model, QuantizedModel quantized, Target target, DeviceSettings settings, boolean strict) {
+        if (model == null) throw new IllegalArgumentException("model is null");
         if (quantized != null && quantized.model() != model) throw new IllegalArgumentException("the quantized model wraps another model instance");
         if (quantized != null && !quantized.attached()) throw new IllegalArgumentException("the quantized model is detached");
         TornadoDiT d = new TornadoDiT(model, target, settings == null ? DeviceSettings.defaults() : settings);
         for (int i = 0; i < model.depth(); i++) {
-            String b = "blocks." + i;
-            for (String probe : new String[] {b + ".norm1", b + ".norm2", b + ".attn.q", b + ".attn.k", b + ".attn.v", b + ".attn.softmax"}) {
-                Layer l = model.layers().get(probe);
-                if (!l.hooks().isEmpty()) throw new UnsupportedOperationException("layer '" + probe + "' has hooks (" + l.hooks().size()
-                        + "): quantized attention internals and hooked norms have no real kernel here");
+            try {
+                d.layers.add(packBlock(model, quantized, i));
+                d.engineReasons.add(null);
+            } catch (UnsupportedOperationException e) {
+                if (strict) throw e;
+                d.layers.add(null);
+                d.engineReasons.add(e.getMessage());
             }
-            PackedLinear[] p = new PackedLinear[NAMES.length];
-            for (int j = 0; j < NAMES.length; j++) p[j] = pack(model, quantized, b + "." + NAMES[j]);
-            d.layers.add(p);
         }
         return d;
+    }
+
+    /** The five Linears of block i in device form (adaLN, qkv, proj, fc1, fc2). */
+    static PackedLinear[] packBlock(DiT model, QuantizedModel quantized, int i) {
+        String b = "blocks." + i;
+        for (String probe : new String[] {b + ".norm1", b + ".norm2", b + ".attn.q", b + ".attn.k", b + ".attn.v", b + ".attn.softmax"}) {
+            Layer l = model.layers().get(probe);
+            if (!l.hooks().isEmpty()) throw new UnsupportedOperationException("layer '" + probe + "' has hooks (" + l.hooks().size()
+                    + "): quantized attention internals and hooked norms have no real kernel here");
+        }
+        PackedLinear[] p = new PackedLinear[NAMES.length];
+        for (int j = 0; j < NAMES.length; j++) p[j] = pack(model, quantized, b + "." + NAMES[j]);
+        return p;
+    }
+
+    /** The Linear layer names of block i that the kernels run (adaLN, qkv, proj, fc1, fc2). */
+    public static List<String> blockLinears(int i) {
+        List<String> out = new ArrayList<>();
+        for (String n : NAMES) out.add("blocks." + i + "." + n);
+        return out;
     }
 
     /** The device form of one Linear: FP32, or the quantized weight with its activation treatment. */
@@ -119,15 +151,25 @@ public final class TornadoDiT implements Denoiser, AutoCloseable {
     public DiT model() { return model; }
     public Target target() { return target; }
 
-    /** The packed layers of block i (adaLN, qkv, proj, fc1, fc2). */
-    public List<PackedLinear> blockLayers(int i) { return List.of(layers.get(i)); }
+    /** The packed layers of block i (adaLN, qkv, proj, fc1, fc2); empty when the block runs in the engine. */
+    public List<PackedLinear> blockLayers(int i) { return layers.get(i) == null ? List.of() : List.of(layers.get(i)); }
 
-    /** Weight bytes of the blocks as the kernels hold them, and the same weights in FP32. */
+    /** Indices of the blocks that run in the engine (fake quantization on the JVM), each with the reason. */
+    public java.util.Map<Integer, String> engineBlocks() {
+        java.util.Map<Integer, String> m = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < engineReasons.size(); i++) if (engineReasons.get(i) != null) m.put(i, engineReasons.get(i));
+        return m;
+    }
+
+    /** Weight bytes of the kernel blocks as the kernels hold them, and the same weights in FP32. */
     public long[] weightBytes() {
         long q = 0, fp = 0;
-        for (PackedLinear[] p : layers) for (PackedLinear l : p) {
-            q += l.weightBytes();
-            fp += l.fp32Bytes();
+        for (PackedLinear[] p : layers) {
+            if (p == null) continue;
+            for (PackedLinear l : p) {
+                q += l.weightBytes();
+                fp += l.fp32Bytes();
+            }
         }
         return new long[] {q, fp};
     }
@@ -141,9 +183,13 @@ public final class TornadoDiT implements Denoiser, AutoCloseable {
         blocks = new ArrayList<>();
         for (int i = 0; i < layers.size(); i++) {
             PackedLinear[] p = layers.get(i);
+            if (p == null) continue;
             blocks.add(new DitBlock("block" + i + "_n" + n, n, t, d, cfg.numHeads(), 1e-6f, p[0], p[1], p[2], p[3], p[4], xBuf, csBuf));
         }
-        if (target == Target.DEVICE) plan = new DevicePlan(blocks, settings);
+        boolean allOnKernels = blocks.size() == layers.size();
+        if (target == Target.DEVICE && !blocks.isEmpty()) {
+            plan = new DevicePlan(blocks, allOnKernels ? settings : settings.withChained(false));
+        }
         batch = n;
     }
 
@@ -155,17 +201,37 @@ public final class TornadoDiT implements Denoiser, AutoCloseable {
         Tensor cs = TransformerOps.silu(c);
         int n = x.dim(0);
         prepare(n);
-        Host.put(h.data(), xBuf);
         Host.put(cs.data(), csBuf);
-        if (target == Target.DEVICE) {
-            plan.run();
+        if (blocks.size() == layers.size()) {
+            Host.put(h.data(), xBuf);
+            if (target == Target.DEVICE) {
+                plan.run();
+            } else {
+                for (DitBlock b : blocks) b.runJvm();
+            }
+            Host.get(xBuf, h.data());
+            checkFinite(h, n, t);
         } else {
-            for (DitBlock b : blocks) b.runJvm();
+            int k = 0;
+            for (int i = 0; i < layers.size(); i++) {
+                if (layers.get(i) == null) {
+                    h = model.block(i, h, c, ctx);
+                    continue;
+                }
+                Host.put(h.data(), xBuf);
+                if (target == Target.DEVICE) plan.run(k);
+                else blocks.get(k).runJvm();
+                k++;
+                Host.get(xBuf, h.data());
+                checkFinite(h, n, t);
+            }
         }
-        Host.get(xBuf, h.data());
+        return model.head(h, c, ctx);
+    }
+
+    private void checkFinite(Tensor h, int n, float[] t) {
         if (!h.allFinite()) throw new IllegalStateException("the " + target + " kernels produced non-finite hidden states (batch "
                 + n + ", t " + Arrays.toString(Arrays.copyOf(t, Math.min(4, t.length))) + ")");
-        return model.head(h, c, ctx);
     }
 
     private void closePlan() {

@@ -24,6 +24,12 @@ public final class TunedKernels {
 
     /** GEMM tile edge. */
     public static final int TS = 16;
+    /**
+     * Row pitch of the local weight tile, stored transposed (k-major) and padded by one: the inner loop reads
+     * wt[kk * TP + lx], consecutive words across a warp's lanes (no bank conflicts), and the transposing store
+     * wt[lx * TP + ly] hits distinct banks too.
+     */
+    static final int TP = TS + 1;
     /** Threads per work-group of the row and attention kernels (a power of two). */
     public static final int WG = 64;
     /** Largest token count of {@link #attention}. */
@@ -51,7 +57,7 @@ public final class TunedKernels {
         int row = kc.groupIdy * TS + ly;
         int wr = kc.groupIdx * TS + ly;
         float[] xt = kc.allocateFloatLocalArray(TS * TS);
-        float[] wt = kc.allocateFloatLocalArray(TS * TS);
+        float[] wt = kc.allocateFloatLocalArray(TS * TP);
         float acc = 0f;
         for (int k0 = 0; k0 < in; k0 += TS) {
             int k = k0 + lx;
@@ -64,10 +70,10 @@ public final class TunedKernels {
                 wv = w.get(wr * in + k);
             }
             xt[ly * TS + lx] = xv;
-            wt[ly * TS + lx] = wv;
+            wt[lx * TP + ly] = wv;
             kc.localBarrier();
             for (int kk = 0; kk < TS; kk++) {
-                acc += xt[ly * TS + kk] * wt[lx * TS + kk];
+                acc += xt[ly * TS + kk] * wt[kk * TP + lx];
             }
             kc.localBarrier();
         }
@@ -86,7 +92,7 @@ public final class TunedKernels {
         int wr = kc.groupIdx * TS + ly;
         int gpr = (in + group - 1) / group;
         int[] xt = kc.allocateIntLocalArray(TS * TS);
-        int[] wt = kc.allocateIntLocalArray(TS * TS);
+        int[] wt = kc.allocateIntLocalArray(TS * TP);
         float acc = 0f;
         int dot = 0;
         for (int k0 = 0; k0 < in; k0 += TS) {
@@ -103,10 +109,10 @@ public final class TunedKernels {
                 }
             }
             xt[ly * TS + lx] = xv;
-            wt[ly * TS + lx] = wv;
+            wt[lx * TP + ly] = wv;
             kc.localBarrier();
             for (int kk = 0; kk < TS; kk++) {
-                dot += xt[ly * TS + kk] * wt[lx * TS + kk];
+                dot += xt[ly * TS + kk] * wt[kk * TP + lx];
             }
             kc.localBarrier();
             int kend = k0 + TS;
@@ -132,7 +138,7 @@ public final class TunedKernels {
         int wr = kc.groupIdx * TS + ly;
         int gpr = (in + group - 1) / group;
         int[] xt = kc.allocateIntLocalArray(TS * TS);
-        int[] wt = kc.allocateIntLocalArray(TS * TS);
+        int[] wt = kc.allocateIntLocalArray(TS * TP);
         float acc = 0f;
         int dot = 0;
         for (int k0 = 0; k0 < in; k0 += TS) {
@@ -149,10 +155,10 @@ public final class TunedKernels {
                 }
             }
             xt[ly * TS + lx] = xv;
-            wt[ly * TS + lx] = wv;
+            wt[lx * TP + ly] = wv;
             kc.localBarrier();
             for (int kk = 0; kk < TS; kk++) {
-                dot += xt[ly * TS + kk] * wt[lx * TS + kk];
+                dot += xt[ly * TS + kk] * wt[kk * TP + lx];
             }
             kc.localBarrier();
             int kend = k0 + TS;
@@ -178,7 +184,7 @@ public final class TunedKernels {
         int wr = kc.groupIdx * TS + ly;
         int gpr = (in + group - 1) / group;
         float[] xt = kc.allocateFloatLocalArray(TS * TS);
-        float[] wt = kc.allocateFloatLocalArray(TS * TS);
+        float[] wt = kc.allocateFloatLocalArray(TS * TP);
         float[] table = kc.allocateFloatLocalArray(16);
         if (ly == 0) {
             table[lx] = lut.get(lx);
@@ -197,10 +203,10 @@ public final class TunedKernels {
                 wv = table[LoopKernels.w4Level(wp, wr * in + k, 1)];
             }
             xt[ly * TS + lx] = xv;
-            wt[ly * TS + lx] = wv;
+            wt[lx * TP + ly] = wv;
             kc.localBarrier();
             for (int kk = 0; kk < TS; kk++) {
-                part += xt[ly * TS + kk] * wt[lx * TS + kk];
+                part += xt[ly * TS + kk] * wt[kk * TP + lx];
             }
             kc.localBarrier();
             int kend = k0 + TS;

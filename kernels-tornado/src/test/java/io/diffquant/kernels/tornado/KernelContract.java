@@ -249,7 +249,12 @@ abstract class KernelContract {
     // ------------------------------------------------------------------ blocks and the whole denoiser
 
     static DiT smallDiT(long seed) {
-        DiT m = new DiT(new DiTConfig(8, 2, 2, 32, 2, 2, 4.0, 0.1, 3, true));
+        return smallDiTOf(new DiTConfig(8, 2, 2, 32, 2, 2, 4.0, 0.1, 3, true), seed);
+    }
+
+    /** A DiT with seeded random weights scaled 0.8 / sqrt(fan-in) (adaLN included, so every block does work). */
+    static DiT smallDiTOf(DiTConfig cfg, long seed) {
+        DiT m = new DiT(cfg);
         SplittableRandom r = new SplittableRandom(seed);
         for (Layer l : m.layers().all()) {
             for (String p : List.of("weight", "bias")) {
