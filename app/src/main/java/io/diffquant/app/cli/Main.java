@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
                 TrainCommand.class,
                 ImportCommand.class,
                 TrainClassifierCommand.class, EvalCommand.class,
-                CalibrateCommand.class, QuantizeCommand.class,
+                CalibrateCommand.class, QuantizeCommand.class, ResultsCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
