@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
                 TrainCommand.class,
                 ImportCommand.class,
                 TrainClassifierCommand.class, EvalCommand.class,
-                CalibrateCommand.class, QuantizeCommand.class,
+                CalibrateCommand.class, QuantizeCommand.class, ResultsCommand.class,
                 AnalyzeCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
