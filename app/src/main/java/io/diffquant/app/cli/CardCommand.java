@@ -47,6 +47,8 @@ final class CardCommand implements Callable<Integer> {
     @Option(names = "--no-copy-model", description = "do not copy config.json, the weights and training.json into --out") boolean noCopy;
     @Option(names = "--threads", description = "engine worker threads (default: all cores)") Integer threads;
     @Option(names = "--rerender", description = "only re-render MODEL_CARD.md of --out from its metrics.json (with --training-note if given); no sampling") boolean rerender;
+    @Option(names = "--bench-only", description = "only (re-)time the sampling benchmark of the card folder --out (--bench-count images, --bench-steps "
+            + "steps, after an untimed warm-up) and update its metrics.json and MODEL_CARD.md") boolean benchOnly;
 
     @Override public Integer call() throws Exception {
         PrintStream err = System.err;
@@ -55,18 +57,10 @@ final class CardCommand implements Callable<Integer> {
             System.out.println("re-rendered " + out.resolve(ModelCardJob.CARD));
             return 0;
         }
-        if (model == null) throw new IllegalArgumentException("--model DIR is required (the trained model folder)");
         if (threads != null) {
             if (threads < 1) throw new IllegalArgumentException("--threads must be >= 1, got " + threads);
             Parallel.setThreads(threads);
         }
-        if (sweepCount < 2 && cfg == null) throw new IllegalArgumentException("--sweep-count must be >= 2, got " + sweepCount);
-        Path clsFolder = classifier != null ? classifier : FmnistMetrics.defaultFolder();
-        FmnistMetrics metrics = FmnistMetrics.load(clsFolder);
-        List<Double> scales = cfg != null ? List.of(cfg) : cfgSweep;
-        ModelCardJob.Settings s = new ModelCardJob.Settings(name != null ? name : ModelCardJob.defaultName(model), count, steps, seed, batch,
-                scales, sweepCount, new ReproductionSample(reproCount, reproSteps, reproSeed, 1.0), benchCount, benchSteps,
-                noRealData ? null : data, trainingNote, !noCopy);
         long t0 = System.nanoTime();
         int[] width = {0};
         ModelCardJob.Listener listener = new ModelCardJob.Listener() {
@@ -84,6 +78,22 @@ final class CardCommand implements Callable<Integer> {
                 err.flush();
             }
         };
+        if (benchOnly) {
+            if (benchCount < 1) throw new IllegalArgumentException("--bench-only needs --bench-count >= 1, got " + benchCount);
+            var bm = ModelCardJob.benchmarkOnly(out, benchCount, benchSteps, listener);
+            System.out.printf(Locale.ROOT, "benchmark of %s: %d images, %d steps in %.1f s (bar < 60 s: %s); %s and %s updated%n", out,
+                    benchCount, benchSteps, bm.get("wall_seconds").asDouble(), bm.get("meets_bar").asBoolean() ? "met" : "NOT met",
+                    ModelCardJob.METRICS, ModelCardJob.CARD);
+            return 0;
+        }
+        if (model == null) throw new IllegalArgumentException("--model DIR is required (the trained model folder)");
+        if (sweepCount < 2 && cfg == null) throw new IllegalArgumentException("--sweep-count must be >= 2, got " + sweepCount);
+        Path clsFolder = classifier != null ? classifier : FmnistMetrics.defaultFolder();
+        FmnistMetrics metrics = FmnistMetrics.load(clsFolder);
+        List<Double> scales = cfg != null ? List.of(cfg) : cfgSweep;
+        ModelCardJob.Settings s = new ModelCardJob.Settings(name != null ? name : ModelCardJob.defaultName(model), count, steps, seed, batch,
+                scales, sweepCount, new ReproductionSample(reproCount, reproSteps, reproSeed, 1.0), benchCount, benchSteps,
+                noRealData ? null : data, trainingNote, !noCopy);
         ModelCardJob.Result r = ModelCardJob.run(model, out, metrics, clsFolder, s, listener);
         err.println("timings (wall / CPU seconds):");
         double wall = 0, cpu = 0;

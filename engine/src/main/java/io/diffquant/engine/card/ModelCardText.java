@@ -140,12 +140,14 @@ public final class ModelCardText {
         // ---- metrics
         int n = ev.path("images").asInt();
         b.append(String.format(Locale.ROOT, "## Metrics (%,d samples)%n%n", n));
-        b.append(String.format(Locale.ROOT, "%,d samples, %d DDIM steps (eta 0, `%s` respacing), %s, seed %d, batch %d, samples clamped to [-1, 1]. "
+        b.append(String.format(Locale.ROOT, "%,d samples, %d DDIM steps (eta 0, `%s` respacing), %s, seed %d, batch %d%s, samples clamped to [-1, 1]. "
                         + "Feature network `%s` (weights sha256 `%s`); reference statistics of its %,d test images.%n%n",
                 n, samp.path("steps").asInt(), samp.path("respacing").asText(),
                 conditional ? "CFG scale " + f(chosenCfg) + " on all channels, labels cycling 0.." + (classes - 1) + " (" + n / Math.max(1, classes) + " per class)"
                         : "no guidance (unconditional)",
-                samp.path("seed").asLong(), samp.path("batch").asInt(), fn.path("folder").asText(), shortSha(fn.path("classifier_sha256").asText()),
+                samp.path("seed").asLong(), samp.path("batch").asInt(),
+                ev.has("reused_sweep_images") ? " (the first " + ev.path("reused_sweep_images").asInt() + " are the CFG sweep's images at the chosen scale)" : "",
+                fn.path("folder").asText(), shortSha(fn.path("classifier_sha256").asText()),
                 fn.path("reference_images").asLong()));
         JsonNode real = r.path("real_data");
         boolean hasReal = real.isObject();
@@ -193,12 +195,12 @@ public final class ModelCardText {
             double wall = bm.path("wall_seconds").asDouble();
             b.append("## Sampling speed\n\n");
             b.append(String.format(Locale.ROOT, "%d images with %d DDIM steps%s in one batch, %d engine threads on this machine (%d cores): **%.1f s** "
-                            + "(bar < %s s: %s); %.1f s of CPU time, load average %.1f when it started. Measured by `diffquant card` after the "
-                            + "evaluation (warm JIT).%n%n", bm.path("images").asInt(), bm.path("steps").asInt(),
+                            + "(bar < %s s: %s); %.1f s of CPU time, load average %.1f when it started; %s.%n%n", bm.path("images").asInt(), bm.path("steps").asInt(),
                     conditional && bm.path("cfg").asDouble() != 1 ? String.format(Locale.ROOT, ", CFG %s (the denoiser sees %d rows per step)",
                             f(bm.path("cfg").asDouble()), bm.path("denoiser_rows_per_step").asInt()) : "",
                     bm.path("threads").asInt(), r.path("machine").path("cores").asInt(), wall, f(bm.path("bar_seconds").asDouble()),
-                    wall < bm.path("bar_seconds").asDouble() ? "met" : "NOT met", bm.path("cpu_seconds").asDouble(), bm.path("load_average_before").asDouble()));
+                    wall < bm.path("bar_seconds").asDouble() ? "met" : "NOT met", bm.path("cpu_seconds").asDouble(), bm.path("load_average_before").asDouble(),
+                    bm.path("how").asText("measured by 'diffquant card'")));
         }
 
         // ---- reproduction sample

@@ -133,9 +133,13 @@ class ModelCardJobTest {
         double cfg = rec.get("sampling").requireDouble("cfg");
         assertEquals(ModelCardJob.chooseCfg(pts).cfg(), cfg);
 
-        // the recorded evaluation is the metrics of the images these settings sample (recomputed here)
+        // the recorded evaluation is the metrics of the images these settings sample (recomputed here): the sweep's 10
+        // images at the chosen scale (batches 8 + 2), then images 10..19 (batches 8 + 2), bit for bit
         int[] y = FmnistSampling.cycleLabels(20, 10);
-        Tensor raw = FmnistSampling.sample(m, 20, 0, y, new FmnistSampling.Settings(3, cfg, 7, 8, NoiseSchedule.linear(1000)), null);
+        var st = new FmnistSampling.Settings(3, cfg, 7, 8, NoiseSchedule.linear(1000));
+        Tensor raw = Tensor.concatRows(FmnistSampling.sample(m, 10, 0, java.util.Arrays.copyOfRange(y, 0, 10), st, null),
+                FmnistSampling.sample(m, 10, 10, java.util.Arrays.copyOfRange(y, 10, 20), st, null));
+        assertEquals(10, rec.get("evaluation").requireInt("reused_sweep_images"));
         Tensor img = FmnistSampling.clampUnit(raw);
         MetricsTable t = metrics.evaluate(img, y, null);
         JsonView ev = rec.get("evaluation");
