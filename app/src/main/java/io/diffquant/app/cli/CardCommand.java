@@ -5,9 +5,11 @@ import io.diffquant.engine.card.ReproductionSample;
 import io.diffquant.engine.metrics.FmnistMetrics;
 import io.diffquant.engine.tensor.Parallel;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
-import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -22,6 +24,7 @@ import java.util.concurrent.Callable;
                 "--out receives config.json, the weights, training.json, MODEL_CARD.md, metrics.json, samples.png and",
                 "reproduction.safetensors; it is replaced atomically (a temporary folder renamed into place)."})
 final class CardCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
     @Option(names = {"-m", "--model"}, paramLabel = "DIR", description = "trained model folder (config.json, weights, training.json)") Path model;
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "card folder to write, e.g. assets/dit-fmnist") Path out;
     @Option(names = "--name", description = "model name in the card (default: the model folder's name, or its parent's when it is called 'model')") String name;
@@ -51,7 +54,7 @@ final class CardCommand implements Callable<Integer> {
             + "steps, after an untimed warm-up) and update its metrics.json and MODEL_CARD.md") boolean benchOnly;
 
     @Override public Integer call() throws Exception {
-        PrintStream err = System.err;
+        PrintWriter err = spec.commandLine().getErr();
         if (rerender) {
             ModelCardJob.rerender(out, trainingNote);
             System.out.println("re-rendered " + out.resolve(ModelCardJob.CARD));

@@ -134,7 +134,8 @@ public final class ModelCardText {
             }
             b.append('\n');
         } else {
-            b.append("Not recorded (the model folder has no training.json).\n\n");
+            b.append("Not recorded (the model folder has no training.json).")
+                    .append(r.has("training_note") ? " Note: " + r.path("training_note").asText() : "").append("\n\n");
         }
 
         // ---- metrics
