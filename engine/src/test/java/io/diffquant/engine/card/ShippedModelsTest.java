@@ -11,6 +11,7 @@ import io.diffquant.engine.model.dit.DiT;
 import io.diffquant.engine.model.unet.UNet2DModel;
 import io.diffquant.engine.tensor.Tensor;
 import io.diffquant.engine.train.TrainingJob;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -113,6 +114,22 @@ class ShippedModelsTest {
             max = Math.max(max, v);
         }
         assertTrue(max - min > 0.5f, "stored reproduction images are (nearly) constant: [" + min + ", " + max + "]");
+    }
+
+    @Test void assetsStayUnder50Megabytes() throws IOException {
+        Path a = assets();
+        assumeTrue(Files.isDirectory(a), () -> "no assets folder at " + a.toAbsolutePath());
+        long total;
+        try (var files = Files.walk(a)) {
+            total = files.filter(Files::isRegularFile).mapToLong(p -> {
+                try {
+                    return Files.size(p);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            }).sum();
+        }
+        assertTrue(total < 50L * 1024 * 1024, "assets/ holds " + total + " bytes; issue 3 keeps it under 50 MB");
     }
 
     @ParameterizedTest @ValueSource(strings = {"dit-fmnist", "unet-fmnist"})
