@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
         subcommands = {SampleCommand.class, InspectCommand.class, ForwardCommand.class, BenchCommand.class, StudioCommand.class,
                 TrainCommand.class,
                 ImportCommand.class,
-                TrainClassifierCommand.class, EvalCommand.class,
+                TrainClassifierCommand.class, EvalCommand.class, CardCommand.class,
                 CalibrateCommand.class, QuantizeCommand.class, ResultsCommand.class,
                 AnalyzeCommand.class,
                 CommandLine.HelpCommand.class})
