@@ -251,8 +251,10 @@ public final class TransformerOps {
                 }
                 expInPlace(es, 0, len, 0f, bits);
                 for (int i = 0; i < len; i++) {
-                    float v = x[off + i], e = es[i], q = 1f / (e + 1f);
-                    out[off + i] = e * q + v * a * (1f + 3 * 0.044715f * v * v) * 2f * e * q * q;
+                    // e q = e / (e + 1) <= 1 first: e (up to exp(88)) times the polynomial overflows to infinity
+                    // for x near 10 when multiplied in the other order (a NaN gradient in dit-fmnist's training)
+                    float v = x[off + i], e = es[i], q = 1f / (e + 1f), eq = e * q;
+                    out[off + i] = eq + v * a * (1f + 3 * 0.044715f * v * v) * 2f * (eq * q);
                 }
             }
         });
