@@ -81,8 +81,15 @@ class ResultsTableTest {
         assertEquals("rtn,4,8,int,12.5,2.1,30.0,80.25,25.125,0.875,0.01,4.16,3.0,14.0,0.0123,", lines.get(2));
         assertTrue(lines.get(3).startsWith("q-dit,4,6,fp,,2.1,") && lines.get(3).endsWith(",\"calibration failed, because \"\"x\"\"\""), lines.get(3));
         String json = t.toJson();
-        assertTrue(json.contains("\"preset\" : \"fp32\"") && json.contains("\"psnr\" : null") && json.contains("\"temporal error\" : 0.0123"), json);
-        assertTrue(json.contains("\"error\" : \"calibration failed, because \\\"x\\\"\""), json);
+        com.fasterxml.jackson.databind.JsonNode root;
+        try { root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json); }
+        catch (java.io.IOException e) { throw new AssertionError("not JSON: " + json, e); }
+        var rows = root.get("rows");
+        assertEquals(3, rows.size(), json);
+        assertEquals("fp32", rows.get(0).get("preset").asText(), json);
+        assertTrue(rows.get(0).get("psnr").isNull(), json);
+        assertEquals(0.0123, rows.get(1).get("temporal error").asDouble(), 0.0, json);
+        assertEquals("calibration failed, because \"x\"", rows.get(2).get("error").asText(), json);
     }
 
     @Test void configGridAndBits() {
