@@ -136,12 +136,13 @@ class TfmqPresetTest {
         TemporalInfoBlock tib = TemporalInfoBlock.of(m);
         int[] rec = {999, 750, 500, 250};  // ddim4 timesteps are 751, 501, 251, 1
         List<Map<String, Object>> variants = List.of(
-                Map.of(), Map.of("tiar", false), Map.of("fsc", false), Map.of("fsc_scope", "all"), Map.of("cache", true),
-                Map.of("cache", true, "selection", true, "cache_granularity", "chunk"));
+                Map.of(), Map.of("tiar", false, "fsc_scope", "all"), Map.of("fsc", false, "cache", true, "selection", true, "cache_granularity", "chunk"));
         int k = 0;
+        QuantConfig dflt = null;
         for (Map<String, Object> v : variants) {
             List<CalibrationJob.Phase> phases = new ArrayList<>();
             QuantConfig c = run(m, "tfmq", fast(v), phases, "cache");
+            if (v.isEmpty()) dflt = c;
             TemporalSection s = c.temporal();
             assertNotNull(s, v.toString());
             boolean tiar = !v.containsKey("tiar"), fsc = !v.containsKey("fsc"), cache = v.containsKey("cache"), sel = v.containsKey("selection");
@@ -174,7 +175,6 @@ class TfmqPresetTest {
         }
         // TIAR's codes survive the reconstruction of the rest (the TIB is excluded from BRECQ): equal to TIAR run alone
         Map<String, Object> opts = fast(Map.of());
-        QuantConfig dflt = run(m, "tfmq", opts, new ArrayList<>(), "cache");
         Preset tp = Presets.byName("tfmq");
         PresetOptions po = PresetOptions.resolve(tp, opts);
         Preset.Plan pp = tp.plan(m, po);
