@@ -62,13 +62,19 @@ public final class HeadlessCharts {
 
     public static void lineChart(Path png, String title, String xLabel, String yLabel, boolean logY, List<Series> series, String subtitle)
             throws IOException {
+        lineChart(png, title, xLabel, yLabel, false, logY, series, subtitle);
+    }
+
+    /** A line chart with optional log axes (points at x <= 0 are left out on a log x axis). */
+    public static void lineChart(Path png, String title, String xLabel, String yLabel, boolean logX, boolean logY, List<Series> series,
+                                 String subtitle) throws IOException {
         XYSeriesCollection ds = new XYSeriesCollection();
         boolean any = false;
         for (Series s : series) {
             XYSeries xs = new XYSeries(s.name(), false, true);
             for (int i = 0; i < s.x().length; i++) {
                 double y = s.y()[i];
-                if (!Double.isFinite(y) || !Double.isFinite(s.x()[i]) || (logY && y <= 0)) continue;
+                if (!Double.isFinite(y) || !Double.isFinite(s.x()[i]) || (logY && y <= 0) || (logX && s.x()[i] <= 0)) continue;
                 xs.add(s.x()[i], y);
                 any = true;
             }
@@ -85,8 +91,14 @@ public final class HeadlessCharts {
             r.setSeriesShape(i, new java.awt.geom.Ellipse2D.Double(-2.5, -2.5, 5, 5));
         }
         plot.setRenderer(r);
-        NumberAxis domain = (NumberAxis) plot.getDomainAxis();
-        domain.setAutoRangeIncludesZero(false);
+        if (logX && any) {
+            LogAxis x = new LogAxis(xLabel + " (log)");
+            x.setSmallestValue(1e-30);
+            x.setNumberFormatOverride(new java.text.DecimalFormat("0.###"));
+            plot.setDomainAxis(x);
+        } else {
+            ((NumberAxis) plot.getDomainAxis()).setAutoRangeIncludesZero(false);
+        }
         if (subtitle != null && !subtitle.isBlank()) chart.addSubtitle(new TextTitle(subtitle, new Font(Font.SANS_SERIF, Font.PLAIN, 11)));
         write(png, chart, 1000, 620);
     }
