@@ -191,16 +191,19 @@ public final class TemporalViewModel {
     }
 
     /**
-     * Applies the switches to the configuration: the table's method becomes the switches' tfmq method, keeping the table's
-     * own edits on top of it when they still apply (one undoable edit). Returns rows changed.
+     * Applies the switches to the configuration: the table's method becomes the switches' tfmq method (one undoable edit).
+     * When the table already is a tfmq configuration its own edits stay on top of the new method where they still apply;
+     * from any other method the switches choose TFMQ, as its preset button would. Returns rows changed.
      */
     public int applySwitches() {
         MethodChoice m = switchesChoice();
         List<io.diffquant.engine.quant.spec.LayerOverride> edits = List.of();
-        try {
-            edits = quant.currentTarget().overrides();
-        } catch (RuntimeException ignored) {
-            // the current table cannot be expressed: apply the method alone
+        if (layers.method().preset().startsWith("tfmq")) {
+            try {
+                edits = quant.currentTarget().overrides();
+            } catch (RuntimeException ignored) {
+                // the current table cannot be expressed: apply the method alone
+            }
         }
         Map<String, LayerQuantSpec> specs;
         try {
@@ -412,6 +415,9 @@ public final class TemporalViewModel {
     /** The mismatch matrix of the picked series and feature: [k][k'] distances, or null. */
     public TemporalMismatch.FeatureMismatch mismatch() {
         Evaluation e = evaluation(mismatchOf.get());
+        if (e == null) for (Method m : Method.values()) {   // fall back to the first evaluated series
+            if (e == null && shown.get(m).get()) e = evaluation(m.label);
+        }
         if (e == null) return null;
         String f = feature.get();
         if (MEAN.equals(f)) return e.mismatch().all();
