@@ -18,16 +18,18 @@ public final class WorkTask<T> extends Task<T> {
 
     private final Work<T> work;
     private final Runnable onCancel;
+    private final String name;
 
     public WorkTask(String title, Work<T> work, Runnable onCancel) {
         this.work = work;
+        this.name = title;
         this.onCancel = onCancel;
         updateTitle(title);
     }
 
     @Override protected T call() throws Exception {
         updateProgress(-1, 1);
-        updateMessage(getTitle() + " ...");
+        updateMessage(name + " ...");   // not getTitle(): the title property is FX-thread only
         return work.run(this::isCancelled, (f, m) -> {
             if (f < 0) updateProgress(-1, 1); else updateProgress(Math.min(1, f), 1);
             if (m != null) updateMessage(m);
