@@ -55,6 +55,10 @@ public final class MainWindow {
     private final LayerTableView layerView;
     private final GenerationView generationView;
     private final MethodBar methodBar;
+    private final DistributionsView distributionsView;
+    private final TemporalView temporalView;
+    private final SensitivityView sensitivityView;
+    private final Tab distributionsTab, temporalTab, sensitivityTab;
     private final StatusBar statusBar = new StatusBar();
     private final Button cancelButton = new Button("Cancel");
     private final Menu recentMenu = new Menu("Recent");
@@ -68,12 +72,27 @@ public final class MainWindow {
         vm.setImportHandler(this::showImport);
         layerView = new LayerTableView(vm.layers(), vm::reportError);
         methodBar = new MethodBar(vm);
+        methodBar.setBudgetAction(() -> BudgetDialog.show(stage, vm));
+        distributionsView = new DistributionsView(vm);
+        temporalView = new TemporalView(vm);
+        sensitivityView = new SensitivityView(vm);
         generationView = new GenerationView(vm.generation(), vm);
         layersTab = new Tab("Layers", layerView.node());
         generationTab = new Tab("Generation", generationView.node());
+        distributionsTab = new Tab("Distributions", distributionsView.node());
+        temporalTab = new Tab("Temporal", temporalView.node());
+        sensitivityTab = new Tab("Sensitivity", sensitivityView.node());
         layersTab.setId("tab-layers");
         generationTab.setId("tab-generation");
-        tabs.getTabs().addAll(layersTab, generationTab);
+        distributionsTab.setId("tab-distributions");
+        temporalTab.setId("tab-temporal");
+        sensitivityTab.setId("tab-sensitivity");
+        tabs.getTabs().addAll(layersTab, generationTab, distributionsTab, temporalTab, sensitivityTab);
+        // the distributions panel follows the table's selection; the sensitivity panel selects layers in the table
+        layerView.table().getSelectionModel().selectedItemProperty().addListener((o, a, row) -> {
+            if (row != null && (row.weightQuantizable() || row.activationQuantizable())) vm.distributions().layerProperty().set(row.name());
+        });
+        vm.sensitivity().setLayerSelector(this::selectLayer);
         tabs.getTabs().forEach(t -> t.setClosable(false));
 
         VBox top = new VBox(menuBar(), methodBar.node());
@@ -99,6 +118,30 @@ public final class MainWindow {
     public int selectedTab() { return tabs.getSelectionModel().getSelectedIndex(); }
     public void showLayers() { tabs.getSelectionModel().select(layersTab); }
     public void showGeneration() { tabs.getSelectionModel().select(generationTab); }
+    public void showDistributions() { tabs.getSelectionModel().select(distributionsTab); }
+    public void showTemporal() { tabs.getSelectionModel().select(temporalTab); }
+    public void showSensitivity() { tabs.getSelectionModel().select(sensitivityTab); }
+    public TemporalView temporalView() { return temporalView; }
+    public SensitivityView sensitivityView() { return sensitivityView; }
+    public DistributionsView distributionsView() { return distributionsView; }
+
+    /** Shows the layer table with one layer selected and scrolled to (clearing filters that hide it). */
+    public void selectLayer(String name) {
+        var lt = vm.layers();
+        var row = lt.row(name);
+        if (!lt.visibleRows().contains(row)) {
+            lt.nameFilterProperty().set("");
+            lt.kindFilterProperty().set(null);
+            lt.temporalOnlyProperty().set(false);
+        }
+        showLayers();
+        var table = layerView.table();
+        int i = table.getItems().indexOf(row);
+        if (i < 0) return;
+        table.getSelectionModel().clearAndSelect(i);
+        table.scrollTo(Math.max(0, i - 3));
+        vm.statusProperty().set("Selected " + name);
+    }
 
     // ------------------------------------------------------------------ parts
 

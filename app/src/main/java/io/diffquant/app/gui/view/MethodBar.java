@@ -48,7 +48,7 @@ public final class MethodBar {
     private final ToolBar bar = new ToolBar();
     private final HBox presetButtons = new HBox(4);
     // strong references: bidirectional bindings hold their partners weakly
-    private final ObjectProperty<Integer> wBitsObj, aBitsObj;
+    private final ObjectProperty<Integer> wBitsObj, aBitsObj, calibImagesObj;
     private Runnable budgetAction = () -> { };
 
     public MethodBar(StudioViewModel studio) {
@@ -56,6 +56,7 @@ public final class MethodBar {
         this.quant = studio.quant();
         wBitsObj = quant.wBitsProperty().asObject();
         aBitsObj = quant.aBitsProperty().asObject();
+        calibImagesObj = quant.calibrationImagesProperty().asObject();
         bar.setId("method-bar");
 
         Label method = new Label();
@@ -88,6 +89,14 @@ public final class MethodBar {
                 + " reconstruction, activation ranges) on the worker"));
         calibrate.disableProperty().bind(studio.jobs().busyProperty().or(studio.modelProperty().isNull()));
         calibrate.setOnAction(e -> studio.calibrateCurrent());
+        Spinner<Integer> calibImages = new Spinner<>();
+        SpinnerValueFactory.IntegerSpinnerValueFactory cf = new SpinnerValueFactory.IntegerSpinnerValueFactory(0, 1024, 0, 8);
+        cf.valueProperty().bindBidirectional(calibImagesObj);
+        calibImages.setValueFactory(cf);
+        calibImages.setEditable(true);
+        calibImages.setPrefWidth(70);
+        calibImages.setId("calibration-images");
+        calibImages.setTooltip(new Tooltip("Images of the calibration data (0 = the method's default, e.g. 32 for q-diffusion); fewer calibrate faster"));
         Label state = new Label();
         state.setId("calibration-state");
         state.textProperty().bind(Bindings.createStringBinding(() -> quant.currentConfigProperty().get() != null
@@ -104,7 +113,7 @@ public final class MethodBar {
         Region grow = new Region();
         HBox.setHgrow(grow, Priority.ALWAYS);
         bar.getItems().addAll(method, new Separator(), new Label("W bits"), wb, new Label("A bits"), ab, new Label("Formats"), family,
-                presetButtons, options, grow, calibrate, state, new Separator(), budget);
+                presetButtons, options, grow, new Label("Calib. images"), calibImages, calibrate, state, new Separator(), budget);
     }
 
     public Node node() { return bar; }

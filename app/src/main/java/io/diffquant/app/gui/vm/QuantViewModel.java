@@ -61,12 +61,22 @@ public final class QuantViewModel {
     private final javafx.beans.property.IntegerProperty aBits = new javafx.beans.property.SimpleIntegerProperty(this, "aBits", 8);
     /** "default" (the preset's own), "int" or "fp". */
     private final javafx.beans.property.StringProperty formatFamily = new javafx.beans.property.SimpleStringProperty(this, "formatFamily", "default");
+    /** Images of the calibration data (0 = the preset's default); fewer images calibrate faster on a laptop CPU. */
+    private final javafx.beans.property.IntegerProperty calibrationImages = new javafx.beans.property.SimpleIntegerProperty(this, "calibrationImages", 0);
     /** Further options per preset, set in the options dialog. */
     private final Map<String, Map<String, Object>> extraOptions = new LinkedHashMap<>();
+
+    /** The calibration images of the last created view model, part of the cache keys (the studio has one). */
+    private static final java.util.concurrent.atomic.AtomicInteger CALIBRATION_IMAGES = new java.util.concurrent.atomic.AtomicInteger();
 
     public QuantViewModel(LayerTableViewModel layers, Path cacheRoot) {
         this.layers = layers;
         this.cacheRoot = cacheRoot;
+        CALIBRATION_IMAGES.set(0);
+        calibrationImages.addListener((o, a, n) -> {
+            CALIBRATION_IMAGES.set(n.intValue());
+            refreshCurrentConfig();
+        });
         layers.revisionProperty().addListener((o, a, b) -> refreshCurrentConfig());
         layers.methodProperty().addListener((o, a, b) -> refreshCurrentConfig());
     }
@@ -97,6 +107,7 @@ public final class QuantViewModel {
     public javafx.beans.property.IntegerProperty wBitsProperty() { return wBits; }
     public javafx.beans.property.IntegerProperty aBitsProperty() { return aBits; }
     public javafx.beans.property.StringProperty formatFamilyProperty() { return formatFamily; }
+    public javafx.beans.property.IntegerProperty calibrationImagesProperty() { return calibrationImages; }
 
     /** The options set in the options dialog for a preset (beyond bits and family). */
     public Map<String, Object> extraOptions(String preset) { return Map.copyOf(extraOptions.getOrDefault(preset, Map.of())); }
@@ -200,9 +211,20 @@ public final class QuantViewModel {
     /** The engine request that calibrates a target (the preset's default calibration data, recorded under the cache root). */
     public CalibrationJob.Request request(Target t) {
         ModelContext c = requireContext();
-        CalibrationSettings s = t.method().presetInstance().defaultCalibration();
+        CalibrationSettings s = calibrationSettings(t.method());
         return new CalibrationJob.Request(c.model(), c.identity(), t.method().preset(), t.method().options(), t.overrides(), s,
                 calibrationDir(s), null);
+    }
+
+    /**
+     * The calibration data settings of a method: the preset's defaults, with fewer images when
+     * {@link #calibrationImagesProperty()} asks for it (the sampling steps, hence the timesteps, stay the preset's).
+     */
+    public CalibrationSettings calibrationSettings(MethodChoice m) {
+        CalibrationSettings s = m.presetInstance().defaultCalibration();
+        int n = calibrationImages.get();
+        if (n > 0 && n < s.samples()) s = s.withSampling(s.sampler(), s.steps(), n, Math.min(s.batch(), n), s.seed());
+        return s;
     }
 
     /** {@code <cache root>/<weights hash>/<settings hash>}: one recording per model and calibration settings. */
@@ -236,6 +258,7 @@ public final class QuantViewModel {
 
     static String key(MethodChoice m, List<LayerOverride> ov) {
         StringBuilder sb = new StringBuilder(m.preset()).append(' ').append(new java.util.TreeMap<>(m.options()));
+        if (CALIBRATION_IMAGES.get() > 0) sb.append(" calibration images ").append(CALIBRATION_IMAGES.get());
         for (LayerOverride o : ov) sb.append('\n').append(o.pattern()).append(" w:").append(patch(o.weight())).append(" a:").append(patch(o.input()));
         return sb.toString();
     }

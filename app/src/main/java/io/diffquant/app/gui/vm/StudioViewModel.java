@@ -39,6 +39,12 @@ public final class StudioViewModel {
     private final LayerTableViewModel layers = new LayerTableViewModel();
     private final GenerationViewModel generation = new GenerationViewModel();
     private final QuantViewModel quant = new QuantViewModel(layers, null);
+    private final AnalysisContext analysis = new AnalysisContext();
+    private final TemporalViewModel temporal = new TemporalViewModel(quant, layers, analysis);
+    private final SensitivityViewModel sensitivity = new SensitivityViewModel(layers, analysis);
+    private final DistributionsViewModel distributions = new DistributionsViewModel(analysis);
+    private final BudgetViewModel budget = new BudgetViewModel(layers, quant, sensitivity, analysis);
+    private boolean temporalRefreshPending;
     private final java.util.concurrent.atomic.AtomicReference<FmnistMetrics> fmnist = new java.util.concurrent.atomic.AtomicReference<>();
     private Path root;
     private Consumer<QuantViewModel.ImportResult> importHandler = r -> { };
@@ -53,10 +59,20 @@ public final class StudioViewModel {
         this.settings = StudioSettings.load(settingsFile);
         this.jobs = jobs;
         for (String s : settings.recentModels()) recentModels.add(Path.of(s));
+        temporal.refreshRequestProperty().set(this::refreshTemporal);
+        jobs.busyProperty().addListener((o, a, busy) -> {
+            if (!busy && temporalRefreshPending) javafx.application.Platform.runLater(this::refreshTemporal);
+        });
+        addPlotSource(this::analysisPlots);
     }
 
     public LayerTableViewModel layers() { return layers; }
     public QuantViewModel quant() { return quant; }
+    public AnalysisContext analysis() { return analysis; }
+    public TemporalViewModel temporal() { return temporal; }
+    public SensitivityViewModel sensitivity() { return sensitivity; }
+    public DistributionsViewModel distributions() { return distributions; }
+    public BudgetViewModel budget() { return budget; }
     /** The installation root (for the shipped classifier and model), or null. */
     public void setRoot(Path r) { root = r; }
     public Path root() { return root; }
@@ -169,6 +185,10 @@ public final class StudioViewModel {
     private void modelLoaded(Path folder, ModelLoadTask.LoadedModel lm) {
         ModelFolder.Loaded l = lm.loaded();
         DiffusionModel m = l.model();
+        analysis.reset();
+        temporal.reset();
+        sensitivity.reset();
+        distributions.reset();
         quant.setContext(new ModelContext(l.folder(), m, lm.identity()));
         model.set(l);
         layers.setRows(lm.rows(), m.parameterCount());
@@ -461,6 +481,211 @@ public final class StudioViewModel {
         } catch (RuntimeException e) {
             LOG.log(Level.WARNING, "the last session could not be restored: " + e.getMessage());
         }
+    }
+
+    // ------------------------------------------------------------------ analyses
+
+    /** Runs engine work on the worker with progress and cancel; the result goes to {@code done} on the FX thread. */
+    public <T> Task<T> runWork(String title, WorkTask.Work<T> work, java.util.function.Consumer<T> done) {
+        if (!canStart(title)) return null;
+        WorkTask<T> task = new WorkTask<>(title, work, null);
+        status.set(title + " ...");
+        long t0 = System.nanoTime();
+        task.setOnSucceeded(e -> {
+            try {
+                done.accept(task.getValue());
+                status.set(String.format(Locale.ROOT, "%s: done in %.1f s", title, (System.nanoTime() - t0) / 1e9));
+            } catch (RuntimeException ex) {
+                reportError(ErrorReport.of(title + " failed", "", ex));
+            }
+        });
+        task.setOnFailed(e -> {
+            status.set(title + " failed");
+            reportError(ErrorReport.of(title + " failed", model.get() == null ? "" : model.get().folder().toString(), task.getException()));
+        });
+        task.setOnCancelled(e -> status.set(title + " cancelled"));
+        return jobs.submit(task);
+    }
+
+    /** Builds the work on the FX thread (input errors reported), then runs it. */
+    private <T> Task<T> startWork(String title, java.util.function.Supplier<WorkTask.Work<T>> make, java.util.function.Consumer<T> done) {
+        if (!canStart(title)) return null;
+        WorkTask.Work<T> w;
+        try {
+            w = make.get();
+        } catch (RuntimeException e) {
+            reportError(ErrorReport.of("Cannot start: " + title, "", e));
+            return null;
+        }
+        return runWork(title, w, done);
+    }
+
+    /**
+     * Calibrates (where needed) and evaluates the temporal panel's shown methods and the current configuration: temporal
+     * feature error, mismatch and trajectory deviation.
+     */
+    public Task<TemporalViewModel.Outcome> calibrateTemporal() {
+        return startWork("Temporal analysis", () -> temporalWork(temporal.methodTargets(true), true), temporal::accept);
+    }
+
+    private WorkTask.Work<TemporalViewModel.Outcome> temporalWork(java.util.List<QuantViewModel.Target> targets, boolean trajectories) {
+        Map<QuantViewModel.Target, QuantConfig> configs = new java.util.LinkedHashMap<>();
+        Map<QuantViewModel.Target, io.diffquant.engine.quant.preset.CalibrationJob.Request> requests = new java.util.LinkedHashMap<>();
+        for (QuantViewModel.Target t : targets) {
+            configs.put(t, quant.cached(t));
+            requests.put(t, quant.request(t));
+        }
+        return temporal.work(targets, configs, requests, trajectories, quant.context().model());
+    }
+
+    /**
+     * Re-evaluates the current configuration on the temporal panel when it is calibrated (one pass of the Temporal
+     * Information Block); waits for the running job if there is one.
+     */
+    public void refreshTemporal() {
+        if (quant.context() == null) return;
+        QuantViewModel.Target t;
+        try {
+            t = temporal.currentTarget();
+        } catch (RuntimeException e) {
+            return;
+        }
+        if (temporal.snapshot().byKey().containsKey(t.key()) || quant.cached(t) == null || !t.quantizes()) {
+            temporalRefreshPending = false;
+            return;
+        }
+        if (jobs.isBusy()) {
+            temporalRefreshPending = true;
+            return;
+        }
+        temporalRefreshPending = false;
+        runWork("Temporal features of the current config", temporalWork(java.util.List.of(t), false), temporal::accept);
+    }
+
+    /** Applies the temporal switches to the configuration (undoable); errors go to the error sink. */
+    public void applyTemporalSwitches() {
+        if (temporal.syncing() || quant.context() == null) return;
+        try {
+            temporal.applySwitches();
+            status.set("Method " + layers.method().label());
+        } catch (RuntimeException e) {
+            reportError(ErrorReport.of("Cannot apply the temporal switches", temporal.switchesChoice().label(), e));
+        }
+    }
+
+    public Task<io.diffquant.engine.analysis.PerturbationSensitivity.Result> runPerturbation() {
+        ModelContext c = quant.context();
+        return startWork("Perturbation sensitivity", () -> sensitivity.perturbationWork(c.model(), c.fmnistShaped() ? this::fmnistMetrics : null),
+                r -> sensitivity.perturbationProperty().set(r));
+    }
+
+    public Task<io.diffquant.engine.analysis.LayerSensitivity.Result> runLayerSensitivity() {
+        return startWork("Layer sensitivity", () -> sensitivity.layerWork(quant.context().model()), r -> sensitivity.layerResultProperty().set(r));
+    }
+
+    public Task<DistributionsViewModel.Result> runDistributions() {
+        return startWork("Histograms", () -> distributions.work(quant.context().model()), r -> distributions.resultProperty().set(r));
+    }
+
+    /** Computes a bit-budget proposal; {@code show} gets it (with its diff) on the FX thread. */
+    public Task<BudgetViewModel.Proposal> runBudget(java.util.function.Consumer<BudgetViewModel.Proposal> show) {
+        ModelContext c = quant.context();
+        return startWork("Bit budget", () -> budget.strategyProperty().get() == BudgetViewModel.Strategy.QDIT ? budget.qditWork(c.model())
+                : budget.greedyWork(c.model()), p -> show.accept(budget.withDiff(p)));
+    }
+
+    /** Plots of the analysis panels for an export, built from their results now. */
+    private java.util.List<Exporter.Plot> analysisPlots() {
+        java.util.List<Exporter.Plot> out = new java.util.ArrayList<>();
+        var ch = io.diffquant.app.gui.charts.StudioCharts.class;
+        var err = temporal.errorChartSeries();
+        if (!err.isEmpty()) {
+            String y = "temporal feature error (" + temporal.metricProperty().get() + ", " + temporal.featureProperty().get() + ")";
+            out.add(new Exporter.Plot("temporal-error", "Temporal feature error per timestep", () -> {
+                var c = io.diffquant.app.gui.charts.StudioCharts.lines("Temporal feature error per timestep", "timestep t", y, true);
+                io.diffquant.app.gui.charts.StudioCharts.setSeries(c, err);
+                return c;
+            }));
+        }
+        var tr = temporal.trajectorySeries();
+        if (!tr.isEmpty()) out.add(new Exporter.Plot("trajectory-deviation", "Trajectory deviation per step", () -> {
+            var c = io.diffquant.app.gui.charts.StudioCharts.lines("Trajectory deviation ||x_t^q − x_t^FP||", "timestep t", "L2 distance", false);
+            io.diffquant.app.gui.charts.StudioCharts.setSeries(c, tr);
+            return c;
+        }));
+        var mm = temporal.mismatch();
+        if (mm != null) {
+            double[] ts = temporal.timestepAxis();
+            String[] rows = new String[ts.length];
+            for (int i = 0; i < ts.length; i++) rows[i] = Long.toString((long) ts[i]);
+            double[][] d = mm.distance();
+            out.add(new Exporter.Plot("mismatch", "Temporal mismatch", () -> io.diffquant.app.gui.charts.StudioCharts.heatmap(
+                    String.format(Locale.ROOT, "Mismatch of %s (%s): rate %.1f %%", temporal.mismatchOfProperty().get(), mm.feature(), 100 * mm.rate()),
+                    "FP timestep t'", "quantized at t", d, rows, ts, "||ê(t) − e(t')||")));
+        }
+        double[][] sel = temporal.selectionMap();
+        if (sel != null) {
+            var names = temporal.selectionFeatures().toArray(new String[0]);
+            double[] ts = temporal.timestepAxis();
+            out.add(new Exporter.Plot("selection-map", "Selection map", () -> io.diffquant.app.gui.charts.StudioCharts.heatmap(
+                    "Disturbance-aware selection (1 = cache, 0 = TIB)", "timestep t", "feature", sel, names, ts.length == sel[0].length ? ts : null, "cache")));
+        }
+        var ps = sensitivity.perturbationSeries();
+        if (!ps.isEmpty()) {
+            String y = sensitivity.perturbationMetric();
+            out.add(new Exporter.Plot("perturbation", "Perturbation sensitivity", () -> {
+                var c = io.diffquant.app.gui.charts.StudioCharts.lines("Perturbation: temporal vs non-temporal features", "λ", y, false);
+                io.diffquant.app.gui.charts.StudioCharts.setSeries(c, ps);
+                return c;
+            }));
+        }
+        var lr = sensitivity.layerResultProperty().get();
+        if (lr != null) {
+            var names = sensitivity.rankedLayers(40);
+            var vals = sensitivity.rankedErrors(40);
+            out.add(new Exporter.Plot("layer-sensitivity", "Per-layer sensitivity", () -> io.diffquant.app.gui.charts.StudioCharts.bars(
+                    "Per-layer sensitivity (" + lr.probes().getFirst().describe() + ")", "layer", "relative output error", names, vals, true)));
+            int[] ts = lr.timesteps();
+            double[] tsd = new double[ts.length];
+            for (int i = 0; i < ts.length; i++) tsd[i] = ts[i];
+            String[] layerNames = lr.layers().toArray(new String[0]);
+            out.add(new Exporter.Plot("layer-timestep", "Layer x timestep sensitivity", () -> io.diffquant.app.gui.charts.StudioCharts.heatmap(
+                    "Layer x timestep sensitivity", "timestep t", "layer", lr.relativeError(), layerNames, tsd, "relative error")));
+        }
+        var dr = distributions.resultProperty().get();
+        if (dr != null) {
+            boolean log = distributions.logCountsProperty().get();
+            if (dr.weightInt() != null) {
+                out.add(histogramPlot("weights-int", dr.weightInt(), log));
+                out.add(histogramPlot("weights-fp", dr.weightFp(), log));
+            }
+            var ai = distributions.activation(false);
+            var af = distributions.activation(true);
+            if (ai != null) {
+                out.add(histogramPlot("activations-int", ai, log));
+                out.add(histogramPlot("activations-fp", af, log));
+            }
+        }
+        return out;
+    }
+
+    private static Exporter.Plot histogramPlot(String stem, io.diffquant.engine.analysis.Histograms.Histogram h, boolean log) {
+        String title = h.layer() + " " + h.tensor() + (Float.isNaN(h.timestep()) ? "" : " at t = " + (int) h.timestep()) + " · " + h.format();
+        return new Exporter.Plot(stem, title, () -> io.diffquant.app.gui.charts.StudioCharts.histogram(title, h.tensor() + " value",
+                edges(h), h.counts(), toDouble(h.grid()), h.format(), log));
+    }
+
+    /** The bin edges of a histogram. */
+    public static double[] edges(io.diffquant.engine.analysis.Histograms.Histogram h) {
+        double[] e = new double[h.bins() + 1];
+        for (int b = 0; b <= h.bins(); b++) e[b] = h.edge(b);
+        return e;
+    }
+
+    public static double[] toDouble(float[] f) {
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) d[i] = f[i];
+        return d;
     }
 
     /** The FID-FMNIST feature network (shipped classifier), loaded once on the worker. */

@@ -7,6 +7,9 @@ import io.diffquant.app.gui.vm.LayerRow;
 import io.diffquant.app.gui.vm.Exporter;
 import io.diffquant.app.gui.vm.SpecDiff;
 import io.diffquant.app.gui.vm.StudioViewModel;
+import io.diffquant.app.gui.vm.TemporalViewModel;
+import org.jfree.chart.plot.XYPlot;
+import org.jfree.data.xy.XYSeriesCollection;
 import io.diffquant.app.gui.vm.TinyModels;
 import javafx.application.Platform;
 import javafx.scene.Node;
@@ -37,7 +40,9 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -46,7 +51,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Headless smoke test of the real studio (TestFX on Monocle, properties from surefire) on a tiny random 28x28x1 DiT:
  * opens it, applies a preset with one click, changes a layer's weight format by typing into the table cell, runs a
  * 5-step side-by-side generation from the panel (FP32, baseline, current config, heatmap, metrics), exports the config
- * and re-imports it through the diff dialog; a corrupt folder gives an error dialog naming the file while the app keeps
+ * and re-imports it through the diff dialog, calibrates two TFMQ methods on the temporal panel and toggles TIAR and FSC
+ * (the error chart's current-config series follows within a second); a corrupt folder gives an error dialog naming the file while the app keeps
  * its model.
  */
 class StudioSmokeTest {
@@ -69,7 +75,7 @@ class StudioSmokeTest {
         FxToolkit.cleanupStages();
     }
 
-    @Test void presetEditGenerateExportImportAndSurviveACorruptFolder() throws Exception {
+    @Test void presetEditGenerateExportImportToggleTemporalAndSurviveACorruptFolder() throws Exception {
         StudioViewModel vm = app.viewModel();
         MainWindow w = app.window();
         waitFor(120, () -> vm.model() != null && !vm.jobs().isBusy() || errorDialog() != null);
@@ -172,6 +178,37 @@ class StudioSmokeTest {
         assertEquals("int8-sym", row.spec().weightFormat(), "the imported config is back in the table");
         assertNotNull(vm.quant().currentConfigProperty().get(), "its calibrated parameters came with it");
 
+        // --- the temporal panel: calibrate and evaluate two TFMQ methods, then toggle TIAR and FSC and watch the error chart
+        TemporalViewModel tv = vm.temporal();
+        robot.interact(() -> {
+            vm.quant().setExtraOptions("tfmq", java.util.Map.of("tiar_iters", 5, "tiar_batch", 8));
+            vm.quant().calibrationImagesProperty().set(4);
+            vm.analysis().setSettings(vm.analysis().settings().withSamples(2));
+            for (TemporalViewModel.Method m : TemporalViewModel.Method.values())
+                tv.shownProperty(m).set(m == TemporalViewModel.Method.NONE || m == TemporalViewModel.Method.FSC);
+            w.showTemporal();
+        });
+        robot.clickOn("#temporal-run");
+        waitFor(600, () -> !vm.jobs().isBusy());
+        WaitForAsyncUtils.waitForFxEvents();
+        assertNoErrorDialog();
+        XYPlot errorPlot = w.temporalView().errorChart().getXYPlot();
+        List<String> names = seriesNames(errorPlot);
+        assertTrue(names.containsAll(List.of("no maintenance", "FSC")), names.toString());
+        assertTrue(tv.tiarProperty().get() && tv.fscProperty().get(), "switches start at TIAR + FSC");
+        robot.clickOn("#temporal-tiar");   // TIAR off: the configuration becomes tfmq with FSC only, an evaluated method
+        long clicked = System.nanoTime();
+        waitFor(10, () -> seriesNames(errorPlot).stream().anyMatch(n -> n.startsWith("Current config")));
+        double latency = (System.nanoTime() - clicked) / 1e9;
+        assertEquals("tfmq", vm.layers().method().preset());
+        assertEquals(false, vm.layers().method().options().get("tiar"));
+        assertArrayEquals(ys(errorPlot, "FSC"), ys(errorPlot, currentName(errorPlot)), 0.0, "the current config is the FSC method");
+        assertTrue(latency < 1.0, "the toggle re-plotted in " + latency + " s");
+        robot.clickOn("#temporal-fsc");    // FSC off: the current series becomes the no-maintenance one
+        waitFor(10, () -> java.util.Arrays.equals(ys(errorPlot, "no maintenance"), ys(errorPlot, currentName(errorPlot))));
+        assertFalse(java.util.Arrays.equals(ys(errorPlot, "FSC"), ys(errorPlot, currentName(errorPlot))), "the series changed with FSC");
+        assertNotNull(w.temporalView().mismatchViewer().getChart());
+
         // --- a corrupt folder: an error dialog naming the file, the app keeps its model and stays responsive
         Path bad = Files.createDirectories(tmp.resolve("corrupt-model"));
         Files.writeString(bad.resolve("config.json"), "{ \"_class_name\": \"DiT\", \"input_size\": ");
@@ -185,6 +222,31 @@ class StudioSmokeTest {
         robot.clickOn("OK");
         waitFor(10, () -> errorDialog() == null);
         assertTrue(vm.statusProperty().get().startsWith("Could not open"), vm.statusProperty().get());
+    }
+
+    private static void assertNoErrorDialog() throws Exception {
+        DialogPane d = WaitForAsyncUtils.asyncFx(StudioSmokeTest::errorDialog).get();
+        assertEquals(null, d == null ? null : d.getHeaderText() + ": " + d.getContentText());
+    }
+
+    private static List<String> seriesNames(XYPlot p) {
+        List<String> n = new java.util.ArrayList<>();
+        var ds = (XYSeriesCollection) p.getDataset();
+        for (int i = 0; ds != null && i < ds.getSeriesCount(); i++) n.add(String.valueOf(ds.getSeriesKey(i)));
+        return n;
+    }
+
+    private static String currentName(XYPlot p) {
+        return seriesNames(p).stream().filter(n -> n.startsWith("Current config")).findFirst().orElse("?");
+    }
+
+    private static double[] ys(XYPlot p, String name) {
+        var ds = (XYSeriesCollection) p.getDataset();
+        int i = ds.getSeriesIndex(name);
+        if (i < 0) return new double[0];
+        double[] y = new double[ds.getItemCount(i)];
+        for (int k = 0; k < y.length; k++) y[k] = ds.getYValue(i, k);
+        return y;
     }
 
     private static DialogPane diffDialog() { return dialogWithId("diff-dialog"); }
