@@ -11,6 +11,7 @@ import picocli.CommandLine.Command;
                 ImportCommand.class,
                 TrainClassifierCommand.class, EvalCommand.class,
                 CalibrateCommand.class, QuantizeCommand.class,
+                BenchBackendsCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
