@@ -101,6 +101,11 @@ public final class CpuInt8Backend implements ExecutionBackend {
         return new Prepared(model, quantized, hooks, info);
     }
 
+    /** Bytes of the packed int8 weights, steps and biases of a denoiser prepared by this backend; -1 for other denoisers. */
+    public static long packedBytes(PreparedDenoiser d) {
+        return d instanceof Prepared p ? p.packedBytes() : -1;
+    }
+
     /** "fake quantization for: x_embedder.proj (not a Linear layer (conv2d)), ..." grouped by reason. */
     static String fakeNote(Map<String, String> fake) {
         if (fake.isEmpty()) return "";

@@ -25,8 +25,14 @@ import java.util.Arrays;
  */
 public final class Int8Linear {
     private static final float MAGIC = 12582912f;        // 1.5 * 2^23: (q + MAGIC) - MAGIC rounds half to even for |q| < 2^22
+    /**
+     * |q - rint(q)| * NEAR_HALF >= 1 exactly when |q - rint(q)| >= 0.5 - 2^-13 (up to the rounding of the product, which
+     * only widens the band a little): quotients x * (1/d) that close to a half-integer are redone from x / d, because
+     * |x * fl(1/d) - x / d| <= |q| 2^-23 (two roundings) <= 2^-15 for |q| <= 256.
+     */
+    private static final float NEAR_HALF = 1f / (0.5f - 0x1p-13f);
     /** Rows quantized, multiplied and dequantized together (GEMMs of this height keep the int8 kernels fastest here). */
-    static final int ROW_BLOCK = 256;
+    static final int ROW_BLOCK = Integer.getInteger("diffquant.int8.rows", 128);
     /** Below this many rows per worker a call stays on the caller thread (oneDNN may still use its own threads). */
     static final int MIN_PARALLEL_ROWS = 128;
 
@@ -39,15 +45,17 @@ public final class Int8Linear {
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
-    /** Per-thread buffers grown on demand: int8 rows, their steps, the s32 accumulators. */
+    /** Per-thread buffers grown on demand: int8 rows, their steps, the s32 accumulators, one output row. */
     private static final class Scratch {
         byte[] a = new byte[0];
         float[] steps = new float[0];
         int[] acc = new int[0];
+        float[] row = new float[0];
 
         byte[] a(int n) { if (a.length < n) a = new byte[n]; return a; }
         float[] steps(int n) { if (steps.length < n) steps = new float[n]; return steps; }
         int[] acc(int n) { if (acc.length < n) acc = new int[n]; return acc; }
+        float[] row(int n) { if (row.length < n) row = new float[n]; return row; }
     }
 
     private Int8Linear(String name, int in, int out, byte[] weight, float[] weightStep, float[] bias, IntFormat input) {
@@ -153,7 +161,7 @@ public final class Int8Linear {
             int[] acc = sc.acc(rows * out);
             quantize(xd, b0, rows, a, steps, inputStep);
             Int8Gemm.gemm(rows, out, in, a, weight, acc, out);
-            dequantize(acc, steps, yd, b0, rows);
+            dequantize(acc, steps, yd, b0, rows, sc.row(out));
         }
     }
 
@@ -169,50 +177,66 @@ public final class Int8Linear {
                 if (!(amax <= Float.MAX_VALUE)) throw nonFinite(xd, xo, b0 + r);
                 d = (float) ((double) amax / aqmax);      // IntFormat.paramsForRange of the row's [min, max]
             } else {
+                // fake quantization clamps infinities to +-qmax (kept here) but gives NaN for NaN (refused here)
+                float bad = 0f;
+                for (int i = 0; i < in; i++) bad = Math.max(bad, xd[xo + i] - xd[xo + i]);
+                if (bad != 0f) {
+                    for (int i = 0; i < in; i++) if (Float.isNaN(xd[xo + i])) throw nonFinite(xd, xo, b0 + r);
+                }
                 d = fixed;
             }
             steps[r] = d;
-            quantizeRow(xd, xo, a, ao, d, b0 + r);
+            quantizeRow(xd, xo, a, ao, d);
         }
     }
 
-    /** Codes of one row: round half to even of x / d, clamped (ActivationKernels' INT loop, giving the same levels). */
-    private void quantizeRow(float[] x, int xo, byte[] a, int ao, float d, int row) {
+    /**
+     * Codes of one row: round half to even of the exact quotient x / d, clamped, which is what the fake quantization's
+     * INT kernel computes (ActivationKernels: float quotient, ties redone in double), so the levels are identical.
+     * Here the quotient is x * (1/d), rounded with the 1.5 * 2^23 trick: for |q| <= 2^8 it is within 2^-15 of x / d, so
+     * where it lies more than 2^-13 away from a half-integer, x / d rounds to the same integer (beyond 128 the code
+     * clamps to qmax whatever the rounding). A row with an element closer to a half-integer redoes those elements from
+     * the exact quotient in double. The flag is an int OR (vectorized, reduced once after the loop); a float maximum
+     * or a per-element test made this loop two to three times slower. Inputs must be finite here (checked by the caller).
+     */
+    private void quantizeRow(float[] x, int xo, byte[] a, int ao, float d) {
         if (d == 0) {
-            for (int i = 0; i < in; i++) if (Float.isNaN(x[xo + i])) throw nonFinite(x, xo, row);
             Arrays.fill(a, ao, ao + in, (byte) 0);
             return;
         }
-        float lo = aqmin, hi = aqmax, tie = Float.POSITIVE_INFINITY;
+        float inv = 1f / d, lo = aqmin, hi = aqmax;
+        int near = 0;
         for (int i = 0; i < in; i++) {
-            float q = x[xo + i] / d;
+            float q = x[xo + i] * inv;
             float r = (q + MAGIC) - MAGIC;
-            tie = Math.min(tie, Math.abs(Math.abs(q - r) - 0.5f));
+            near |= (int) (Math.abs(q - r) * NEAR_HALF);      // 1 when |q - r| >= 0.5 - 2^-13 (a tie or nearly), else 0
             a[ao + i] = (byte) (int) Math.max(lo, Math.min(hi, r));
         }
-        if (!(tie > 0)) {
-            // a half-integer float quotient, an infinity or a NaN somewhere: redo those elements from the exact quotient
+        if (near != 0 || !(inv < Float.POSITIVE_INFINITY)) {
             for (int i = 0; i < in; i++) {
-                float v = x[xo + i], q = v / d, r = (q + MAGIC) - MAGIC;
-                if (Math.abs(Math.abs(q - r) - 0.5f) > 0) continue;
-                if (Float.isNaN(v)) throw nonFinite(x, xo, row);
+                float v = x[xo + i], q = v * inv, r = (q + MAGIC) - MAGIC;
+                if ((int) (Math.abs(q - r) * NEAR_HALF) == 0 && inv < Float.POSITIVE_INFINITY) continue;
                 double t = Math.rint(v / (double) d);
                 a[ao + i] = (byte) (t < aqmin ? aqmin : t > aqmax ? aqmax : t);
             }
         }
     }
 
-    /** y[row, j] = acc * (Δ_a[row] * Δ_w[j]) + b[j] for the block's rows. */
-    private void dequantize(int[] acc, float[] steps, float[] yd, int b0, int rows) {
+    /**
+     * y[row, j] = acc * (Δ_a[row] * Δ_w[j]) + b[j] for the block's rows, one row at a time through a scratch row
+     * (stores and loads of float arrays at the same index vectorize; at different offsets C2 must assume aliasing).
+     */
+    private void dequantize(int[] acc, float[] steps, float[] yd, int b0, int rows, float[] tmp) {
         float[] ws = weightStep, b = bias;
         for (int r = 0; r < rows; r++) {
             float s = steps[r];
-            int co = r * out, yo = (b0 + r) * out;
+            int co = r * out;
             if (b != null) {
-                for (int j = 0; j < out; j++) yd[yo + j] = acc[co + j] * (s * ws[j]) + b[j];
+                for (int j = 0; j < out; j++) tmp[j] = acc[co + j] * (s * ws[j]) + b[j];
             } else {
-                for (int j = 0; j < out; j++) yd[yo + j] = acc[co + j] * (s * ws[j]);
+                for (int j = 0; j < out; j++) tmp[j] = acc[co + j] * (s * ws[j]);
             }
+            System.arraycopy(tmp, 0, yd, (b0 + r) * out, out);
         }
     }
 

@@ -90,6 +90,14 @@ class CpuInt8BackendTest {
         xd[in + 1] = 1.25f;    // 2.5 -> 2
         xd[in + 2] = -0.75f;   // -1.5 -> -2
         xd[in + 3] = 0.25f;    // 0.5 -> 0
+        // row 4: values within an ulp of (k + 1/2) d, where x * (1/d) and x / d may round differently
+        float amax4 = 1.7f;
+        float d4 = (float) ((double) amax4 / 127);
+        xd[4 * in] = amax4;
+        for (int i = 1; i < in; i++) {
+            float h = ((i % 100) - 50 + 0.5f) * d4;
+            xd[4 * in + i] = switch (i % 3) { case 0 -> Math.nextUp(h); case 1 -> Math.nextDown(h); default -> h; };
+        }
         // row 2: all zeros (step 0); row 3: one huge value
         for (int i = 0; i < in; i++) xd[2 * in + i] = 0f;
         xd[3 * in + 5] = 3e30f;
