@@ -110,12 +110,17 @@ public final class LoopKernels {
         return c;
     }
 
-    /** Level of a packed 4-bit weight code i: sign-extended (symmetric) or unsigned (asymmetric). */
+    /**
+     * Level of a packed 4-bit weight code i: sign-extended (symmetric) or unsigned (asymmetric). The nibble is shifted to
+     * the top of a signed int and back with an arithmetic shift. Not (b &amp; 0xFF) &gt;&gt; s then (c &lt;&lt; 28) &gt;&gt; 28:
+     * TornadoVM 5.2's OpenCL backend types the zero-extended byte as uint and emits the final shift as a logical one, so
+     * negative codes came out as 8..15 (seen on PoCL, checked with a one-task kernel and withPrintKernel).
+     */
     static int w4Level(Int8Array w, int i, int asym) {
-        int b = w.get(i >> 1) & 0xFF;
-        int c = (b >> ((i & 1) << 2)) & 0xF;
-        if (asym == 0) {
-            c = (c << 28) >> 28;
+        int b = w.get(i >> 1);
+        int c = (b << (28 - ((i & 1) << 2))) >> 28;
+        if (asym != 0) {
+            c = c & 0xF;
         }
         return c;
     }

@@ -91,6 +91,9 @@ public final class TunedKernels {
         int row = kc.groupIdy * TS + ly;
         int wr = kc.groupIdx * TS + ly;
         int gpr = (in + group - 1) / group;
+        // columns past the last output read the last column's scales (uniform control flow at the group flush;
+        // their results are never stored): a flush guarded by col < out went wrong on PoCL in partial tiles
+        int scol = Math.min(col, out - 1);
         int[] xt = kc.allocateIntLocalArray(TS * TS);
         int[] wt = kc.allocateIntLocalArray(TS * TP);
         float acc = 0f;
@@ -117,9 +120,7 @@ public final class TunedKernels {
             kc.localBarrier();
             int kend = k0 + TS;
             if (kend >= in || kend % group == 0) {
-                if (col < out) {
-                    acc += (float) dot * sw.get(col * gpr + k0 / group);
-                }
+                acc += (float) dot * sw.get(scol * gpr + k0 / group);
                 dot = 0;
             }
         }
@@ -137,6 +138,9 @@ public final class TunedKernels {
         int row = kc.groupIdy * TS + ly;
         int wr = kc.groupIdx * TS + ly;
         int gpr = (in + group - 1) / group;
+        // columns past the last output read the last column's scales (uniform control flow at the group flush;
+        // their results are never stored): a flush guarded by col < out went wrong on PoCL in partial tiles
+        int scol = Math.min(col, out - 1);
         int[] xt = kc.allocateIntLocalArray(TS * TS);
         int[] wt = kc.allocateIntLocalArray(TS * TP);
         float acc = 0f;
@@ -163,9 +167,7 @@ public final class TunedKernels {
             kc.localBarrier();
             int kend = k0 + TS;
             if (kend >= in || kend % group == 0) {
-                if (col < out) {
-                    acc += (float) dot * sw.get(col * gpr + k0 / group);
-                }
+                acc += (float) dot * sw.get(scol * gpr + k0 / group);
                 dot = 0;
             }
         }
@@ -183,6 +185,7 @@ public final class TunedKernels {
         int row = kc.groupIdy * TS + ly;
         int wr = kc.groupIdx * TS + ly;
         int gpr = (in + group - 1) / group;
+        int scol = Math.min(col, out - 1);
         float[] xt = kc.allocateFloatLocalArray(TS * TS);
         float[] wt = kc.allocateFloatLocalArray(TS * TP);
         float[] table = kc.allocateFloatLocalArray(16);
@@ -211,9 +214,7 @@ public final class TunedKernels {
             kc.localBarrier();
             int kend = k0 + TS;
             if (kend >= in || kend % group == 0) {
-                if (col < out) {
-                    acc += part * gs.get(col * gpr + k0 / group);
-                }
+                acc += part * gs.get(scol * gpr + k0 / group);
                 part = 0f;
             }
         }

@@ -53,6 +53,21 @@ abstract class KernelContract {
 
     abstract KernelRunner runner();
 
+    /**
+     * Plans of the block and denoiser tests (null = FP32, else an index into {@link #blockPlans()}). The TornadoVM suites
+     * take a subset: every plan compiles a dozen kernels, minutes on a shared 2-core machine; the GEMM test covers every
+     * format on every backend.
+     */
+    List<Integer> blockPlanChoice() { return java.util.Arrays.asList(null, 0, 1, 2); }
+
+    List<Integer> denoiserPlanChoice() { return java.util.Arrays.asList(null, 0, 1, 2); }
+
+    private static List<TensorSpec[]> chosen(List<Integer> idx) {
+        List<TensorSpec[]> out = new ArrayList<>();
+        for (Integer i : idx) out.add(i == null ? null : blockPlans().get(i));
+        return out;
+    }
+
     static FloatArray fa(Tensor t) { return Host.floats(t.data()); }
 
     // ------------------------------------------------------------------ activation quantization
@@ -303,10 +318,7 @@ abstract class KernelContract {
 
     @Test
     void ditBlockMatchesTheFakeQuantizedEngineBlock() {
-        List<TensorSpec[]> plans = new ArrayList<>();
-        plans.add(null);
-        plans.addAll(blockPlans());
-        for (TensorSpec[] p : plans) {
+        for (TensorSpec[] p : chosen(blockPlanChoice())) {
             DiT m = smallDiT(11);
             QuantizedModel q = p == null ? null : quantize(m, p[0], p[1]);
             String what = (p == null ? "fp32" : p[0] + " / " + p[1]) + " block on " + runner().describe();
@@ -328,10 +340,7 @@ abstract class KernelContract {
 
     @Test
     void denoiserMatchesTheFakeQuantizedModel() throws Exception {
-        List<TensorSpec[]> plans = new ArrayList<>();
-        plans.add(null);
-        plans.addAll(blockPlans());
-        for (TensorSpec[] p : plans) {
+        for (TensorSpec[] p : chosen(denoiserPlanChoice())) {
             DiT m = smallDiT(21);
             QuantizedModel q = p == null ? null : quantize(m, p[0], p[1]);
             String what = (p == null ? "fp32" : p[0] + " / " + p[1]) + " denoiser on " + runner().describe();

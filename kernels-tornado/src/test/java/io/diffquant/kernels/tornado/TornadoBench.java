@@ -1,5 +1,6 @@
 package io.diffquant.kernels.tornado;
 
+import io.diffquant.engine.backend.ExecutionBackends;
 import io.diffquant.engine.backend.PreparedDenoiser;
 import io.diffquant.engine.diffusion.SampleRequest;
 import io.diffquant.engine.diffusion.Sampling;
@@ -238,7 +239,7 @@ public final class TornadoBench {
         System.out.println("|---|---:|---:|---:|---:|---:|---|");
         Run fp = sample("engine FP32", m, m, batch, steps);
         print(fp, fp, null, Double.NaN);
-        try (PreparedDenoiser p = new TornadoBackend().prepare(m, null)) {
+        try (PreparedDenoiser p = ExecutionBackends.prepare("tornado", m, null)) {
             sample("warm-up", p, m, batch, 1);
             Run r = sample("tornado FP32 blocks", p, m, batch, steps);
             print(r, fp, fp, weightMb(p));
@@ -248,7 +249,7 @@ public final class TornadoBench {
             try {
                 Run fake = sample("engine fake " + q.name, m, m, batch, steps);
                 print(fake, fp, null, Double.NaN);
-                try (PreparedDenoiser p = new TornadoBackend().prepare(m, qm)) {
+                try (PreparedDenoiser p = ExecutionBackends.prepare("tornado", m, qm)) {
                     sample("warm-up", p, m, batch, 1);
                     Run r = sample("tornado real " + q.name, p, m, batch, steps);
                     print(r, fp, fake, weightMb(p));
@@ -261,7 +262,9 @@ public final class TornadoBench {
 
     /** Device bytes of the block weights (codes, scales, zero points, tables) in MB. */
     static double weightMb(PreparedDenoiser p) {
-        return ((TornadoBackend.Prepared) p).dit().weightBytes()[0] / 1e6;
+        if (!(p instanceof TornadoBackend.Prepared tp) || tp.dit() == null)
+            throw new IllegalStateException("the tornado backend did not run: " + p.execution().label());
+        return tp.dit().weightBytes()[0] / 1e6;
     }
 
     static void print(Run r, Run fp, Run ref, double mb) {

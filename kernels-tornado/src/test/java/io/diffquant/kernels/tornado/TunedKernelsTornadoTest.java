@@ -11,6 +11,7 @@ import org.junit.jupiter.api.Test;
 import uk.ac.manchester.tornado.api.types.arrays.FloatArray;
 import uk.ac.manchester.tornado.api.types.arrays.Int8Array;
 
+import java.util.List;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -31,6 +32,11 @@ class TunedKernelsTornadoTest extends KernelContract {
     }
 
     @Override KernelRunner runner() { return tuned; }
+
+    /** W8A8 (int8 per channel, dynamic per-token int8) blocks; W4A8 denoiser with chained block graphs. */
+    @Override List<Integer> blockPlanChoice() { return List.of(0); }
+
+    @Override List<Integer> denoiserPlanChoice() { return List.of(1); }
 
     @Test
     void tunedQuantizationEqualsItsLoopTwin() {
