@@ -31,6 +31,8 @@ public class StudioApp extends Application {
     @Override public void start(Stage primary) {
         this.stage = primary;
         viewModel = new StudioViewModel(options.screenshotMode() ? null : options.settingsFile(), new JobRunner());
+        viewModel.setRoot(options.root());
+        viewModel.quant().setCacheRoot(options.cacheDir());
         window = new MainWindow(viewModel, primary);
         StudioSettings s = viewModel.settings();
         Rectangle2D screen = Screen.getPrimary().getVisualBounds();
@@ -51,6 +53,8 @@ public class StudioApp extends Application {
         primary.show();
         Path startup = StudioViewModel.startupModel(options.model(), options.root(), s);
         if (startup != null) viewModel.openModel(startup);
+        else viewModel.statusProperty().set(StudioViewModel.startupMessage(options.root()).isEmpty() ? "No model loaded"
+                : StudioViewModel.startupMessage(options.root()));
         if (options.screenshotMode()) {
             new ScreenshotRun(viewModel, window, options.screenshotDir(), options.screenshotSteps(), options.lingerMillis(),
                     error -> {
@@ -69,6 +73,7 @@ public class StudioApp extends Application {
             int tab = window.selectedTab();
             viewModel.updateSettings(st -> (max ? st.withWindow(cur.x(), cur.y(), cur.width(), cur.height(), true)
                     : st.withWindow(x, y, w, h, false)).withSelectedTab(tab));
+            viewModel.rememberSession();
             viewModel.saveSettings();
         }
         viewModel.jobs().shutdown(2000);

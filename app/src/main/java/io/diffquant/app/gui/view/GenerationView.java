@@ -1,24 +1,38 @@
 package io.diffquant.app.gui.view;
 
+import io.diffquant.app.gui.charts.StudioCharts;
+import io.diffquant.app.gui.vm.GenerationOutcome;
 import io.diffquant.app.gui.vm.GenerationResult;
 import io.diffquant.app.gui.vm.GenerationViewModel;
+import io.diffquant.app.gui.vm.Heatmaps;
+import io.diffquant.app.gui.vm.QuantViewModel;
 import io.diffquant.app.gui.vm.StudioViewModel;
+import io.diffquant.engine.quant.preset.Presets;
 import javafx.beans.binding.Bindings;
 import javafx.beans.binding.ObjectBinding;
 import javafx.beans.property.ObjectProperty;
+import javafx.beans.property.ReadOnlyObjectWrapper;
+import javafx.collections.FXCollections;
+import javafx.collections.ListChangeListener;
 import javafx.embed.swing.SwingFXUtils;
 import javafx.geometry.Insets;
 import javafx.geometry.Pos;
 import javafx.scene.Node;
 import javafx.scene.control.Button;
 import javafx.scene.control.CheckBox;
+import javafx.scene.control.ComboBox;
 import javafx.scene.control.Label;
+import javafx.scene.control.RadioButton;
+import javafx.scene.control.ScrollPane;
 import javafx.scene.control.Slider;
 import javafx.scene.control.Spinner;
 import javafx.scene.control.SpinnerValueFactory;
+import javafx.scene.control.TableColumn;
+import javafx.scene.control.TableView;
 import javafx.scene.control.TextField;
 import javafx.scene.control.TitledPane;
 import javafx.scene.control.ToggleButton;
+import javafx.scene.control.ToggleGroup;
 import javafx.scene.control.Tooltip;
 import javafx.scene.image.Image;
 import javafx.scene.image.ImageView;
@@ -28,28 +42,23 @@ import javafx.scene.layout.HBox;
 import javafx.scene.layout.Priority;
 import javafx.scene.layout.StackPane;
 import javafx.scene.layout.VBox;
-import org.jfree.chart.ChartFactory;
 import org.jfree.chart.JFreeChart;
 import org.jfree.chart.fx.ChartViewer;
-import org.jfree.chart.plot.PlotOrientation;
-import org.jfree.chart.plot.ValueMarker;
-import org.jfree.chart.plot.XYPlot;
-import org.jfree.data.xy.XYSeries;
-import org.jfree.data.xy.XYSeriesCollection;
 
-import java.awt.BasicStroke;
-import java.awt.Color;
 import java.awt.image.BufferedImage;
+import java.util.List;
 import java.util.Locale;
+import java.util.function.Function;
 
 /**
- * The generation panel bound to a {@link GenerationViewModel}: sampling parameters, "Generate" (FP32 sampling on the
- * worker, progress and cancel in the status bar), the FP32 grid beside the "baseline" and "current config" columns
- * (filled once quantization lands) and the difference heatmap slot, a slider scrubbing the denoising steps, and a
- * JFreeChart plot of how much x̂_0 changes per step.
+ * The generation panel bound to a {@link GenerationViewModel}: sampling parameters and the backend, "Generate" (the
+ * FP32 model, the baseline method and the current configuration from the same noise and labels, calibrating what is not
+ * calibrated yet; progress and cancel in the status bar), the three columns and the difference heatmap |config − FP32|,
+ * one slider scrubbing the denoising steps of all of them, the metrics table (FID-FMNIST, PSNR, SSIM vs FP32) and a
+ * plot of how much x̂_0 changes per step.
  */
 public final class GenerationView {
-    private static final double IMAGE_WIDTH = 296;
+    private static final double IMAGE_WIDTH = 240;
 
     private final GenerationViewModel vm;
     private final StudioViewModel studio;
@@ -57,13 +66,14 @@ public final class GenerationView {
     private final ImageView fpView = pixelView("image-fp");
     private final ImageView baselineView = pixelView("image-baseline");
     private final ImageView currentView = pixelView("image-current");
+    private final ImageView heatmapView = pixelView("image-heatmap");
     private final Slider stepSlider = new Slider(0, 0, 0);
-    private final XYSeries changeSeries = new XYSeries("x̂₀ change per step (RMS)");
-    private final ValueMarker stepMarker = new ValueMarker(0, new Color(200, 60, 60), new BasicStroke(1.5f));
+    private final JFreeChart changeChart = StudioCharts.lines(null, "step", "RMS change of x̂₀", false);
+    private final TableView<GenerationOutcome.MetricsRow> metricsTable = new TableView<>();
     // strong references: bidirectional bindings to the spinners hold their partners weakly
     private final ObjectProperty<Integer> seedObj, countObj, stepsObj;
     private final ObjectProperty<Double> cfgObj;
-    private final Button generate = new Button("Generate");
+    private final Button generate = new Button("Generate side by side");
 
     public GenerationView(GenerationViewModel vm, StudioViewModel studio) {
         this.vm = vm;
@@ -73,17 +83,26 @@ public final class GenerationView {
         stepsObj = vm.stepsProperty().asObject();
         cfgObj = vm.cfgScaleProperty().asObject();
         root.setId("generation-panel");
-        root.setLeft(form());
+        ScrollPane left = new ScrollPane(form());
+        left.setFitToWidth(true);
+        left.setHbarPolicy(ScrollPane.ScrollBarPolicy.NEVER);
+        left.setPrefWidth(300);
+        root.setLeft(left);
         root.setCenter(results());
         bindImage(fpView, vm.fpFrameBinding());
         bindImage(baselineView, vm.baselineFrameBinding());
         bindImage(currentView, vm.currentFrameBinding());
+        bindImage(heatmapView, vm.heatmapFrameBinding());
     }
 
     public Node node() { return root; }
     public ImageView fpImageView() { return fpView; }
+    public ImageView currentImageView() { return currentView; }
+    public ImageView heatmapImageView() { return heatmapView; }
     public Slider stepSlider() { return stepSlider; }
     public Button generateButton() { return generate; }
+    public TableView<GenerationOutcome.MetricsRow> metricsTable() { return metricsTable; }
+    public JFreeChart changeChart() { return changeChart; }
 
     // ------------------------------------------------------------------ form
 
@@ -106,7 +125,7 @@ public final class GenerationView {
         TextField labels = new TextField();
         labels.setId("gen-labels");
         labels.setPromptText("e.g. 0,1,2 (empty: cycle)");
-        labels.setPrefColumnCount(12);
+        labels.setPrefColumnCount(10);
         labels.textProperty().bindBidirectional(vm.labelsProperty());
         labels.disableProperty().bind(vm.classConditionalProperty().not());
         labels.setTooltip(new Tooltip("Class labels, repeated to fill the batch; empty cycles through all classes"));
@@ -114,13 +133,46 @@ public final class GenerationView {
         classes.textProperty().bind(Bindings.createStringBinding(() -> vm.classConditionalProperty().get()
                 ? "classes 0.." + (vm.numClassesProperty().get() - 1) : "unconditional model", vm.classConditionalProperty(), vm.numClassesProperty()));
         classes.setStyle("-fx-text-fill: -fx-mid-text-color;");
+        ComboBox<GenerationViewModel.Backend> backend = new ComboBox<>(FXCollections.observableArrayList(GenerationViewModel.Backend.values()));
+        backend.setId("gen-backend");
+        backend.valueProperty().bindBidirectional(vm.backendProperty());
+        backend.setTooltip(new Tooltip("Compute backend of the run (shown with the result). TornadoVM appears here when its "
+                + "kernels module is on the class path."));
+        backend.setMaxWidth(Double.MAX_VALUE);
+
+        CheckBox baselineOn = new CheckBox("Baseline");
+        baselineOn.setId("gen-baseline-on");
+        baselineOn.selectedProperty().bindBidirectional(vm.baselineEnabledProperty());
+        ComboBox<String> baselinePreset = new ComboBox<>(FXCollections.observableArrayList(Presets.names()));
+        baselinePreset.setId("gen-baseline-preset");
+        QuantViewModel q = studio.quant();
+        baselinePreset.setValue(q.baselineProperty().get().preset());
+        baselinePreset.valueProperty().addListener((o, a, p) -> { if (p != null) q.baselineProperty().set(q.choiceFor(p)); });
+        q.baselineProperty().addListener((o, a, m) -> { if (m != null && !m.preset().equals(baselinePreset.getValue())) baselinePreset.setValue(m.preset()); });
+        baselinePreset.disableProperty().bind(vm.baselineEnabledProperty().not());
+        baselinePreset.setTooltip(new Tooltip("The baseline method as its preset makes it (with the method bar's bits and formats)"));
+        Label baselineLabel = new Label();
+        baselineLabel.textProperty().bind(Bindings.createStringBinding(() -> q.baselineProperty().get().label(), q.baselineProperty()));
+        baselineLabel.setWrapText(true);
+        baselineLabel.setStyle("-fx-text-fill: -fx-mid-text-color; -fx-font-size: 0.9em;");
+        CheckBox currentOn = new CheckBox("Current config");
+        currentOn.setId("gen-current-on");
+        currentOn.selectedProperty().bindBidirectional(vm.currentEnabledProperty());
 
         generate.setId("generate");
         generate.setDefaultButton(true);
         generate.setMaxWidth(Double.MAX_VALUE);
         generate.disableProperty().bind(studio.jobs().busyProperty().or(vm.modelProperty().isNull()));
         generate.setOnAction(e -> studio.generate());
+        generate.setTooltip(new Tooltip("Sample FP32, the baseline and the current configuration from the same noise and labels"
+                + " (configurations not calibrated yet are calibrated first)"));
+        Button fpOnly = new Button("FP32 only");
+        fpOnly.setId("generate-fp");
+        fpOnly.setMaxWidth(Double.MAX_VALUE);
+        fpOnly.disableProperty().bind(studio.jobs().busyProperty().or(vm.modelProperty().isNull()));
+        fpOnly.setOnAction(e -> studio.generateFp());
         Button cancel = new Button("Cancel");
+        cancel.setId("gen-cancel");
         cancel.setMaxWidth(Double.MAX_VALUE);
         cancel.disableProperty().bind(studio.jobs().busyProperty().not());
         cancel.setOnAction(e -> studio.cancelJob());
@@ -132,12 +184,21 @@ public final class GenerationView {
         g.add(classes, 1, r++);
         g.addRow(r++, new Label("DDIM steps"), steps);
         g.addRow(r++, new Label("CFG scale"), cfg);
-        g.add(generate, 0, r, 2, 1);
-        r++;
+        g.addRow(r++, new Label("Backend"), backend);
+        g.addRow(r++, baselineOn, baselinePreset);
+        g.add(baselineLabel, 0, r++, 2, 1);
+        g.add(currentOn, 0, r++, 2, 1);
+        g.add(generate, 0, r++, 2, 1);
+        g.add(fpOnly, 0, r++, 2, 1);
         g.add(cancel, 0, r, 2, 1);
-        TitledPane p = new TitledPane("FP32 sampling", g);
+        TitledPane p = new TitledPane("Sampling", g);
         p.setCollapsible(false);
-        VBox box = new VBox(p);
+        Label notes = new Label();
+        notes.setId("gen-notes");
+        notes.setWrapText(true);
+        notes.setStyle("-fx-text-fill: -fx-mid-text-color;");
+        vm.notes().addListener((ListChangeListener<String>) c -> notes.setText(String.join("\n", vm.notes())));
+        VBox box = new VBox(8, p, notes);
         box.setPadding(new Insets(8));
         return box;
     }
@@ -156,10 +217,20 @@ public final class GenerationView {
     // ------------------------------------------------------------------ results
 
     private Node results() {
-        HBox columns = new HBox(16,
-                column("FP32", fpView, "Press Generate"),
-                column("Baseline (quantized)", baselineView, "Appears when a quantization baseline is sampled"),
-                column("Current config", currentView, "Appears when the configuration in the layer table is sampled"));
+        Label baselineTitle = new Label();
+        baselineTitle.textProperty().bind(Bindings.createStringBinding(() -> {
+            GenerationResult res = vm.baselineResultProperty().get();
+            return res != null ? res.label() : "Baseline " + studio.quant().baselineProperty().get().label();
+        }, vm.baselineResultProperty(), studio.quant().baselineProperty()));
+        Label currentTitle = new Label();
+        currentTitle.textProperty().bind(Bindings.createStringBinding(() -> "Current config: " + studio.layers().method().label()
+                + (studio.layers().history().canUndoProperty().get() ? " + edits" : ""), studio.layers().methodProperty(),
+                studio.layers().history().canUndoProperty()));
+        HBox columns = new HBox(12,
+                column(new Label("FP32"), fpView, "Press Generate"),
+                column(baselineTitle, baselineView, "The baseline method's samples"),
+                column(currentTitle, currentView, "The samples of the layer table's configuration"),
+                heatmapColumn());
         columns.setPadding(new Insets(8));
 
         stepSlider.setId("step-slider");
@@ -194,6 +265,7 @@ public final class GenerationView {
             return String.format(Locale.ROOT, "step %d of %d · t = %d", res.frameStep(k) + 1, res.totalSteps(), res.frameTimestep(k));
         }, vm.fpResultProperty(), vm.selectedFrameProperty()));
         ToggleButton predX0 = new ToggleButton("show x̂₀");
+        predX0.setId("show-predx0");
         predX0.setTooltip(new Tooltip("On: the predicted clean image x̂₀ of the step; off: x_t after the step"));
         predX0.selectedProperty().bindBidirectional(vm.showPredX0Property());
         CheckBox follow = new CheckBox("follow");
@@ -203,30 +275,96 @@ public final class GenerationView {
         scrub.setAlignment(Pos.CENTER_LEFT);
         scrub.setPadding(new Insets(4, 8, 4, 8));
 
-        Label heat = new Label("Difference heatmap |current − FP32|\nappears with the first quantized run");
-        heat.setStyle("-fx-text-fill: -fx-mid-text-color; -fx-text-alignment: center;");
-        StackPane heatBox = new StackPane(heat);
-        heatBox.setId("heatmap-slot");
-        heatBox.setPrefSize(IMAGE_WIDTH, 240);
-        heatBox.setMinWidth(200);
-        heatBox.setStyle("-fx-border-color: -fx-box-border; -fx-border-style: dashed;");
-
-        ChartViewer chart = new ChartViewer(changeChart());
+        ChartViewer chart = new ChartViewer(changeChart);
         chart.setId("change-chart");
-        chart.setPrefSize(520, 240);
-        chart.setMinWidth(300);
+        chart.setPrefSize(420, 220);
+        chart.setMinWidth(260);
         HBox.setHgrow(chart, Priority.ALWAYS);
-        vm.fpResultProperty().addListener((o, a, res) -> updateChart(res));
-        HBox bottom = new HBox(16, heatBox, chart);
+        vm.outcomeProperty().addListener((o, a, res) -> updateChart());
+        vm.fpResultProperty().addListener((o, a, res) -> updateChart());
+        Node metrics = buildMetricsTable();
+        HBox bottom = new HBox(12, metrics, chart);
         bottom.setPadding(new Insets(8));
-        bottom.setMinHeight(240);
+        bottom.setMinHeight(200);
+        bottom.setPrefHeight(230);
         VBox.setVgrow(columns, Priority.ALWAYS);
         return new VBox(columns, scrub, bottom);
     }
 
-    private static VBox column(String title, ImageView view, String placeholder) {
-        Label t = new Label(title);
-        t.setStyle("-fx-font-weight: bold;");
+    private Node heatmapColumn() {
+        Label title = new Label("Difference |config − FP32|");
+        title.setStyle("-fx-font-weight: bold;");
+        ToggleGroup which = new ToggleGroup();
+        RadioButton ofCurrent = new RadioButton("current");
+        ofCurrent.setId("heatmap-current");
+        RadioButton ofBaseline = new RadioButton("baseline");
+        ofBaseline.setId("heatmap-baseline");
+        ofCurrent.setToggleGroup(which);
+        ofBaseline.setToggleGroup(which);
+        ofCurrent.setSelected(vm.heatmapOfCurrentProperty().get());
+        ofBaseline.setSelected(!vm.heatmapOfCurrentProperty().get());
+        which.selectedToggleProperty().addListener((o, a, t) -> vm.heatmapOfCurrentProperty().set(t == ofCurrent));
+        ImageView bar = new ImageView(SwingFXUtils.toFXImage(Heatmaps.colorBar(160, 10), null));
+        Label max = new Label();
+        max.setId("heatmap-max");
+        max.textProperty().bind(Bindings.createStringBinding(() -> {
+            double m = vm.heatmapMaxBinding().get();
+            return Double.isNaN(m) ? "" : String.format(Locale.ROOT, "0 … %.3g", m);
+        }, vm.heatmapMaxBinding()));
+        HBox legend = new HBox(6, bar, max);
+        legend.setAlignment(Pos.CENTER);
+        HBox head = new HBox(8, title, ofCurrent, ofBaseline);
+        head.setAlignment(Pos.CENTER);
+        VBox box = column(head, heatmapView, "Appears with the first quantized run");
+        box.getChildren().add(legend);
+        return box;
+    }
+
+    private Node buildMetricsTable() {
+        metricsTable.setId("metrics-table");
+        metricsTable.setItems(vm.metrics());
+        metricsTable.setPlaceholder(new Label("Metrics appear after a run"));
+        metricsTable.setColumnResizePolicy(TableView.CONSTRAINED_RESIZE_POLICY_FLEX_LAST_COLUMN);
+        metricsTable.getColumns().add(textColumn("Column", 150, GenerationOutcome.MetricsRow::column));
+        metricsTable.getColumns().add(numberColumn("FID-FMNIST", r -> r.fid(), "%.2f"));
+        metricsTable.getColumns().add(numberColumn("PSNR [dB]", r -> r.psnr(), "%.2f"));
+        metricsTable.getColumns().add(numberColumn("SSIM", r -> r.ssim(), "%.4f"));
+        metricsTable.getColumns().add(numberColumn("MSE", r -> r.mse(), "%.2e"));
+        metricsTable.getColumns().add(numberColumn("max |Δ|", r -> r.maxAbs(), "%.3f"));
+        metricsTable.getColumns().add(numberColumn("avg W bits", r -> r.avgWeightBits(), "%.2f"));
+        metricsTable.getColumns().add(numberColumn("time [s]", r -> r.seconds(), "%.1f"));
+        metricsTable.setPrefWidth(620);
+        metricsTable.setMinWidth(420);
+        Tooltip t = new Tooltip("Versus the FP32 images from the same noise and labels. FID-FMNIST uses the product's own "
+                + "Fashion-MNIST classifier (not Inception) and is noisy for a few images.");
+        t.setWrapText(true);
+        t.setMaxWidth(420);
+        metricsTable.setTooltip(t);
+        return metricsTable;
+    }
+
+    private static TableColumn<GenerationOutcome.MetricsRow, String> textColumn(String title, double width,
+                                                                               Function<GenerationOutcome.MetricsRow, String> f) {
+        TableColumn<GenerationOutcome.MetricsRow, String> c = new TableColumn<>(title);
+        c.setPrefWidth(width);
+        c.setCellValueFactory(cd -> new ReadOnlyObjectWrapper<>(f.apply(cd.getValue())));
+        return c;
+    }
+
+    private static TableColumn<GenerationOutcome.MetricsRow, String> numberColumn(String title,
+                                                                                 java.util.function.ToDoubleFunction<GenerationOutcome.MetricsRow> f, String fmt) {
+        TableColumn<GenerationOutcome.MetricsRow, String> c = new TableColumn<>(title);
+        c.setPrefWidth(72);
+        c.setStyle("-fx-alignment: CENTER-RIGHT;");
+        c.setCellValueFactory(cd -> {
+            double v = f.applyAsDouble(cd.getValue());
+            return new ReadOnlyObjectWrapper<>(Double.isNaN(v) ? "–" : Double.isInfinite(v) ? "∞" : String.format(Locale.ROOT, fmt, v));
+        });
+        return c;
+    }
+
+    private static VBox column(Node title, ImageView view, String placeholder) {
+        if (title instanceof Label l) l.setStyle("-fx-font-weight: bold;");
         Label ph = new Label(placeholder);
         ph.setWrapText(true);
         ph.setMaxWidth(IMAGE_WIDTH - 40);
@@ -234,14 +372,14 @@ public final class GenerationView {
         ph.visibleProperty().bind(view.imageProperty().isNull());
         StackPane frame = new StackPane(view, ph);
         // explicit sizes: the frame takes what the layout gives it and the image scales into it (no feedback loop)
-        frame.setPrefSize(IMAGE_WIDTH, 220);
-        frame.setMinSize(120, 100);
+        frame.setPrefSize(IMAGE_WIDTH, 200);
+        frame.setMinSize(110, 100);
         frame.setMaxSize(Double.MAX_VALUE, Double.MAX_VALUE);
         frame.setStyle("-fx-background-color: #202020; -fx-background-radius: 4;");
         view.fitWidthProperty().bind(frame.widthProperty().subtract(8));
         view.fitHeightProperty().bind(frame.heightProperty().subtract(8));
         VBox.setVgrow(frame, Priority.ALWAYS);
-        VBox box = new VBox(6, t, frame);
+        VBox box = new VBox(6, title, frame);
         box.setAlignment(Pos.TOP_CENTER);
         box.setMaxWidth(Double.MAX_VALUE);
         HBox.setHgrow(box, Priority.ALWAYS);
@@ -263,33 +401,26 @@ public final class GenerationView {
 
     static Image toFx(BufferedImage img) { return img == null ? null : SwingFXUtils.toFXImage(img, null); }
 
-    private JFreeChart changeChart() {
-        JFreeChart c = ChartFactory.createXYLineChart(null, "step", "RMS change of x̂₀", new XYSeriesCollection(changeSeries),
-                PlotOrientation.VERTICAL, true, true, false);
-        XYPlot p = c.getXYPlot();
-        p.setBackgroundPaint(Color.WHITE);
-        p.setDomainGridlinePaint(new Color(220, 220, 220));
-        p.setRangeGridlinePaint(new Color(220, 220, 220));
-        p.addDomainMarker(stepMarker);
-        c.setBackgroundPaint(new Color(244, 244, 244));
-        return c;
+    /** The x̂_0 change per step of every column so far. */
+    private void updateChart() {
+        StudioCharts.setSeries(changeChart, changeSeries(vm));
+        updateMarker();
     }
 
-    private void updateChart(GenerationResult res) {
-        changeSeries.clear();
-        if (res == null) return;
-        double[] ch = res.predX0Change();
-        changeSeries.setNotify(false);
-        for (int i = 0; i < ch.length; i++) changeSeries.add(i + 1, ch[i]);
-        changeSeries.setNotify(true);
-        updateMarker();
+    /** The series of the x̂_0-change plot: one per distinct column run so far. */
+    public static List<StudioCharts.Series> changeSeries(GenerationViewModel vm) {
+        return StudioCharts.changeSeries(java.util.Arrays.asList(vm.fpResultProperty().get(), vm.baselineResultProperty().get(),
+                vm.currentResultProperty().get()));
     }
 
     /** The chart's marker at the step of the selected frame (steps count from 1 on the axis). */
     private void updateMarker() {
         GenerationResult res = vm.fpResultProperty().get();
-        if (res == null || res.frames() == 0) return;
+        if (res == null || res.frames() == 0) {
+            StudioCharts.setDomainMarker(changeChart, Double.NaN);
+            return;
+        }
         int k = Math.max(0, Math.min(vm.selectedFrameProperty().get(), res.frames() - 1));
-        stepMarker.setValue(res.frameStep(k) + 1);
+        StudioCharts.setDomainMarker(changeChart, res.frameStep(k) + 1);
     }
 }

@@ -79,6 +79,13 @@ public final class LayerTableView {
                 formatColumn("A format", "col-aformat", false),
                 specColumn("A bits", 50, r -> r.activationQuantizable() ? Integer.toString(r.activationBits()) : ""),
                 granularityColumn("A gran.", false),
+                choiceColumn("A calib.", "col-amode", 95, Formats.ACTIVATION_MODES, LayerRow::activationQuantizable,
+                        r -> r.spec().quantizesActivation() ? r.spec().activationMode() : "", (rows, v) -> vm.setActivationMode(rows, v)),
+                choiceColumn("A range", "col-arange", 80, Formats.RANGES, LayerRow::activationQuantizable,
+                        r -> r.spec().quantizesActivation() && !"dynamic".equals(r.spec().activationMode()) ? r.spec().activationRange() : "",
+                        (rows, v) -> vm.setRange(rows, false, v)),
+                choiceColumn("W range", "col-wrange", 80, Formats.RANGES, LayerRow::weightQuantizable,
+                        r -> r.spec().quantizesWeight() ? r.spec().weightRange() : "", (rows, v) -> vm.setRange(rows, true, v)),
                 avgBitsColumn(),
                 sensitivityColumn(),
                 enabledColumn()));
@@ -184,6 +191,22 @@ public final class LayerTableView {
                 if (weight) vm.setWeightGranularity(targetsFor(row), v);
                 else vm.setActivationGranularity(targetsFor(row), v);
             });
+        });
+        return c;
+    }
+
+    /** An editable column over a list of choices (typing allowed) whose commit calls {@code set} on the edit's targets. */
+    private TableColumn<LayerRow, String> choiceColumn(String title, String id, double width, List<String> choices, Predicate<LayerRow> applicable,
+                                                       Function<LayerRow, String> value, java.util.function.BiConsumer<List<LayerRow>, String> set) {
+        TableColumn<LayerRow, String> c = new TableColumn<>(title);
+        c.setId(id);
+        c.setPrefWidth(width);
+        c.setCellValueFactory(cd -> specBinding(cd.getValue(), r -> applicable.test(r) ? value.apply(r) : ""));
+        c.setCellFactory(col -> editableCell(FXCollections.observableArrayList(choices), applicable));
+        c.setOnEditCommit(ev -> {
+            String v = ev.getNewValue();
+            if (v == null) return;
+            run(() -> set.accept(targetsFor(ev.getRowValue()), v));
         });
         return c;
     }
@@ -315,6 +338,10 @@ public final class LayerTableView {
         applyG.setOnAction(e -> run(() -> vm.setWeightGranularity(selectedRows(), wg.getEditor().getText())));
         Button applyA = new Button("Set A");
         applyA.setOnAction(e -> run(() -> vm.setActivationFormat(selectedRows(), af.getEditor().getText())));
+        ComboBox<String> am = combo("bulk-amode", Formats.ACTIVATION_MODES, "static");
+        am.setPrefWidth(110);
+        Button applyM = new Button("Set A calib.");
+        applyM.setOnAction(e -> run(() -> vm.setActivationMode(selectedRows(), am.getEditor().getText())));
         Button on = new Button("Enable");
         on.setOnAction(e -> run(() -> vm.setEnabled(selectedRows(), true)));
         Button off = new Button("Disable");
@@ -322,7 +349,7 @@ public final class LayerTableView {
         Button reset = new Button("Reset to FP32");
         reset.setOnAction(e -> run(() -> vm.resetToFloat(selectedRows())));
         var noSelection = Bindings.isEmpty(table.getSelectionModel().getSelectedItems());
-        for (Button b : List.of(applyW, applyG, applyA, on, off, reset)) b.disableProperty().bind(noSelection);
+        for (Button b : List.of(applyW, applyG, applyA, applyM, on, off, reset)) b.disableProperty().bind(noSelection);
         Button undo = new Button("Undo");
         undo.setId("undo");
         undo.disableProperty().bind(vm.history().canUndoProperty().not());
@@ -337,7 +364,7 @@ public final class LayerTableView {
                 vm.history().redoTextProperty()));
         Region grow = new Region();
         HBox.setHgrow(grow, Priority.ALWAYS);
-        return new ToolBar(new Label("Selection"), wf, applyW, wg, applyG, af, applyA, new Separator(), on, off, reset, grow, undo, redo);
+        return new ToolBar(new Label("Selection"), wf, applyW, wg, applyG, af, applyA, am, applyM, new Separator(), on, off, reset, grow, undo, redo);
     }
 
     private static ComboBox<String> combo(String id, List<String> items, String value) {

@@ -1,6 +1,14 @@
 package io.diffquant.app.gui.view;
 
 import io.diffquant.app.gui.vm.ErrorReport;
+import io.diffquant.app.gui.vm.Exporter;
+import io.diffquant.app.gui.vm.QuantViewModel;
+import javafx.scene.control.ButtonBar;
+import javafx.scene.control.ButtonType;
+import javafx.scene.control.CheckBox;
+import javafx.scene.control.Dialog;
+import javafx.stage.FileChooser;
+import java.util.List;
 import io.diffquant.app.gui.vm.LayerTableViewModel;
 import io.diffquant.app.gui.vm.StudioViewModel;
 import javafx.beans.binding.Bindings;
@@ -46,6 +54,7 @@ public final class MainWindow {
     private final TabPane tabs = new TabPane();
     private final LayerTableView layerView;
     private final GenerationView generationView;
+    private final MethodBar methodBar;
     private final StatusBar statusBar = new StatusBar();
     private final Button cancelButton = new Button("Cancel");
     private final Menu recentMenu = new Menu("Recent");
@@ -56,7 +65,9 @@ public final class MainWindow {
         this.vm = vm;
         this.stage = stage;
         vm.setErrorSink(this::showError);
+        vm.setImportHandler(this::showImport);
         layerView = new LayerTableView(vm.layers(), vm::reportError);
+        methodBar = new MethodBar(vm);
         generationView = new GenerationView(vm.generation(), vm);
         layersTab = new Tab("Layers", layerView.node());
         generationTab = new Tab("Generation", generationView.node());
@@ -65,7 +76,8 @@ public final class MainWindow {
         tabs.getTabs().addAll(layersTab, generationTab);
         tabs.getTabs().forEach(t -> t.setClosable(false));
 
-        root.setTop(menuBar());
+        VBox top = new VBox(menuBar(), methodBar.node());
+        root.setTop(top);
         root.setCenter(center());
         root.setBottom(buildStatusBar());
         Scene scene = new Scene(root, 1280, 820);
@@ -78,6 +90,7 @@ public final class MainWindow {
     public LayerTableView layerView() { return layerView; }
     public GenerationView generationView() { return generationView; }
     public StatusBar statusBar() { return statusBar; }
+    public MethodBar methodBar() { return methodBar; }
     public Stage stage() { return stage; }
 
     public void selectTab(int index) {
@@ -98,12 +111,20 @@ public final class MainWindow {
         recentMenu.disableProperty().bind(Bindings.isEmpty(vm.recentModels()).or(vm.jobs().busyProperty()));
         vm.recentModels().addListener((ListChangeListener<Path>) c -> rebuildRecent());
         rebuildRecent();
-        MenuItem export = new MenuItem("Export configuration and weights...");
-        export.setDisable(true);   // comes with the quantization engine
+        MenuItem export = new MenuItem("Export everything...");
+        export.setId("menu-export");
+        export.setAccelerator(new KeyCodeCombination(KeyCode.E, KeyCombination.SHORTCUT_DOWN));
+        export.setOnAction(e -> chooseExport());
+        export.disableProperty().bind(vm.jobs().busyProperty().or(vm.modelProperty().isNull()));
+        MenuItem importConfig = new MenuItem("Import config...");
+        importConfig.setId("menu-import");
+        importConfig.setAccelerator(new KeyCodeCombination(KeyCode.I, KeyCombination.SHORTCUT_DOWN));
+        importConfig.setOnAction(e -> chooseImport());
+        importConfig.disableProperty().bind(vm.jobs().busyProperty().or(vm.modelProperty().isNull()));
         MenuItem quit = new MenuItem("Quit");
         quit.setAccelerator(new KeyCodeCombination(KeyCode.Q, KeyCombination.SHORTCUT_DOWN));
         quit.setOnAction(e -> stage.close());
-        Menu file = new Menu("File", null, open, recentMenu, new SeparatorMenuItem(), export, new SeparatorMenuItem(), quit);
+        Menu file = new Menu("File", null, open, recentMenu, new SeparatorMenuItem(), importConfig, export, new SeparatorMenuItem(), quit);
 
         LayerTableViewModel lt = vm.layers();
         MenuItem undo = new MenuItem("Undo");
@@ -140,12 +161,17 @@ public final class MainWindow {
         Label title = new Label("No model loaded");
         title.setStyle("-fx-font-size: 20px; -fx-font-weight: bold;");
         Label hint = new Label("Open a DiT folder (config.json + model.safetensors) or a diffusers UNet2DModel folder.");
+        Label shipped = new Label(StudioViewModel.startupMessage(vm.root()));
+        shipped.setId("startup-message");
+        shipped.setWrapText(true);
+        shipped.setMaxWidth(640);
+        shipped.setStyle("-fx-text-fill: #b45309;");
         Button open = new Button("Open model folder...");
         open.setId("empty-open");
         open.setDefaultButton(true);
         open.setOnAction(e -> chooseModelFolder());
         open.disableProperty().bind(vm.jobs().busyProperty());
-        VBox empty = new VBox(12, title, hint, open);
+        VBox empty = new VBox(12, title, hint, shipped, open);
         empty.setAlignment(Pos.CENTER);
         empty.setId("empty-state");
         empty.visibleProperty().bind(vm.modelProperty().isNull());
@@ -188,6 +214,46 @@ public final class MainWindow {
         if (start != null && Files.isDirectory(start)) dc.setInitialDirectory(start.toFile());
         File f = dc.showDialog(stage);
         if (f != null) vm.openModel(f.toPath());
+    }
+
+    private void chooseExport() {
+        Dialog<Exporter.Options> d = new Dialog<>();
+        d.initOwner(stage);
+        d.setTitle("Export everything");
+        d.setHeaderText("Export the current configuration (calibrated first if needed), its quantized checkpoint,\n"
+                + "the generated images, every plot (PNG and SVG) and a report (Markdown and HTML) into a folder.");
+        CheckBox config = new CheckBox("config JSON"), ckpt = new CheckBox("quantized checkpoint"), images = new CheckBox("images (PNG)"),
+                plots = new CheckBox("plots (PNG and SVG)"), report = new CheckBox("report (report.md, report.html)");
+        for (CheckBox c : List.of(config, ckpt, images, plots, report)) c.setSelected(true);
+        d.getDialogPane().setContent(new VBox(6, config, ckpt, images, plots, report));
+        ButtonType choose = new ButtonType("Choose folder...", ButtonBar.ButtonData.OK_DONE);
+        d.getDialogPane().getButtonTypes().addAll(choose, ButtonType.CANCEL);
+        d.setResultConverter(bt -> bt == choose ? new Exporter.Options(config.isSelected(), ckpt.isSelected(), images.isSelected(),
+                plots.isSelected(), report.isSelected()) : null);
+        d.showAndWait().ifPresent(o -> {
+            DirectoryChooser dc = new DirectoryChooser();
+            dc.setTitle("Export into folder");
+            File f = dc.showDialog(stage);
+            if (f != null) vm.exportAll(f.toPath(), o);
+        });
+    }
+
+    private void chooseImport() {
+        FileChooser fc = new FileChooser();
+        fc.setTitle("Import quantization config");
+        fc.getExtensionFilters().addAll(new FileChooser.ExtensionFilter("Config JSON", "*.json"), new FileChooser.ExtensionFilter("All files", "*"));
+        File f = fc.showOpenDialog(stage);
+        if (f != null) vm.importConfig(f.toPath());
+    }
+
+    /** Shows what an imported config changes and applies it when the user agrees. */
+    public Dialog<ButtonType> showImport(QuantViewModel.ImportResult r) {
+        String warning = r.identityMismatch() == null ? null : "This config was made for another model: " + r.identityMismatch()
+                + ". Its layer specs apply; its calibrated parameters are not used (the configuration will be recalibrated).";
+        Dialog<ButtonType> d = DiffDialog.create(stage, "Import " + r.file().getFileName(), "Importing " + r.file(), r.diff(), warning);
+        d.setOnHidden(e -> { if (d.getResult() == DiffDialog.APPLY) vm.applyImport(r); });
+        d.show();
+        return d;
     }
 
     private void showAbout() {

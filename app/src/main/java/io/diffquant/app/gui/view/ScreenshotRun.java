@@ -90,7 +90,7 @@ public final class ScreenshotRun {
         vm.generation().stepsProperty().set(steps);
         vm.generation().imageCountProperty().set(16);
         vm.generation().followLatestProperty().set(true);
-        Task<GenerationResult> task = vm.generate();
+        Task<?> task = vm.generate();
         if (task == null) {
             finish("screenshot mode: generation could not start");
             return;
@@ -107,7 +107,7 @@ public final class ScreenshotRun {
             after(600, () -> {
                 if (!snapshot(FILES.get(1))) return;
                 vm.generation().followLatestProperty().set(false);
-                GenerationResult r = task.getValue();
+                GenerationResult r = vm.generation().fpResultProperty().get();
                 vm.generation().selectedFrameProperty().set(Math.max(0, r.frames() / 4));
                 after(600, () -> {
                     if (!snapshot(FILES.get(2))) return;

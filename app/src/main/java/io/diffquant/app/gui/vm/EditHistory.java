@@ -15,13 +15,21 @@ import java.util.Map;
  * name). A new edit clears the redo side; the oldest edits are dropped beyond {@link #limit()}.
  */
 public final class EditHistory {
-    /** One undoable edit: the specs of the touched layers before and after it. */
-    public record Edit(String description, Map<String, LayerQuantSpec> before, Map<String, LayerQuantSpec> after) {
+    /**
+     * One undoable edit: the specs of the touched layers before and after it, and the method (preset) before and after
+     * when the edit changed it (both null otherwise).
+     */
+    public record Edit(String description, Map<String, LayerQuantSpec> before, Map<String, LayerQuantSpec> after,
+                       MethodChoice methodBefore, MethodChoice methodAfter) {
         public Edit {
             before = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(before));
             after = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(after));
         }
+        public Edit(String description, Map<String, LayerQuantSpec> before, Map<String, LayerQuantSpec> after) {
+            this(description, before, after, null, null);
+        }
         public int size() { return after.size(); }
+        public boolean changesMethod() { return methodAfter != null; }
     }
 
     private final int limit;

@@ -30,7 +30,7 @@ public final class Formats {
     public static final List<String> WEIGHT_GRANULARITIES = List.of("tensor", "channel", "group32", "group64", "group128",
             "block16", "block32");
     /** Common granularities for activations (per token is computed online). */
-    public static final List<String> ACTIVATION_GRANULARITIES = List.of("tensor", "token", "channel", "block16", "block32");
+    public static final List<String> ACTIVATION_GRANULARITIES = List.of("tensor", "token", "channel", "group32", "group64", "group128", "block16", "block32");
 
     private Formats() {}
 
@@ -67,6 +67,17 @@ public final class Formats {
 
     /** Canonical granularity name; throws with the valid names if unknown. */
     public static String canonicalGranularity(String name) { return Granularity.parse(name).id(); }
+
+    /** Whether an activation granularity gives one parameter set per token (token, group, block): computed online. */
+    public static boolean onlineGranularity(String name) {
+        Granularity g = Granularity.parse(name);
+        return g instanceof Granularity.PerToken || g instanceof Granularity.PerGroup || g instanceof Granularity.PerBlock;
+    }
+
+    /** How activation parameters can be found (CalibrationMode ids). */
+    public static final List<String> ACTIVATION_MODES = List.of("static", "per_timestep", "dynamic");
+    /** Common range estimators (RangeSpec ids). */
+    public static final List<String> RANGES = List.of("minmax", "lp", "lp-qdit", "percentile99.99", "ema");
 
     /** The granularity a block format needs (block32 for MX, block16 for NVFP4), or null for other formats. */
     public static String requiredGranularity(String formatName) {

@@ -20,6 +20,8 @@ import javafx.beans.property.SimpleIntegerProperty;
 import javafx.beans.property.SimpleObjectProperty;
 import javafx.beans.property.SimpleStringProperty;
 import javafx.beans.property.StringProperty;
+import javafx.collections.FXCollections;
+import javafx.collections.ObservableList;
 
 import java.awt.image.BufferedImage;
 import java.util.ArrayList;
@@ -27,8 +29,9 @@ import java.util.List;
 
 /**
  * State and commands of the generation panel: seed, number of images, class labels (class-conditional models),
- * DDIM steps and CFG scale (DiT sample.py's knobs), the FP32 run's frames per step with a step scrubber, and slots
- * for the "baseline" and "current config" columns that the quantization engine will fill.
+ * DDIM steps and CFG scale (DiT sample.py's knobs), the FP32, baseline and current-config runs from the same noise and
+ * labels with their frames per step and a step scrubber shared by all columns, the difference heatmap |config − FP32|
+ * per frame, the metrics table (FID-FMNIST, PSNR, SSIM vs FP32) and the compute backend.
  */
 public final class GenerationViewModel {
     public static final int MAX_IMAGES = 64;
@@ -47,6 +50,16 @@ public final class GenerationViewModel {
     private final ObjectProperty<GenerationResult> fpResult = new SimpleObjectProperty<>(this, "fpResult");
     private final ObjectProperty<GenerationResult> baselineResult = new SimpleObjectProperty<>(this, "baselineResult");
     private final ObjectProperty<GenerationResult> currentResult = new SimpleObjectProperty<>(this, "currentResult");
+    private final ObjectProperty<GenerationOutcome> outcome = new SimpleObjectProperty<>(this, "outcome");
+    /** Sample the baseline column (the baseline method as its preset makes it). */
+    private final BooleanProperty baselineEnabled = new SimpleBooleanProperty(this, "baselineEnabled", true);
+    /** Sample the current-config column (the layer table). */
+    private final BooleanProperty currentEnabled = new SimpleBooleanProperty(this, "currentEnabled", true);
+    /** The heatmap shows |current − FP32| (true) or |baseline − FP32| (false). */
+    private final BooleanProperty heatmapOfCurrent = new SimpleBooleanProperty(this, "heatmapOfCurrent", true);
+    private final ObjectProperty<Backend> backend = new SimpleObjectProperty<>(this, "backend", Backend.JVM_NATIVE);
+    private final ObservableList<GenerationOutcome.MetricsRow> metrics = FXCollections.observableArrayList();
+    private final ObservableList<String> notes = FXCollections.observableArrayList();
     /** The frame shown (0 = the noisiest kept step); clamped to the frames of the FP run. */
     private final IntegerProperty selectedFrame = new SimpleIntegerProperty(this, "selectedFrame", 0);
     /** true: show x̂_0 (predicted clean image) of the selected step; false: x_t after it. */
@@ -56,11 +69,22 @@ public final class GenerationViewModel {
     private final ObjectBinding<BufferedImage> fpFrame;
     private final ObjectBinding<BufferedImage> baselineFrame;
     private final ObjectBinding<BufferedImage> currentFrame;
+    private final ObjectBinding<BufferedImage> heatmapFrame;
+    private final javafx.beans.binding.DoubleBinding heatmapMax;
 
     public GenerationViewModel() {
         fpFrame = frameOf(fpResult);
         baselineFrame = frameOf(baselineResult);
         currentFrame = frameOf(currentResult);
+        heatmapFrame = Bindings.createObjectBinding(() -> {
+            GenerationOutcome.Heatmap h = heatmap();
+            return h == null ? null : h.grid(selectedFrame.get(), showPredX0.get());
+        }, outcome, heatmapOfCurrent, selectedFrame, showPredX0);
+        heatmapMax = Bindings.createDoubleBinding(() -> {
+            GenerationOutcome.Heatmap h = heatmap();
+            return h == null ? Double.NaN : h.max(selectedFrame.get(), showPredX0.get());
+        }, outcome, heatmapOfCurrent, selectedFrame, showPredX0);
+        outcome.addListener((o, a, v) -> distribute(v));
         fpResult.addListener((o, a, r) -> {
             if (r != null && followLatest.get() && r.frames() > 0) selectedFrame.set(r.frames() - 1);
         });
@@ -84,6 +108,7 @@ public final class GenerationViewModel {
         model.set(m);
         classConditional.set(m != null && m.numClasses() > 0);
         numClasses.set(m == null ? 0 : m.numClasses());
+        outcome.set(null);
         fpResult.set(null);
         baselineResult.set(null);
         currentResult.set(null);
@@ -155,21 +180,109 @@ public final class GenerationViewModel {
         return b.build();
     }
 
-    /** A task sampling the FP32 model; its frames go to {@link #fpResultProperty()} live. */
+    /** A task sampling the FP32 model only; its frames go to {@link #fpResultProperty()} live. */
     public SamplingTask createFpTask() {
         SamplingTask task = new SamplingTask(buildRequest(), "FP32");
+        outcome.set(null);
         fpResult.set(null);
         selectedFrame.set(0);
         task.valueProperty().addListener((o, a, v) -> { if (v != null) fpResult.set(v); });
         return task;
     }
 
+    /**
+     * The side-by-side run of the current settings: FP32, and (when enabled) the baseline and the current configuration
+     * of {@code quant}, calibrating those that are not calibrated yet; the outcome goes to {@link #outcomeProperty()}
+     * live and the calibrated configs are remembered in {@code quant} when the task succeeds.
+     * @param metrics loads the FID-FMNIST feature network, or null when the model is not a Fashion-MNIST model
+     */
+    public GenerationTask createTask(QuantViewModel quant, java.util.concurrent.Callable<io.diffquant.engine.metrics.FmnistMetrics> metrics) {
+        SampleRequest req = buildRequest();
+        GenerationRun.Column b = null, c = null;
+        if (baselineEnabled.get()) {
+            QuantViewModel.Target t = quant.baselineTarget();
+            b = new GenerationRun.Column(t, quant.request(t), quant.cached(t));
+        }
+        if (currentEnabled.get()) {
+            QuantViewModel.Target t = quant.currentTarget();
+            c = new GenerationRun.Column(t, quant.request(t), quant.cached(t));
+        }
+        Backend be = backend.get();
+        GenerationRun run = new GenerationRun(model.get(), req, b, c, metrics, be.label(), be::apply);
+        GenerationRun.Column fb = b, fc = c;
+        GenerationTask task = new GenerationTask(run, "Generating " + req.batch() + " images side by side");
+        outcome.set(null);
+        fpResult.set(null);
+        baselineResult.set(null);
+        currentResult.set(null);
+        selectedFrame.set(0);
+        task.valueProperty().addListener((o, a, v) -> { if (v != null) outcome.set(v); });
+        task.setOnSucceeded(e -> {
+            GenerationOutcome v = task.getValue();
+            if (v == null) return;
+            outcome.set(v);
+            if (fb != null && v.baselineConfig() != null) quant.remember(fb.target(), v.baselineConfig());
+            if (fc != null && v.currentConfig() != null) quant.remember(fc.target(), v.currentConfig());
+        });
+        return task;
+    }
+
+    /** The generation panel's plots for an export, built from the runs now: x̂_0 change per step; PSNR/SSIM per column. */
+    public java.util.List<Exporter.Plot> plots() {
+        java.util.List<Exporter.Plot> out = new java.util.ArrayList<>();
+        var series = io.diffquant.app.gui.charts.StudioCharts.changeSeries(java.util.Arrays.asList(fpResult.get(), baselineResult.get(), currentResult.get()));
+        if (!series.isEmpty()) out.add(new Exporter.Plot("predx0-change", "x̂₀ change per denoising step", () -> {
+            var c = io.diffquant.app.gui.charts.StudioCharts.lines("x̂₀ change per denoising step", "step", "RMS change of x̂₀", false);
+            io.diffquant.app.gui.charts.StudioCharts.setSeries(c, series);
+            return c;
+        }));
+        java.util.List<GenerationOutcome.MetricsRow> rows = java.util.List.copyOf(metrics).stream().filter(r -> Double.isFinite(r.psnr())).toList();
+        if (!rows.isEmpty()) {
+            java.util.List<String> names = rows.stream().map(GenerationOutcome.MetricsRow::column).toList();
+            double[] psnr = rows.stream().mapToDouble(GenerationOutcome.MetricsRow::psnr).toArray();
+            out.add(new Exporter.Plot("psnr", "PSNR vs FP32 per column", () -> io.diffquant.app.gui.charts.StudioCharts.bars(
+                    "PSNR vs FP32", "column", "PSNR [dB]", names, psnr, false)));
+        }
+        return out;
+    }
+
+    private void distribute(GenerationOutcome v) {
+        if (v == null) {
+            metrics.clear();
+            notes.clear();
+            return;
+        }
+        fpResult.set(v.fp());
+        baselineResult.set(v.baseline());
+        currentResult.set(v.current());
+        metrics.setAll(v.metrics());
+        notes.setAll(v.notes());
+    }
+
+    private GenerationOutcome.Heatmap heatmap() {
+        GenerationOutcome o = outcome.get();
+        if (o == null) return null;
+        return heatmapOfCurrent.get() ? (o.currentHeatmap() != null ? o.currentHeatmap() : o.baselineHeatmap())
+                : (o.baselineHeatmap() != null ? o.baselineHeatmap() : o.currentHeatmap());
+    }
+
+    /** Compute backends the generation can run on (the BLAS switch of the engine; TornadoVM when its module is present). */
+    public enum Backend {
+        JVM_NATIVE("JVM · oneDNN GEMM", "native"), JVM_JAVA("JVM · Java reference GEMM", "java");
+        private final String label, blas;
+        Backend(String label, String blas) { this.label = label; this.blas = blas; }
+        public String label() { return label; }
+        /** Switches the engine's GEMM backend (call on the worker, between jobs). */
+        public void apply() { io.diffquant.engine.tensor.Backends.useBlas(blas); }
+        @Override public String toString() { return label; }
+    }
+
     // ------------------------------------------------------------------ results and scrubbing
 
     public ObjectProperty<GenerationResult> fpResultProperty() { return fpResult; }
-    /** Placeholder: the baseline quantized run (filled once the quantization engine lands). */
+    /** The baseline run (the baseline method's preset). */
     public ObjectProperty<GenerationResult> baselineResultProperty() { return baselineResult; }
-    /** Placeholder: the run of the configuration being edited. */
+    /** The run of the configuration being edited (the layer table). */
     public ObjectProperty<GenerationResult> currentResultProperty() { return currentResult; }
     public IntegerProperty selectedFrameProperty() { return selectedFrame; }
     public BooleanProperty showPredX0Property() { return showPredX0; }
@@ -178,4 +291,16 @@ public final class GenerationViewModel {
     public ObjectBinding<BufferedImage> fpFrameBinding() { return fpFrame; }
     public ObjectBinding<BufferedImage> baselineFrameBinding() { return baselineFrame; }
     public ObjectBinding<BufferedImage> currentFrameBinding() { return currentFrame; }
+    /** The difference heatmap at the selected frame (null before a quantized column finished). */
+    public ObjectBinding<BufferedImage> heatmapFrameBinding() { return heatmapFrame; }
+    /** The difference at the top of the heatmap's colour scale (NaN without a heatmap). */
+    public javafx.beans.binding.DoubleBinding heatmapMaxBinding() { return heatmapMax; }
+    public ObjectProperty<GenerationOutcome> outcomeProperty() { return outcome; }
+    public BooleanProperty baselineEnabledProperty() { return baselineEnabled; }
+    public BooleanProperty currentEnabledProperty() { return currentEnabled; }
+    public BooleanProperty heatmapOfCurrentProperty() { return heatmapOfCurrent; }
+    public ObjectProperty<Backend> backendProperty() { return backend; }
+    /** The metrics table of the last outcome (FP32 first). */
+    public ObservableList<GenerationOutcome.MetricsRow> metrics() { return metrics; }
+    public ObservableList<String> notes() { return notes; }
 }

@@ -98,13 +98,26 @@ public final class LayerRow {
             String wg = Formats.canonicalGranularity(s.weightGranularity());
             String af = Formats.canonical(s.activationFormat());
             String ag = Formats.canonicalGranularity(s.activationGranularity());
+            String wr = io.diffquant.engine.quant.spec.RangeSpec.parse(s.weightRange()).id();
+            String ar = io.diffquant.engine.quant.spec.RangeSpec.parse(s.activationRange()).id();
+            String am = io.diffquant.engine.quant.spec.CalibrationMode.parse(s.activationMode()).id();
             if (!Formats.isFloat(wf) && !weightQuantizable()) throw new IllegalArgumentException(
                     "a " + kind.name().toLowerCase() + " layer has no quantizable weight");
             if (!Formats.isFloat(af) && !activationQuantizable()) throw new IllegalArgumentException(
                     "a " + kind.name().toLowerCase() + " layer has no quantizable activation");
-            LayerQuantSpec c = new LayerQuantSpec(wf, wg, af, ag, s.enabled());
+            LayerQuantSpec c = new LayerQuantSpec(wf, wg, af, ag, s.enabled(), wr, ar, am);
             if (weightQuantizable()) Formats.averageWeightBits(wf, wg, weightShape);   // checks format x granularity x shape
-            if (!Formats.isFloat(af)) Formats.format(af).checkGranularity(Granularity.parse(ag));
+            io.diffquant.engine.quant.spec.PointSpec p = SpecBridge.toPointSpec(c.withEnabled(true), weightQuantizable());
+            try {
+                p.weight().validate(io.diffquant.engine.quant.spec.TensorSpec.Role.WEIGHT);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("weight " + e.getMessage(), e);
+            }
+            try {
+                p.input().validate(io.diffquant.engine.quant.spec.TensorSpec.Role.INPUT);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("activation " + e.getMessage(), e);
+            }
             return c;
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("layer '" + name + "': " + e.getMessage(), e);

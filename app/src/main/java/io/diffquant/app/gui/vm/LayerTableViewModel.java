@@ -12,6 +12,8 @@ import javafx.beans.property.ReadOnlyIntegerProperty;
 import javafx.beans.property.ReadOnlyIntegerWrapper;
 import javafx.beans.property.ReadOnlyLongProperty;
 import javafx.beans.property.ReadOnlyLongWrapper;
+import javafx.beans.property.ReadOnlyObjectProperty;
+import javafx.beans.property.ReadOnlyObjectWrapper;
 import javafx.beans.property.SimpleBooleanProperty;
 import javafx.beans.property.SimpleObjectProperty;
 import javafx.beans.property.SimpleStringProperty;
@@ -45,6 +47,10 @@ public final class LayerTableViewModel {
     private final ObjectProperty<LayerKind> kindFilter = new SimpleObjectProperty<>(this, "kindFilter");
     private final BooleanProperty temporalOnly = new SimpleBooleanProperty(this, "temporalOnly");
     private final EditHistory history = new EditHistory(500);
+    /** The preset the configuration starts from; the table's edits are overrides on its plan. Changed by undoable edits. */
+    private final ReadOnlyObjectWrapper<MethodChoice> method = new ReadOnlyObjectWrapper<>(this, "method", MethodChoice.DEFAULT);
+    /** Bumped after every change of specs or method (what the calibration cache and the temporal plots listen to). */
+    private final ReadOnlyLongWrapper revision = new ReadOnlyLongWrapper(this, "revision");
     private final ReadOnlyLongWrapper totalParameters = new ReadOnlyLongWrapper(this, "totalParameters");
     private final ReadOnlyLongWrapper quantizableWeightElements = new ReadOnlyLongWrapper(this, "quantizableWeightElements");
     private final ReadOnlyDoubleWrapper averageWeightBits = new ReadOnlyDoubleWrapper(this, "averageWeightBits", Double.NaN);
@@ -79,6 +85,7 @@ public final class LayerTableViewModel {
         rows.setAll(newRows);
         totalParameters.set(totalParameterCount);
         history.clear();
+        method.set(MethodChoice.DEFAULT);
         recompute();
     }
 
@@ -100,6 +107,14 @@ public final class LayerTableViewModel {
         for (LayerRow r : rows) m.put(r.name(), r.spec());
         return m;
     }
+
+    /** Whether the table has a row of this name. */
+    public boolean hasRow(String name) { return byName.containsKey(name); }
+
+    public ReadOnlyObjectProperty<MethodChoice> methodProperty() { return method.getReadOnlyProperty(); }
+    public MethodChoice method() { return method.get(); }
+    /** Changes with every edit, undo and redo. */
+    public ReadOnlyLongProperty revisionProperty() { return revision.getReadOnlyProperty(); }
 
     // ------------------------------------------------------------------ filters
 
@@ -158,6 +173,31 @@ public final class LayerTableViewModel {
     }
 
     /**
+     * Replaces the specs of the named rows (others keep theirs) and, when {@code newMethod} is not null, the method, as
+     * one undoable edit (a preset applied, a config imported, a budget assignment accepted). Every spec is validated
+     * first; nothing changes if one is invalid. Returns how many rows changed.
+     */
+    public int replaceSpecs(Map<String, LayerQuantSpec> specs, String description, MethodChoice newMethod) {
+        Map<String, LayerQuantSpec> before = new LinkedHashMap<>(), after = new LinkedHashMap<>();
+        for (var e : specs.entrySet()) {
+            LayerRow r = byName.get(e.getKey());
+            if (r == null) throw new IllegalArgumentException("no layer named '" + e.getKey() + "' in the table");
+            LayerQuantSpec next = r.validate(e.getValue());
+            if (next.equals(r.spec())) continue;
+            before.put(r.name(), r.spec());
+            after.put(r.name(), next);
+        }
+        MethodChoice oldMethod = method.get();
+        boolean methodChanges = newMethod != null && !newMethod.equals(oldMethod);
+        if (after.isEmpty() && !methodChanges) return 0;
+        if (methodChanges) method.set(newMethod);
+        apply(after);
+        history.push(new EditHistory.Edit(description + " (" + after.size() + " layer" + (after.size() == 1 ? "" : "s") + ")", before, after,
+                methodChanges ? oldMethod : null, methodChanges ? newMethod : null));
+        return after.size();
+    }
+
+    /**
      * Sets the weight format of the rows that have a quantizable weight (others are skipped). A block format brings
      * its block granularity (MX: block32, NVFP4: block16); leaving a block format for another resets a block
      * granularity to per channel.
@@ -187,17 +227,41 @@ public final class LayerTableViewModel {
         String required = Formats.requiredGranularity(f);
         return edit(targets.stream().filter(LayerRow::activationQuantizable).toList(), "activation format " + f, s -> {
             String g = s.activationGranularity();
-            if (required != null) g = required;
-            else if (g.startsWith("block")) g = "tensor";
-            return s.withActivationFormat(f).withActivationGranularity(g);
+            String m = s.activationMode();
+            if (required != null) {
+                g = required;
+                m = "dynamic";
+            } else if (g.startsWith("block")) {
+                g = "tensor";
+                m = "static";
+            }
+            return s.withActivationFormat(f).withActivationGranularity(g).withActivationMode(m);
         });
     }
 
-    /** Sets the activation granularity of the rows with a quantizable activation. */
+    /**
+     * Sets the activation granularity of the rows with a quantizable activation. Per-token, group and block
+     * granularities are computed online, so they switch the rows to the dynamic mode.
+     */
     public int setActivationGranularity(Collection<LayerRow> targets, String granularity) {
         String g = Formats.canonicalGranularity(granularity);
+        boolean online = Formats.onlineGranularity(g);
         return edit(targets.stream().filter(LayerRow::activationQuantizable).toList(), "activation granularity " + g,
-                s -> s.withActivationGranularity(g));
+                s -> online ? s.withActivationGranularity(g).withActivationMode("dynamic") : s.withActivationGranularity(g));
+    }
+
+    /** Sets how the activation parameters are found: static, per_timestep (TFMQ's FSC) or dynamic. */
+    public int setActivationMode(Collection<LayerRow> targets, String mode) {
+        String m = io.diffquant.engine.quant.spec.CalibrationMode.parse(mode).id();
+        return edit(targets.stream().filter(LayerRow::activationQuantizable).toList(), "activation calibration " + m,
+                s -> s.withActivationMode(m));
+    }
+
+    /** Sets the range estimation (minmax, lp, lp-qdit, percentile99.9, ema ...) of the weights or the activations. */
+    public int setRange(Collection<LayerRow> targets, boolean weight, String range) {
+        String r = io.diffquant.engine.quant.spec.RangeSpec.parse(range).id();
+        return edit(targets.stream().filter(weight ? LayerRow::weightQuantizable : LayerRow::activationQuantizable).toList(),
+                (weight ? "weight" : "activation") + " range " + r, s -> weight ? s.withWeightRange(r) : s.withActivationRange(r));
     }
 
     /** Switches quantization of the rows on or off (rows with nothing to quantize, e.g. norms, are skipped). */
@@ -215,6 +279,7 @@ public final class LayerTableViewModel {
     public boolean undo() {
         EditHistory.Edit e = history.undo();
         if (e == null) return false;
+        if (e.changesMethod()) method.set(e.methodBefore());
         apply(e.before());
         return true;
     }
@@ -223,6 +288,7 @@ public final class LayerTableViewModel {
     public boolean redo() {
         EditHistory.Edit e = history.redo();
         if (e == null) return false;
+        if (e.changesMethod()) method.set(e.methodAfter());
         apply(e.after());
         return true;
     }
@@ -230,6 +296,7 @@ public final class LayerTableViewModel {
     private void apply(Map<String, LayerQuantSpec> specs) {
         for (var e : specs.entrySet()) byName.get(e.getKey()).setSpec(e.getValue());
         recompute();
+        revision.set(revision.get() + 1);
     }
 
     // ------------------------------------------------------------------ totals

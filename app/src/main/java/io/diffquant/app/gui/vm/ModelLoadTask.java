@@ -1,6 +1,7 @@
 package io.diffquant.app.gui.vm;
 
 import io.diffquant.engine.model.ModelFolder;
+import io.diffquant.engine.quant.config.ModelIdentity;
 import javafx.concurrent.Task;
 
 import java.nio.file.Path;
@@ -11,8 +12,8 @@ import java.util.List;
  * off the FX thread. Loading is one engine call: progress is indeterminate and a cancel discards the result.
  */
 public final class ModelLoadTask extends Task<ModelLoadTask.LoadedModel> {
-    /** A loaded model and its table rows. */
-    public record LoadedModel(ModelFolder.Loaded loaded, List<LayerRow> rows) {}
+    /** A loaded model, its identity (weight hashes, for configs) and its table rows. */
+    public record LoadedModel(ModelFolder.Loaded loaded, ModelIdentity identity, List<LayerRow> rows) {}
 
     private final Path folder;
 
@@ -27,7 +28,9 @@ public final class ModelLoadTask extends Task<ModelLoadTask.LoadedModel> {
         updateProgress(-1, 1);
         updateMessage("Loading model " + folder + " ...");
         ModelFolder.Loaded l = ModelFolder.load(folder);
+        updateMessage("Hashing the weights of " + folder.getFileName() + " ...");
+        ModelIdentity id = ModelIdentity.of(l.model(), folder.toAbsolutePath().normalize().getFileName().toString());
         updateMessage("Reading the layers of " + folder.getFileName() + " ...");
-        return new LoadedModel(l, LayerTableViewModel.rowsOf(l.model()));
+        return new LoadedModel(l, id, LayerTableViewModel.rowsOf(l.model()));
     }
 }

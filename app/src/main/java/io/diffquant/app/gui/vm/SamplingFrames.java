@@ -13,7 +13,7 @@ import java.util.function.Consumer;
 
 /**
  * Collects the display frames of a pull-based {@link SamplingRun} (ADM's progressive sample loop): per step the
- * timestep and the x̂_0 change, and an x̂_0 grid and an x_t grid per kept frame. Frames are kept for every step unless
+ * timestep and the x̂_0 change, and per kept frame the x̂_0 and x_t tensors and their grids. Frames are kept for every step unless
  * all of them would take more than the frame budget; then every k-th step (and the last) is kept. The toolkit-free
  * core of {@link SamplingTask}.
  */
@@ -27,6 +27,8 @@ public final class SamplingFrames {
     private final long started = System.nanoTime();
     private final List<BufferedImage> predX0 = new ArrayList<>();
     private final List<BufferedImage> xt = new ArrayList<>();
+    private final List<Tensor> predX0Tensors = new ArrayList<>();
+    private final List<Tensor> xtTensors = new ArrayList<>();
     private int[] timesteps = new int[0];
     private double[] change = new double[0];
     private int[] frameSteps = new int[0];
@@ -58,12 +60,14 @@ public final class SamplingFrames {
         BufferedImage p = null;
         if (stride == 0) {
             p = DisplayImages.grid(s.predX0());
-            long perStep = 2L * 4L * p.getWidth() * p.getHeight();
+            long perStep = 2L * 4L * p.getWidth() * p.getHeight() + 2L * 4L * s.x().size();
             stride = (int) Math.max(1, Math.min(Math.max(1, totalSteps), (perStep * totalSteps + budgetBytes - 1) / budgetBytes));
         }
         if (k % stride == 0 || k == totalSteps - 1) {
             predX0.add(p != null ? p : DisplayImages.grid(s.predX0()));
             xt.add(DisplayImages.grid(s.x()));
+            predX0Tensors.add(s.predX0());
+            xtTensors.add(s.x());
             frameSteps = Arrays.copyOf(frameSteps, frameSteps.length + 1);
             frameSteps[frameSteps.length - 1] = k;
         }
@@ -71,7 +75,8 @@ public final class SamplingFrames {
 
     /** The frames so far as an immutable result. */
     public GenerationResult snapshot() {
-        return new GenerationResult(label, timesteps, change, frameSteps, predX0, xt, lastX, totalSteps, System.nanoTime() - started);
+        return new GenerationResult(label, timesteps, change, frameSteps, predX0, xt, predX0Tensors, xtTensors, lastX, totalSteps,
+                System.nanoTime() - started);
     }
 
     /** {@link #collect(SamplingRun, String, long, BooleanSupplier, Consumer)} with the default frame budget. */

@@ -107,15 +107,17 @@ class GenerationViewModelTest {
 
     @Test void framesAreThinnedToTheBudgetKeepingTheLastStep() {
         StubModel m = new StubModel(1, 4, 0, false);
-        // 2 images of 4x4 in a 2x1 grid: 11 x 6 pixels; x̂_0 + x_t grids = 2 * 4 * 66 = 528 bytes per step.
-        // 10 steps = 5280 bytes; a budget of 2000 bytes gives a stride of ceil(5280 / 2000) = 3: steps 0, 3, 6, 9.
+        // 2 images of 4x4 in a 2x1 grid: 11 x 6 pixels; x̂_0 + x_t grids = 2 * 4 * 66 = 528 bytes per step, plus the
+        // x̂_0 and x_t tensors 2 * 4 * 32 = 256 bytes: 784 bytes per step.
+        // 10 steps = 7840 bytes; a budget of 2000 bytes gives a stride of ceil(7840 / 2000) = 4: steps 0, 4, 8 and the last, 9.
         SamplingRun run = Sampling.start(SampleRequest.forModel(m, 2).respacing("ddim10").build());
         GenerationResult r = SamplingFrames.collect(run, "FP32", 2000, () -> false, null);
         assertEquals(10, r.stepsDone());
         assertEquals(10, r.predX0Change().length);
-        assertArrayEquals(new int[] {0, 3, 6, 9}, r.frameSteps());
+        assertArrayEquals(new int[] {0, 4, 8, 9}, r.frameSteps());
         assertEquals(4, r.predX0Grids().size());
-        assertEquals(r.timesteps()[6], r.frameTimestep(2));
+        assertEquals(4, r.predX0Frames().size());
+        assertEquals(r.timesteps()[8], r.frameTimestep(2));
         // a budget of 4000 bytes: stride 2 -> 0, 2, 4, 6, 8 and the last step 9
         GenerationResult r2 = SamplingFrames.collect(Sampling.start(SampleRequest.forModel(m, 2).respacing("ddim10").build()),
                 "FP32", 4000, () -> false, null);

@@ -63,10 +63,44 @@ class StudioSettingsTest {
         assertEquals(last, StudioViewModel.startupModel(null, root, s));          // a folder without config.json is not a model
         Files.writeString(shipped.resolve(ModelFolder.CONFIG), "{}");
         assertEquals(shipped, StudioViewModel.startupModel(null, root, s));
-        assertEquals(last, StudioViewModel.startupModel(null, null, s));
+        assertEquals("", StudioViewModel.startupMessage(root));
+        Path other = Files.createDirectories(tmp.resolve("other-root"));          // an installation without the model
+        assertEquals(last, StudioViewModel.startupModel(null, other, s));
+        String msg = StudioViewModel.startupMessage(other);
+        assertTrue(msg.contains("assets/dit-fmnist") && msg.contains(other.resolve("assets/dit-fmnist").toString()), msg);
         Files.delete(last);
-        assertNull(StudioViewModel.startupModel(null, null, s));                 // the last one is gone
-        assertNull(StudioViewModel.startupModel(null, null, StudioSettings.defaults()));
+        assertNull(StudioViewModel.startupModel(null, other, s));                // the last one is gone
+        assertNull(StudioViewModel.startupModel(null, other, StudioSettings.defaults()));
+    }
+
+    @Test void sessionIsSavedAndRestoredForTheSameWeights() throws IOException {
+        io.diffquant.engine.model.dit.DiT m = TinyModels.dit(5);
+        Path folder = TinyModels.ditFolder(tmp.resolve("tiny"), 5);
+        Path file = tmp.resolve("studio.json");
+        StudioViewModel a = new StudioViewModel(file, new JobRunner());
+        a.modelLoadedForTest(folder, m);
+        a.quant().applyPreset(new MethodChoice("rtn", java.util.Map.of("w_bits", 4)));
+        a.layers().setWeightFormat(java.util.List.of(a.layers().row("blocks.0.mlp.fc1")), "int8-sym");
+        a.generation().stepsProperty().set(7);
+        a.quant().baselineProperty().set(MethodChoice.of("q-diffusion"));
+        a.rememberSession();
+        a.saveSettings();
+        java.util.Map<String, LayerQuantSpec> before = a.layers().specs();
+
+        StudioViewModel b = new StudioViewModel(file, new JobRunner());
+        b.modelLoadedForTest(folder, m);
+        assertEquals(before, b.layers().specs(), "the table comes back");
+        assertEquals(a.layers().method(), b.layers().method());
+        assertEquals(7, b.generation().stepsProperty().get());
+        assertEquals("q-diffusion", b.quant().baselineProperty().get().preset());
+        assertEquals(0, b.layers().history().undoSize(), "restoring is not an edit");
+
+        // other weights: the generation settings come back, the layer table does not
+        StudioViewModel c = new StudioViewModel(file, new JobRunner());
+        c.modelLoadedForTest(folder, TinyModels.dit(6));
+        assertEquals(7, c.generation().stepsProperty().get());
+        assertEquals(MethodChoice.DEFAULT, c.layers().method());
+        assertEquals(0, c.layers().quantizedLayersProperty().get());
     }
 
     @Test void errorReportsNameTheFileAndSkipRepeatedMessages() {

@@ -350,23 +350,7 @@ public final class UNet2DModel extends DiffusionModel {
         if (cfg.centerInputSample()) x = ConvOps.affine(x, 2f, -1f);
 
         // 1. time (+ class) embedding
-        Tensor emb = timeLinear2.forward(ConvOps.silu(timeLinear1.forward(timeProjection(t, ctx), ctx)), ctx);
-        if (classKind != null) {
-            Tensor ce = switch (classKind) {
-                case "embedding" -> {
-                    float[] ids = new float[y.length];
-                    for (int i = 0; i < y.length; i++) ids[i] = y[i];
-                    yield classEmbedding.forward(Tensor.of(ids, y.length), ctx);
-                }
-                case "timestep" -> {
-                    float[] yl = new float[y.length];
-                    for (int i = 0; i < y.length; i++) yl[i] = y[i];
-                    yield classLinear2.forward(ConvOps.silu(classLinear1.forward(timeProjection(yl, ctx), ctx)), ctx);
-                }
-                default -> classEmb;
-            };
-            emb = Ops.add(emb, ce);
-        }
+        Tensor emb = embedding(t, y, classEmb, ctx);
         Tensor tembAct = ConvOps.silu(emb);
 
         // 2. conv_in, 3. down
@@ -418,6 +402,46 @@ public final class UNet2DModel extends DiffusionModel {
         h = convOut.forward(h, ctx);
         if ("fourier".equals(cfg.timeEmbeddingType())) h = ConvOps.divPerSample(h, t);
         return h;
+    }
+
+    /**
+     * temb = time_embedding(time_proj(t)) plus the class embedding of y (pre-SiLU) [N, time_embed_dim]: the shared input of
+     * TFMQ's Temporal Information Block (every ResNet block's time_emb_proj takes SiLU of it). Exactly what
+     * {@link #forward} computes, through the same layers and hooks. Not for class_embed_type "identity" (its class
+     * vectors are an input, not a finite set).
+     * @param ctx the call's timesteps and labels (labels required iff the model is class-conditional)
+     */
+    public Tensor timeEmbedding(ForwardContext ctx) {
+        checkLabels(ctx.y());
+        return embedding(ctx.t(), ctx.y(), null, ctx);
+    }
+
+    /** The ResNet blocks' time projection layers (time_emb_proj), in execution order. */
+    public List<Linear> timeProjections() {
+        List<Linear> out = new ArrayList<>();
+        for (Object b : blocks().values()) if (b instanceof ResnetBlock2D r) out.add(r.timeEmbProj);
+        return out;
+    }
+
+    private Tensor embedding(float[] t, int[] y, Tensor classEmb, ForwardContext ctx) {
+        Tensor emb = timeLinear2.forward(ConvOps.silu(timeLinear1.forward(timeProjection(t, ctx), ctx)), ctx);
+        if (classKind != null) {
+            Tensor ce = switch (classKind) {
+                case "embedding" -> {
+                    float[] ids = new float[y.length];
+                    for (int i = 0; i < y.length; i++) ids[i] = y[i];
+                    yield classEmbedding.forward(Tensor.of(ids, y.length), ctx);
+                }
+                case "timestep" -> {
+                    float[] yl = new float[y.length];
+                    for (int i = 0; i < y.length; i++) yl[i] = y[i];
+                    yield classLinear2.forward(ConvOps.silu(classLinear1.forward(timeProjection(yl, ctx), ctx)), ctx);
+                }
+                default -> classEmb;
+            };
+            emb = Ops.add(emb, ce);
+        }
+        return emb;
     }
 
     private Tensor timeProjection(float[] t, ForwardContext ctx) {

@@ -19,9 +19,11 @@ import java.util.Map;
  * @param method      the preset and its options, or null for a hand-written config
  * @param calibration the calibration data settings, or null when none were used
  * @param source      where the config was read from (for messages), or null; not part of the value written
+ * @param temporal    TFMQ's temporal feature maintenance (switches, cached features, selection map), or null
  */
 public record QuantConfig(ModelIdentity model, MethodSettings method, CalibrationSettings calibration, PointSpec defaults,
-                          List<LayerOverride> overrides, CalibratedParams params, Map<String, JsonNode> extensions, String source) {
+                          List<LayerOverride> overrides, CalibratedParams params, Map<String, JsonNode> extensions, String source,
+                          TemporalSection temporal) {
     public static final int SCHEMA_VERSION = 1;
     public static final String SCHEMA = "diffquant-quant-config";
 
@@ -33,22 +35,32 @@ public record QuantConfig(ModelIdentity model, MethodSettings method, Calibratio
         extensions = extensions == null ? Map.of() : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(extensions));
     }
 
+    /** A config without a temporal section. */
+    public QuantConfig(ModelIdentity model, MethodSettings method, CalibrationSettings calibration, PointSpec defaults,
+                       List<LayerOverride> overrides, CalibratedParams params, Map<String, JsonNode> extensions, String source) {
+        this(model, method, calibration, defaults, overrides, params, extensions, source, null);
+    }
+
     public QuantConfig withParams(CalibratedParams p) {
-        return new QuantConfig(model, method, calibration, defaults, overrides, p, extensions, source);
+        return new QuantConfig(model, method, calibration, defaults, overrides, p, extensions, source, temporal);
     }
 
     public QuantConfig withOverrides(List<LayerOverride> o) {
-        return new QuantConfig(model, method, calibration, defaults, o, params, extensions, source);
+        return new QuantConfig(model, method, calibration, defaults, o, params, extensions, source, temporal);
     }
 
     public QuantConfig withSource(String s) {
-        return new QuantConfig(model, method, calibration, defaults, overrides, params, extensions, s);
+        return new QuantConfig(model, method, calibration, defaults, overrides, params, extensions, s, temporal);
     }
 
     public QuantConfig withExtension(String key, JsonNode value) {
         Map<String, JsonNode> m = new java.util.LinkedHashMap<>(extensions);
         m.put(key, value);
-        return new QuantConfig(model, method, calibration, defaults, overrides, params, m, source);
+        return new QuantConfig(model, method, calibration, defaults, overrides, params, m, source, temporal);
+    }
+
+    public QuantConfig withTemporal(TemporalSection t) {
+        return new QuantConfig(model, method, calibration, defaults, overrides, params, extensions, source, t);
     }
 
     /** "config.json" or the given fallback, for messages. */

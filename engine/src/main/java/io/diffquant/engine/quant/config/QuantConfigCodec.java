@@ -52,7 +52,7 @@ public final class QuantConfigCodec {
     private QuantConfigCodec() {}
 
     static final Set<String> ROOT = set("schema", "schema_version", "model", "method", "calibration", "defaults", "overrides", "params",
-            "codes_file", "extensions");
+            "codes_file", "extensions", "temporal");
     static final Set<String> SPEC = set("format", "granularity", "range", "mode");
     static final Set<String> PATCH = set("enabled", "format", "granularity", "range", "mode");
     static final Set<String> OVERRIDE = set("pattern", "weight", "input");
@@ -65,7 +65,7 @@ public final class QuantConfigCodec {
 
     /** The JSON text of a config (no sidecar: configs with learned codes need {@link #write(QuantConfig, Path)}). */
     public static String toJson(QuantConfig c) {
-        return ConfigJson.write(tree(c, null));
+        return ConfigJson.write(tree(c, null, null));
     }
 
     /** Writes the config atomically (and its codes sidecar when any weight has learned codes). */
@@ -84,7 +84,8 @@ public final class QuantConfigCodec {
             codesRef.put("path", name);
             codesRef.put("sha256", ConfigJson.sha256(side));
         }
-        AtomicFiles.writeString(file, ConfigJson.write(tree(c, codesRef)));
+        ObjectNode temporalRef = TemporalSectionCodec.writeSidecar(c.temporal(), file);
+        AtomicFiles.writeString(file, ConfigJson.write(tree(c, codesRef, temporalRef)));
     }
 
     static String sidecarName(Path file) {
@@ -98,7 +99,7 @@ public final class QuantConfigCodec {
         return false;
     }
 
-    static ObjectNode tree(QuantConfig c, ObjectNode codesRef) {
+    static ObjectNode tree(QuantConfig c, ObjectNode codesRef, ObjectNode temporalRef) {
         ObjectNode o = ConfigJson.object();
         o.put("schema", QuantConfig.SCHEMA);
         o.put("schema_version", QuantConfig.SCHEMA_VERSION);
@@ -154,6 +155,7 @@ public final class QuantConfigCodec {
             ObjectNode ex = o.putObject("extensions");
             c.extensions().forEach(ex::set);
         }
+        if (c.temporal() != null) o.set("temporal", TemporalSectionCodec.tree(c.temporal(), temporalRef));
         return o;
     }
 
@@ -205,14 +207,20 @@ public final class QuantConfigCodec {
         JsonView root = ConfigJson.parse(text, file.toString());
         Map<String, byte[]> codes = null;
         if (root.has("codes_file")) codes = readSidecar(root.get("codes_file"), file);
-        return parse(root, codes);
+        return parse(root, codes, file);
     }
 
     /** Parses config text (no sidecar; a config that references learned codes needs {@link #read(Path)}). */
     public static QuantConfig parse(String text, String source) throws JsonException {
         JsonView root = ConfigJson.parse(text, source);
         if (root.has("codes_file")) throw root.error("codes_file", "this config references a codes sidecar file; read it from its file");
-        return parse(root, null);
+        try {
+            return parse(root, null, null);
+        } catch (JsonException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new JsonException(source, "$.temporal", e.getMessage(), e);
+        }
     }
 
     private static Map<String, byte[]> readSidecar(JsonView ref, Path file) throws IOException {
@@ -234,7 +242,7 @@ public final class QuantConfigCodec {
         return m;
     }
 
-    static QuantConfig parse(JsonView root, Map<String, byte[]> codes) throws JsonException {
+    static QuantConfig parse(JsonView root, Map<String, byte[]> codes, Path file) throws IOException {
         ConfigJson.requireOnly(root, ROOT);
         String schema = root.requireString("schema");
         if (!QuantConfig.SCHEMA.equals(schema)) throw root.error("schema", "expected \"" + QuantConfig.SCHEMA + "\", got \"" + schema + "\"");
@@ -285,7 +293,8 @@ public final class QuantConfigCodec {
             JsonView ev = root.get("extensions");
             for (String k : ev.fieldNames()) ext.put(k, ev.get(k).node());
         }
-        return new QuantConfig(id, method, cal, new PointSpec(dw, di), overrides, new CalibratedParams(params), ext, root.source());
+        TemporalSection temporal = root.has("temporal") ? TemporalSectionCodec.parse(root.get("temporal"), file) : null;
+        return new QuantConfig(id, method, cal, new PointSpec(dw, di), overrides, new CalibratedParams(params), ext, root.source(), temporal);
     }
 
     private static MethodSettings method(JsonView m) throws JsonException {

@@ -27,7 +27,17 @@ public final class QuantConfigs {
 
     /** A config resolved for a model. */
     public record Bound(QuantConfig config, QuantPlan plan, CalibratedParams params) {
-        public QuantizedModel attach(DiffusionModel model) { return QuantizedModel.attach(model, plan, params); }
+        /** Attaches the quantization and, when the config has cached temporal features, TFMQ's cache hooks (detached with it). */
+        public QuantizedModel attach(DiffusionModel model) {
+            QuantizedModel q = QuantizedModel.attach(model, plan, params);
+            try {
+                io.diffquant.engine.temporal.TemporalRuntime.attach(q, config.temporal());
+            } catch (IllegalArgumentException e) {
+                q.detach();
+                throw new IllegalArgumentException("temporal: " + e.getMessage(), e);
+            }
+            return q;
+        }
     }
 
     /** Reads a config file and attaches it to the model (the {@code sample --config} entry point). */
@@ -41,7 +51,9 @@ public final class QuantConfigs {
         try {
             return b.attach(model);
         } catch (IllegalArgumentException e) {
-            throw new JsonException(c.sourceOr("config"), "$.params", e.getMessage(), e);
+            String msg = e.getMessage();
+            if (msg != null && msg.startsWith("temporal: ")) throw new JsonException(c.sourceOr("config"), "$.temporal", msg.substring(10), e);
+            throw new JsonException(c.sourceOr("config"), "$.params", msg, e);
         }
     }
 

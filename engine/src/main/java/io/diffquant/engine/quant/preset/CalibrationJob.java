@@ -18,6 +18,7 @@ import io.diffquant.engine.quant.search.GroupSizeSearch;
 import io.diffquant.engine.quant.spec.LayerOverride;
 import io.diffquant.engine.quant.spec.QuantPlan;
 import io.diffquant.engine.quant.spec.QuantPoint;
+import io.diffquant.engine.quant.spec.SpecPatch;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -35,12 +36,13 @@ import java.util.concurrent.CancellationException;
  * {@code calibrate}). Phases, each pulled step by step ({@link #next()} returns the progress): record the
  * full-precision calibration data (only when the method needs data; resumable in the cache directory), Q-DiT's
  * group-size search (one genome per step), round-to-nearest weight parameters (one layer per step), reconstruction
- * (the preset's {@link Reconstruction}), activation ranges (one calibration batch per step). Cancel with
- * {@link #cancel()}.
+ * (the preset's {@link Reconstruction}), activation ranges (one calibration batch per step), and the preset's
+ * {@link PostCalibration} stage if any (TFMQ's FSC, cached temporal features and selection; its inputs are left out of
+ * the activation phase). Cancel with {@link #cancel()}.
  */
 public final class CalibrationJob implements Iterator<CalibrationJob.Progress> {
 
-    public enum Phase { RECORD, SEARCH, WEIGHTS, RECONSTRUCT, ACTIVATIONS, DONE }
+    public enum Phase { RECORD, SEARCH, WEIGHTS, RECONSTRUCT, ACTIVATIONS, TEMPORAL, DONE }
 
     public record Progress(Phase phase, int done, int total, String message) {}
 
@@ -70,6 +72,7 @@ public final class CalibrationJob implements Iterator<CalibrationJob.Progress> {
     private final CalibrationSettings settings;
     private final GranularitySearchSpec searchSpec;
     private final Reconstruction reconstruction;
+    private final PostCalibration post;
     private final boolean needData;
     private List<LayerOverride> overrides;
     private QuantPlan plan;
@@ -86,6 +89,8 @@ public final class CalibrationJob implements Iterator<CalibrationJob.Progress> {
     private Iterator<CalibBatch> actBatches;
     private int actDone, actTotal;
     private CalibratedParams finalParams;
+    private PostCalibration.Run postRun;
+    private io.diffquant.engine.quant.config.TemporalSection temporal;
     private volatile boolean cancelled;
 
     private CalibrationJob(Request r) throws IOException {
@@ -99,10 +104,11 @@ public final class CalibrationJob implements Iterator<CalibrationJob.Progress> {
         this.reconstruction = preset.reconstruction(method.options());
         this.overrides = join(presetPlan.overrides(), r.overrides());
         this.plan = QuantPlan.resolve(model, presetPlan.defaults(), overrides);
+        this.post = preset.postCalibration(model, method.options());
         // the built-in fid-fmnist search objective samples images itself; output-mse and callers' objectives get the data
         boolean searchData = searchSpec != null && (r.objective() != null
                 || !io.diffquant.engine.quant.search.FidFmnistObjective.NAME.equals(searchSpec.objective()));
-        this.needData = searchData || reconstruction.needsData() || ActivationCalibrator.needed(plan);
+        this.needData = searchData || reconstruction.needsData() || ActivationCalibrator.needed(plan) || post != null;
         if (needData) {
             if (r.cacheDir() == null) throw new IllegalArgumentException("method " + preset.name() + " needs calibration data: give a cache directory");
             recorder = CalibrationRecorder.start(model, r.identity(), settings, r.cacheDir());
@@ -140,6 +146,7 @@ public final class CalibrationJob implements Iterator<CalibrationJob.Progress> {
         if (recorder != null) recorder.cancel();
         if (searchRun != null) searchRun.cancel();
         if (reconRun != null) reconRun.cancel();
+        if (postRun != null) postRun.cancel();
     }
 
     @Override public boolean hasNext() { return !cancelled && phase != Phase.DONE; }
@@ -157,6 +164,7 @@ public final class CalibrationJob implements Iterator<CalibrationJob.Progress> {
                 case WEIGHTS -> weights();
                 case RECONSTRUCT -> reconstruct();
                 case ACTIVATIONS -> activations();
+                case TEMPORAL -> temporal();
                 case DONE -> throw new NoSuchElementException();
             };
         } catch (IOException e) {
@@ -232,14 +240,38 @@ public final class CalibrationJob implements Iterator<CalibrationJob.Progress> {
                 settings.forwardBatch(), method.options()));
         if (reconRun.hasNext()) return new Progress(Phase.RECONSTRUCT, 0, 1, reconstruction.name() + ": " + reconRun.next());
         afterRecon = reconRun.result();
-        phase = ActivationCalibrator.needed(plan) ? Phase.ACTIVATIONS : Phase.DONE;
-        if (phase == Phase.DONE) finalParams = afterRecon;
+        phase = ActivationCalibrator.needed(activationPlan()) ? Phase.ACTIVATIONS : afterActivations();
+        if (phase != Phase.ACTIVATIONS) finalParams = afterRecon;
         return new Progress(Phase.RECONSTRUCT, 1, 1, "reconstruction (" + reconstruction.name() + ") done");
+    }
+
+    private Phase afterActivations() { return post != null ? Phase.TEMPORAL : Phase.DONE; }
+
+    private QuantPlan actPlan;
+
+    /** The plan the activation calibrator works on: without the inputs the post-calibration stage calibrates. */
+    private QuantPlan activationPlan() {
+        if (actPlan != null) return actPlan;
+        if (post == null) return actPlan = plan;
+        List<LayerOverride> ov = new ArrayList<>(plan.overrides());
+        for (String layer : post.calibratesInputs(plan))
+            ov.add(new LayerOverride(layer, SpecPatch.KEEP, SpecPatch.OFF, post.name() + " calibrates " + layer));
+        return actPlan = QuantPlan.resolve(model, plan.defaults(), ov);
+    }
+
+    private Progress temporal() {
+        if (postRun == null) postRun = post.start(new PostCalibration.Context(model, plan, finalParams, data, settings, method.options()));
+        if (postRun.hasNext()) return new Progress(Phase.TEMPORAL, 0, 1, post.name() + ": " + postRun.next());
+        PostCalibration.Result r = postRun.result();
+        finalParams = r.params();
+        temporal = r.temporal();
+        phase = Phase.DONE;
+        return new Progress(Phase.TEMPORAL, 1, 1, post.name() + " done");
     }
 
     private Progress activations() {
         if (actCal == null) {
-            actCal = new ActivationCalibrator(model, plan, afterRecon, settings.reservoir(), settings.seed());
+            actCal = new ActivationCalibrator(model, activationPlan(), afterRecon, settings.reservoir(), settings.seed());
             actBatches = data.batches(settings.subset(), settings.forwardBatch()).iterator();
             actTotal = data.batchCount(settings.subset(), settings.forwardBatch());
         }
@@ -250,13 +282,13 @@ public final class CalibrationJob implements Iterator<CalibrationJob.Progress> {
             return new Progress(Phase.ACTIVATIONS, actDone, actTotal, "activation ranges: batch " + actDone + " of " + actTotal + " (t=" + (int) b.t() + ")");
         }
         finalParams = actCal.result().merge(afterRecon);
-        phase = Phase.DONE;
+        phase = afterActivations();
         return new Progress(Phase.ACTIVATIONS, actTotal, actTotal, "activation ranges done");
     }
 
     /** The config (after the last step). */
     public QuantConfig result() {
         if (phase != Phase.DONE) throw new IllegalStateException("calibration has not finished (phase " + phase + ")");
-        return new QuantConfig(req.identity(), method, needData ? settings : null, presetPlan.defaults(), overrides, finalParams, null, null);
+        return new QuantConfig(req.identity(), method, needData ? settings : null, presetPlan.defaults(), overrides, finalParams, null, null, temporal);
     }
 }

@@ -34,6 +34,9 @@ public interface Preset {
     /** The reconstruction that refines the round-to-nearest weights (Reconstruction.NONE when none). */
     default Reconstruction reconstruction(PresetOptions options) { return Reconstruction.NONE; }
 
+    /** The stage run after the activation ranges (TFMQ: FSC, cache, selection), or null (the default). */
+    default PostCalibration postCalibration(DiffusionModel model, PresetOptions options) { return null; }
+
     /** A preset's layer specs: defaults, then its overrides (user overrides are applied after these). */
     record Plan(PointSpec defaults, List<LayerOverride> overrides) {
         public Plan {

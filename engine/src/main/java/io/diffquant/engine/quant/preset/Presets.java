@@ -7,7 +7,8 @@ import java.util.List;
 public final class Presets {
     private Presets() {}
 
-    private static final List<Preset> ALL = List.of(new RtnPreset(), new QDiffusionPreset(), new QDiTPreset(), new Fp4DiTPreset());
+    private static final List<Preset> ALL = List.of(new RtnPreset(), new QDiffusionPreset(), new QDiTPreset(), new Fp4DiTPreset(),
+            TfmqPreset.tfmq(), TfmqPreset.cache(), TfmqPreset.ds());
 
     public static List<Preset> all() { return ALL; }
 
