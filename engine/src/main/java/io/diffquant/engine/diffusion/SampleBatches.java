@@ -48,6 +48,7 @@ public final class SampleBatches {
 
         public Settings withBatch(int b) { return new Settings(sampler, steps, eta, schedule, cfg, cfgMode, seed, b); }
         public Settings withSeed(long s) { return new Settings(sampler, steps, eta, schedule, cfg, cfgMode, s, batch); }
+        public Settings withCfg(double c) { return new Settings(sampler, steps, eta, schedule, c, cfgMode, seed, batch); }
 
         /** The respacing string these settings sample with. */
         public String respacing() { return respacingFor(sampler, steps); }
