@@ -1,5 +1,6 @@
 package io.diffquant.engine.model.dit;
 
+import static io.diffquant.engine.testing.Golden.maxAbsDiff;
 import io.diffquant.engine.model.LayerHook;
 import io.diffquant.engine.tensor.Tensor;
 import org.junit.jupiter.api.Test;
