@@ -235,7 +235,7 @@ final class BenchBackendsCommand implements Callable<Integer> {
     }
 
     private SampleRequest request(DiffusionModel m, Denoiser d, int batch) {
-        SampleRequest.Builder b = SampleRequest.forModel(m, batch).denoiser(d).ddim(0).respacing(SampleCommand.respacingFor("ddim", steps)).seed(0);
+        SampleRequest.Builder b = SampleRequest.forModel(m, batch).denoiser(d).ddim(0).respacing(io.diffquant.engine.diffusion.SampleBatches.respacingFor("ddim", steps)).seed(0);
         if (m.numClasses() > 0) {
             int[] y = new int[batch];
             for (int i = 0; i < batch; i++) y[i] = (i * 7) % m.numClasses();
