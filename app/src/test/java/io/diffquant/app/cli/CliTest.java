@@ -99,7 +99,7 @@ class CliTest {
                 "--classes", "1,2,3", "--cfg", "2", "--seed", "7", "--out", tmp.resolve("g2.png").toString(), "--tensors", st2.toString()).code());
         try (SafetensorsReader a = SafetensorsReader.open(st); SafetensorsReader b = SafetensorsReader.open(st2)) {
             float[] x = a.readFloat("images").data(), y = b.readFloat("images").data();
-            for (int i = 0; i < x.length; i++) assertEquals(x[i], y[i], 1e-5);
+            for (int i = 0; i < x.length; i++) assertEquals(x[i], y[i], 1e-5 * Math.max(1, Math.abs(x[i])), "element " + i + " (relative 1e-5: values reach |x| ~ 50 with random weights)");
         }
     }
 
