@@ -25,6 +25,12 @@ public final class TemporalRuntime {
         return FeatureCache.of(tib, s.timesteps(), s.labels(), c.format(), FeatureCache.CacheGranularity.parse(c.granularity()), c.range(), c.tensors());
     }
 
+    /** Checks a section against a model: its features are the model's TIB features and its cache fits them. */
+    public static void check(DiffusionModel model, TemporalSection s) {
+        checkFeatures(TemporalInfoBlock.of(model), s);
+        cache(model, s);
+    }
+
     /** Attaches the cache hooks of a section to the quantized model (detached with it); null when there is no cache. */
     public static TemporalCacheHooks attach(QuantizedModel q, TemporalSection s) {
         FeatureCache cache = cache(q.model(), s);

@@ -101,6 +101,13 @@ public final class QuantConfigs {
                         + p.inputParts() + (p.splitAt() >= 0 ? " (skip concatenation split at channel " + p.splitAt() + ")" : ""));
             }
         }
+        if (c.temporal() != null && !c.temporal().features().isEmpty()) {
+            try {
+                io.diffquant.engine.temporal.TemporalRuntime.check(model, c.temporal());
+            } catch (IllegalArgumentException e) {
+                throw new JsonException(src, "$.temporal", e.getMessage(), e);
+            }
+        }
         return new Bound(c, plan, c.params());
     }
 
