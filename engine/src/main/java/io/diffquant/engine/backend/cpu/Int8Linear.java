@@ -32,7 +32,7 @@ public final class Int8Linear {
      */
     private static final float NEAR_HALF = 1f / (0.5f - 0x1p-13f);
     /** Rows quantized, multiplied and dequantized together (GEMMs of this height keep the int8 kernels fastest here). */
-    static final int ROW_BLOCK = Integer.getInteger("diffquant.int8.rows", 128);
+    static final int ROW_BLOCK = 128;
     /** Below this many rows per worker a call stays on the caller thread (oneDNN may still use its own threads). */
     static final int MIN_PARALLEL_ROWS = 128;
 
