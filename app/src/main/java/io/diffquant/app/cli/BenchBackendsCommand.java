@@ -78,17 +78,29 @@ final class BenchBackendsCommand implements Callable<Integer> {
     @Option(names = "--skip-sampling", description = "no end-to-end sampling") boolean skipSampling;
     @Option(names = "--skip-memory", description = "no weight-memory table") boolean skipMemory;
 
+    private static final java.lang.management.ThreadMXBean MX = java.lang.management.ManagementFactory.getThreadMXBean();
+
     private Path root() { return Path.of(System.getProperty("diffquant.root", ".")); }
+
+    /**
+     * With one thread every kernel (oneDNN included) runs on the calling thread, so its CPU time is the work done,
+     * unaffected by other processes taking the cores; wall time otherwise.
+     */
+    private boolean cpuClock() { return threads == 1 && MX.isCurrentThreadCpuTimeSupported(); }
+
+    private long now() { return cpuClock() ? MX.getCurrentThreadCpuTime() : System.nanoTime(); }
 
     @Override public Integer call() throws Exception {
         if (threads < 1 || steps < 1 || reps < 1 || ditSBatch < 1 || fmnistBatch < 1) throw new IllegalArgumentException("--threads, --steps, --reps and the batches must be >= 1");
-        for (String b : backends) ExecutionBackends.choose(b);   // typos fail before any work; missing ones log their fallback
+        for (String b : backends) ExecutionBackends.requireKnown(b);   // typos fail before any work
         Parallel.setThreads(threads);
         String load0 = loadAverage();
         System.out.printf(Locale.ROOT, "machine: %d cores visible, load average %s (other processes share the cores: compare the ratios, not the absolute times)%n",
                 Runtime.getRuntime().availableProcessors(), load0);
         System.out.printf(Locale.ROOT, "threads: %d engine / %d oneDNN for every side; FP32 GEMM %s (zero-copy %s), int8 GEMM oneDNN dnnl_gemm_s8s8s32 (zero-copy %s)%n",
                 threads, threads, Blas.get().name(), DnnlBlas.zeroCopy(), Int8Gemm.zeroCopy());
+        System.out.println(cpuClock() ? "clock: CPU time of the benchmark thread (one thread does all the work, so other processes on the cores do not inflate it); sampling also shows wall time"
+                : "clock: wall time");
         String why = Int8Gemm.unavailableReason();
         if (why != null) System.out.println("int8 GEMM unavailable: " + why);
         List<DiffusionModel> ms = new ArrayList<>();
@@ -172,13 +184,14 @@ final class BenchBackendsCommand implements Callable<Integer> {
     }
 
     private double time(Runnable body) {
-        for (int i = 0; i < 2; i++) body.run();
+        long warm = System.nanoTime();
+        while (System.nanoTime() - warm < 2e8 * kernelSeconds / 0.4) body.run();        // JIT warm-up
         List<Double> ts = new ArrayList<>();
-        long start = System.nanoTime();
-        while (ts.size() < 5 || (System.nanoTime() - start) / 1e9 < kernelSeconds) {
-            long t0 = System.nanoTime();
+        long start = now();
+        while (ts.size() < 7 || (now() - start) / 1e9 < kernelSeconds) {
+            long t0 = now();
             body.run();
-            ts.add((System.nanoTime() - t0) / 1e9);
+            ts.add((now() - t0) / 1e9);
         }
         return median(ts);
     }
@@ -199,21 +212,27 @@ final class BenchBackendsCommand implements Callable<Integer> {
             att[0] = Int8Specs.attach(m, 8);
             return ExecutionBackends.prepare(ExecutionBackend.JVM, m, att[0]);
         }));
-        for (String b : backends) configs.add(new Config("real W8A8 (" + b + ")", () -> {
-            att[0] = Int8Specs.attach(m, 8);
-            return ExecutionBackends.prepare(b, m, att[0]);
-        }));
+        for (String b : backends) {
+            ExecutionBackends.Choice choice = ExecutionBackends.choose(b);     // one log line if it falls back
+            configs.add(new Config("real W8A8 (" + b + ")", () -> {
+                att[0] = Int8Specs.attach(m, 8);
+                return ExecutionBackends.prepare(choice, m, att[0]);
+            }));
+        }
         int nc = configs.size();
-        double[][] times = new double[nc][reps];
+        double[][] times = new double[nc][reps], walls = new double[nc][reps];
         Tensor[] images = new Tensor[nc];
         ExecutionInfo[] infos = new ExecutionInfo[nc];
         for (int rep = -1; rep < reps; rep++) {
             for (int c = 0; c < nc; c++) {
                 try (PreparedDenoiser d = configs.get(c).open().get()) {
-                    long t0 = System.nanoTime();
+                    long t0 = now(), w0 = System.nanoTime();
                     SamplingResult r = Sampling.runToEnd(request(m, d, batch), false);
-                    double secs = (System.nanoTime() - t0) / 1e9;
-                    if (rep >= 0) times[c][rep] = secs;
+                    double secs = (now() - t0) / 1e9, wall = (System.nanoTime() - w0) / 1e9;
+                    if (rep >= 0) {
+                        times[c][rep] = secs;
+                        walls[c][rep] = wall;
+                    }
                     images[c] = r.samples();
                     infos[c] = r.execution();
                 } finally {
@@ -224,14 +243,16 @@ final class BenchBackendsCommand implements Callable<Integer> {
                 }
             }
         }
-        double fp = median(times[0]), fake = median(times[1]);
-        System.out.printf("%-22s %12s %10s %10s %15s  %s%n", "configuration", "s per run", "vs FP32", "vs fake", "PSNR vs fake", "execution");
+        double fp = median(times[0]), fake = median(times[1]), fpWall = median(walls[0]);
+        System.out.printf("%-22s %12s %10s %10s %12s %10s %15s  %s%n", "configuration", cpuClock() ? "CPU s/run" : "s per run", "vs FP32", "vs fake",
+                "wall s/run", "vs FP32", "PSNR vs fake", "execution");
         for (int c = 0; c < nc; c++) {
-            double t = median(times[c]);
+            double t = median(times[c]), w = median(walls[c]);
             String psnr = c == 1 ? "-" : String.format(Locale.ROOT, "%.1f dB", ImageMetrics.psnr(clamp(images[1]), clamp(images[c]), ImageMetrics.RANGE_SIGNED_UNIT));
-            System.out.printf(Locale.ROOT, "%-22s %12.3f %9.2fx %9.2fx %15s  %s%n", configs.get(c).name(), t, fp / t, fake / t, psnr, infos[c].label());
+            System.out.printf(Locale.ROOT, "%-22s %12.3f %9.2fx %9.2fx %12.3f %9.2fx %15s  %s%n", configs.get(c).name(), t, fp / t, fake / t, w, fpWall / w,
+                    psnr, infos[c].label());
         }
-        System.out.printf(Locale.ROOT, "(times per run: %s)%n", Arrays.deepToString(round(times)));
+        System.out.printf(Locale.ROOT, "(per run, %s: %s; wall: %s)%n", cpuClock() ? "CPU" : "wall", Arrays.deepToString(round(times)), Arrays.deepToString(round(walls)));
     }
 
     private SampleRequest request(DiffusionModel m, Denoiser d, int batch) {

@@ -74,7 +74,7 @@ final class EvalCommand implements Callable<Integer> {
         }
         double sampleSecs = (System.nanoTime() - t0) / 1e9;
         System.err.printf("%nsampled %d images in %.1f s; computing metrics ...%n", count, sampleSecs);
-        if (tensors != null) SampleCommand.writeTensors(tensors, loaded, s, quant, images, y);
+        if (tensors != null) SampleCommand.writeTensors(tensors, loaded, s, quant.config, null, images, y);
 
         Map<String, String> info = new LinkedHashMap<>();
         info.put("model", loaded.folder().toString() + " (" + m.architecture() + ")");

@@ -65,6 +65,13 @@ public final class ExecutionBackends {
         return ids;
     }
 
+    /** Throws IllegalArgumentException, listing the valid ids, for an id that is neither known nor installed; logs nothing. */
+    public static void requireKnown(String id) {
+        String want = id == null || id.isBlank() ? ExecutionBackend.JVM : id.trim();
+        if (!KNOWN.contains(want) && !installed().containsKey(want)) throw new IllegalArgumentException("unknown execution backend '" + want
+                + "'; expected one of " + String.join(", ", ids()));
+    }
+
     /**
      * The backend to run for an id: the installed and usable one, else {@code jvm} after one log line.
      * @throws IllegalArgumentException for an id that is neither known nor installed (a typo), listing the valid ids
@@ -96,7 +103,11 @@ public final class ExecutionBackends {
      * {@code jvm} after a fallback, which its {@link ExecutionInfo} notes).
      */
     public static PreparedDenoiser prepare(String id, DiffusionModel model, QuantizedModel quantized) {
-        Choice c = choose(id);
+        return prepare(choose(id), model, quantized);
+    }
+
+    /** {@link ExecutionBackend#prepare} on a backend chosen before (no further log line: for repeated runs). */
+    public static PreparedDenoiser prepare(Choice c, DiffusionModel model, QuantizedModel quantized) {
         PreparedDenoiser p = c.backend().prepare(model, quantized);
         return c.fellBack() ? new FellBack(p, p.execution().fellBackFrom(c.requested(), c.fallbackReason())) : p;
     }

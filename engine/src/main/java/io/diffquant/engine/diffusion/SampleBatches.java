@@ -101,8 +101,14 @@ public final class SampleBatches {
 
     /** One batch's request: images [from, from + n) with their labels. */
     public static SampleRequest request(DiffusionModel m, Settings s, int from, int n, int[] labels) {
+        return request(m, s, from, n, labels, null);
+    }
+
+    /** One batch's request with the denoiser replaced (e.g. an execution backend's prepared denoiser); null = the model itself. */
+    public static SampleRequest request(DiffusionModel m, Settings s, int from, int n, int[] labels, io.diffquant.engine.model.Denoiser denoiser) {
         SampleRequest.Builder b = SampleRequest.forModel(m, n).sampler(Sampler.named(s.sampler(), s.eta())).respacing(s.respacing())
                 .schedule(NoiseSchedule.named(s.schedule(), 1000)).seed(s.seed()).firstSampleIndex(from);
+        if (denoiser != null) b.denoiser(denoiser);
         if (labels != null) {
             b.labels(Arrays.copyOfRange(labels, from, from + n));
             if (s.cfg() != 1.0) b.cfg(s.cfg(), s.cfgMode());
@@ -124,6 +130,16 @@ public final class SampleBatches {
      */
     public static Tensor sample(DiffusionModel m, Settings s, int count, int[] labels, Listener listener, UnaryOperator<Tensor> perBatch,
                                 BooleanSupplier cancelled) {
+        return sample(m, s, count, labels, listener, perBatch, cancelled, null);
+    }
+
+    /**
+     * As {@link #sample(DiffusionModel, Settings, int, int[], Listener, UnaryOperator, BooleanSupplier)}, the denoiser
+     * calls going to {@code denoiser} (an execution backend's prepared denoiser of this model) instead of the model; null
+     * = the model.
+     */
+    public static Tensor sample(DiffusionModel m, Settings s, int count, int[] labels, Listener listener, UnaryOperator<Tensor> perBatch,
+                                BooleanSupplier cancelled, io.diffquant.engine.model.Denoiser denoiser) {
         if (count < 1) throw new IllegalArgumentException("image count must be >= 1, got " + count);
         if (labels != null && labels.length != count) throw new IllegalArgumentException(labels.length + " labels for " + count + " images");
         if (labels == null && m.numClasses() > 0) throw new IllegalArgumentException("the " + m.architecture()
@@ -131,7 +147,7 @@ public final class SampleBatches {
         List<Tensor> parts = new ArrayList<>();
         for (int from = 0; from < count; from += s.batch()) {
             int n = Math.min(s.batch(), count - from);
-            SamplingRun run = Sampling.start(request(m, s, from, n, labels));
+            SamplingRun run = Sampling.start(request(m, s, from, n, labels, denoiser));
             while (run.hasNext()) {
                 if (cancelled != null && cancelled.getAsBoolean()) throw new java.util.concurrent.CancellationException("sampling cancelled");
                 SamplingStep st = run.next();

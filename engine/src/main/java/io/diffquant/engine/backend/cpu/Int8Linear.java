@@ -32,7 +32,7 @@ public final class Int8Linear {
      */
     private static final float NEAR_HALF = 1f / (0.5f - 0x1p-13f);
     /** Rows quantized, multiplied and dequantized together (GEMMs of this height keep the int8 kernels fastest here). */
-    static final int ROW_BLOCK = Integer.getInteger("diffquant.int8.rows", 128);
+    static final int ROW_BLOCK = 128;
     /** Below this many rows per worker a call stays on the caller thread (oneDNN may still use its own threads). */
     static final int MIN_PARALLEL_ROWS = 128;
 
@@ -186,7 +186,7 @@ public final class Int8Linear {
                 d = fixed;
             }
             steps[r] = d;
-            quantizeRow(xd, xo, a, ao, d);
+            quantizeRow(xd, xo, a, ao, d, dynamic);
         }
     }
 
@@ -199,18 +199,28 @@ public final class Int8Linear {
      * the exact quotient in double. The flag is an int OR (vectorized, reduced once after the loop); a float maximum
      * or a per-element test made this loop two to three times slower. Inputs must be finite here (checked by the caller).
      */
-    private void quantizeRow(float[] x, int xo, byte[] a, int ao, float d) {
+    private void quantizeRow(float[] x, int xo, byte[] a, int ao, float d, boolean dynamic) {
         if (d == 0) {
             Arrays.fill(a, ao, ao + in, (byte) 0);
             return;
         }
         float inv = 1f / d, lo = aqmin, hi = aqmax;
         int near = 0;
-        for (int i = 0; i < in; i++) {
-            float q = x[xo + i] * inv;
-            float r = (q + MAGIC) - MAGIC;
-            near |= (int) (Math.abs(q - r) * NEAR_HALF);      // 1 when |q - r| >= 0.5 - 2^-13 (a tie or nearly), else 0
-            a[ao + i] = (byte) (int) Math.max(lo, Math.min(hi, r));
+        if (dynamic) {
+            // |x| <= absmax = qmax d: |q| <= qmax (1 + 2^-22), which rounds to at most qmax: no clamp (it halves the loop's speed)
+            for (int i = 0; i < in; i++) {
+                float q = x[xo + i] * inv;
+                float r = (q + MAGIC) - MAGIC;
+                near |= (int) (Math.abs(q - r) * NEAR_HALF);  // 1 when |q - r| >= 0.5 - 2^-13 (a tie or nearly), else 0
+                a[ao + i] = (byte) (int) r;
+            }
+        } else {
+            for (int i = 0; i < in; i++) {
+                float q = x[xo + i] * inv;
+                float r = (q + MAGIC) - MAGIC;
+                near |= (int) (Math.abs(q - r) * NEAR_HALF);
+                a[ao + i] = (byte) (int) Math.max(lo, Math.min(hi, r));
+            }
         }
         if (near != 0 || !(inv < Float.POSITIVE_INFINITY)) {
             for (int i = 0; i < in; i++) {
