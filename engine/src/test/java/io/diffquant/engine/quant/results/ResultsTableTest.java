@@ -71,7 +71,7 @@ class ResultsTableTest {
         assertThrows(IllegalArgumentException.class, () -> table("a -->", 1));
     }
 
-    @Test void jsonAndCsvCarryEveryRow() {
+    @Test void jsonAndCsvCarryEveryRow() throws Exception {
         ResultsTable t = table("m", 12.5);
         String csv = t.toCsv();
         List<String> lines = csv.lines().toList();
@@ -80,9 +80,15 @@ class ResultsTableTest {
         assertEquals("fp32,,,,10.5,2.1,20.0,90.0,,,,32.0,0.0,12.0,,", lines.get(1));
         assertEquals("rtn,4,8,int,12.5,2.1,30.0,80.25,25.125,0.875,0.01,4.16,3.0,14.0,0.0123,", lines.get(2));
         assertTrue(lines.get(3).startsWith("q-dit,4,6,fp,,2.1,") && lines.get(3).endsWith(",\"calibration failed, because \"\"x\"\"\""), lines.get(3));
-        String json = t.toJson();
-        assertTrue(json.contains("\"preset\" : \"fp32\"") && json.contains("\"psnr\" : null") && json.contains("\"temporal error\" : 0.0123"), json);
-        assertTrue(json.contains("\"error\" : \"calibration failed, because \\\"x\\\"\""), json);
+        var json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(t.toJson());
+        assertEquals(2.1, json.get("fid_floor").asDouble());
+        var rows = json.get("rows");
+        assertEquals(3, rows.size());
+        assertEquals("fp32", rows.get(0).get("preset").asText());
+        assertTrue(rows.get(0).get("psnr").isNull(), "NaN is null");
+        assertEquals(0.0123, rows.get(1).get("temporal error").asDouble());
+        assertEquals(4, rows.get(1).get("w_bits").asInt());
+        assertEquals("calibration failed, because \"x\"", rows.get(2).get("error").asText());
     }
 
     @Test void configGridAndBits() {
