@@ -56,6 +56,7 @@ final class ResultsCommand implements Callable<Integer> {
     @Option(names = "--out-json", paramLabel = "FILE", description = "table as JSON (default: <work>/results.json; written after every row)") Path outJson;
     @Option(names = "--out-csv", paramLabel = "FILE", description = "table as CSV (default: <work>/results.csv; written after every row)") Path outCsv;
     @Option(names = "--classifier", paramLabel = "DIR", description = "feature network folder (default: <project>/" + FmnistMetrics.ASSET_DIR + ")") Path classifier;
+    @Option(names = "--no-temporal", description = "leave out the mean temporal feature error column (TFMQ-DM's analysis of the Temporal Information Block)") boolean noTemporal;
     @Option(names = "--list", description = "print the rows that would run and exit") boolean list;
 
     /** The project root: -Ddiffquant.root (set by bin/diffquant), else the working directory. */
@@ -97,7 +98,9 @@ final class ResultsCommand implements Callable<Integer> {
         Path docFile = noDoc ? null : doc != null ? doc : projectRoot().resolve("docs").resolve("results.md");
         ModelIdentity id = ModelIdentity.of(m, modelName);
 
-        ResultsRun run = ResultsRun.start(new ResultsRun.Request(m, id, configs, count, s, opts, workDir, metrics, null, reuse));
+        Map<String, ResultsRun.RowMetric> extras = new LinkedHashMap<>();
+        if (!noTemporal) extras.put(ResultsRun.TEMPORAL_ERROR, ResultsRun.temporalFeatureError(m, s));
+        ResultsRun run = ResultsRun.start(new ResultsRun.Request(m, id, configs, count, s, opts, workDir, metrics, extras, reuse));
         String started = ZonedDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm z", Locale.ROOT));
         System.err.printf("%s: %d configurations x %d images (+ FP32), %s%n", modelName, configs.size(), count, s.describe(conditional));
         ResultsRun.Phase last = null;
@@ -140,6 +143,8 @@ final class ResultsCommand implements Callable<Integer> {
         info.put("metrics", "FID-FMNIST with the product's Fashion-MNIST classifier (" + FmnistMetrics.ASSET_DIR + "; not Inception), its "
                 + "real-data floor in the header (two halves of the test set, 5,000 vs 5,000); with " + count + " images FID-FMNIST is biased "
                 + "upwards, compare rows with each other. PSNR/SSIM against the FP32 images of the same seeds; images clamped to [-1, 1]");
+        if (!noTemporal) info.put(ResultsRun.TEMPORAL_ERROR, "relative L2 error ||ê_i(t, y) - e_i(t, y)||² / ||e_i(t, y)||² of the Temporal "
+                + "Information Block's features (TFMQ-DM), mean over features, the " + steps + " sampling timesteps and the labels");
         info.put("calibration", "each preset's defaults (docs/methods.md)" + (opts.isEmpty() ? "" : "; options " + opts)
                 + "; weight bits = average bits over all Linear/Conv2d weights, scales included, layers kept in FP counting 32");
         info.put("run", String.format(Locale.ROOT, "`diffquant results` started %s, %s for %d rows on %d cores", started, minutes(run.elapsedSeconds()),

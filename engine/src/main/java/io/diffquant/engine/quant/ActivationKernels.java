@@ -56,6 +56,10 @@ public final class ActivationKernels {
                 : g instanceof Granularity.PerToken ? cols : cols;
         int spr = cols == 0 ? 0 : (cols + seg - 1) / seg;
         boolean perTensor = g instanceof Granularity.PerTensor;
+        if (params == null && !perTensor && f instanceof FpFormat fp && x.data() != out.data() && cols > 0) {
+            fpDynamicRows(fp, x.data(), out.data(), rows, cols, seg, spr, name);
+            return;
+        }
         QuantParams p = params;
         if (p == null) {
             if (perTensor) {
@@ -168,39 +172,98 @@ public final class ActivationKernels {
     /** Rump's ufp: 2^floor(log2 w) for normal w up to 2^970, 0 for 0, NaN for NaN (S. M. Rump, "Ultimately fast accurate summation", 2009). */
     private static final double PHI = 0x1p52 + 1, ONE_MINUS_U = 1 - 0x1p-53;
 
-    /**
-     * FP ExMy over [off, off + len): the reference's double-precision steps without a division in the rounding. With
-     * w = min(|x|, maxval) · w_max / maxval (as the reference, on the magnitude) and u = max(ufp(w), 2) = 2^e, the
-     * rounding rint(w · 2^M / u) · u / 2^M to the binade's grid is (w + c) - c with c = 1.5 · u · 2^(52-M): the sum lies
-     * in the binade of c, whose spacing is u / 2^M, and it is rounded half to even because c / (u / 2^M) is even; the
-     * subtraction is exact. The value (float) (w_q · maxval / w_max) takes x's sign from Math.signum (every step of
-     * the reference is an odd function, so this is its result, -0 included). Every line vectorizes (Math.copySign
-     * does not); about 2x faster than rint with the quotient 2^M / u.
-     */
     static void fpSegment(FpFormat f, float[] src, float[] dst, int off, int len, QuantParams p, int g) {
         float mvf = p.scale(g);
         if (mvf == 0 || src == dst) {
             f.fakeQuant(src, off, dst, off, len, p, g);
             return;
         }
+        fpRun(f, src, dst, off, len, mvf);
+    }
+
+    /**
+     * Dynamic per-token / per-group FP ExMy in one pass over the rows: each segment's maxval (signed: max |x|, which is
+     * max(|min|, |max|) of the reference's range; unsigned: max(max x, 0)) and then its quantization while the segment
+     * is in cache; no range arrays, no parameter object. Non-finite input fails as {@link #rowRanges} does (same message).
+     */
+    private static void fpDynamicRows(FpFormat f, float[] src, float[] dst, int rows, int cols, int seg, int spr, String name) {
+        boolean[] bad = new boolean[1];
+        boolean signed = f.signed();
+        Parallel.forRange(rows, Math.max(1, CHUNK / Math.max(1, cols)), (r0, r1) -> {
+            for (int r = r0; r < r1; r++) for (int s = 0; s < spr; s++) {
+                int off = r * cols + s * seg, len = Math.min(seg, cols - s * seg), end = off + len;
+                float mv;
+                if (signed) {
+                    float m = 0f;
+                    for (int i = off; i < end; i++) m = Math.max(m, Math.abs(src[i]));
+                    if (!(m <= Float.MAX_VALUE)) { bad[0] = true; continue; }
+                    mv = m;
+                } else {
+                    float mn = Float.POSITIVE_INFINITY, mx = Float.NEGATIVE_INFINITY;
+                    for (int i = off; i < end; i++) { float v = src[i]; mn = Math.min(mn, v); mx = Math.max(mx, v); }
+                    if (!(Math.abs(mn) <= Float.MAX_VALUE && Math.abs(mx) <= Float.MAX_VALUE)) { bad[0] = true; continue; }
+                    mv = Math.max(mx, 0f);
+                }
+                if (mv == 0) Arrays.fill(dst, off, end, 0f);     // finite all-zero (signed) or non-positive (unsigned) segment
+                else fpRun(f, src, dst, off, len, mv);
+            }
+        });
+        if (bad[0]) nonFinite(name, new int[] {rows, cols}, src, 0, rows * cols);
+    }
+
+    /**
+     * FP ExMy over [off, off + len) of src into dst (distinct arrays) with maxval mvf > 0: the reference's
+     * double-precision steps without a division in the rounding. With w = min(|x|, maxval) · w_max / maxval (as the
+     * reference, on the magnitude) and u = max(ufp(w), 2) = 2^e, the rounding rint(w · 2^M / u) · u / 2^M to the binade's
+     * grid is (w + c) - c with c = 1.5 · u · 2^(52-M): the sum lies in the binade of c, whose spacing is u / 2^M, and it
+     * is rounded half to even because c / (u / 2^M) is even; the subtraction is exact. The value w_q · maxval / w_max is
+     * w_q times the hoisted quotient maxval / w_max: with w_max = D · 2^k, D odd (2^(M+1) - 1, or 2^M - 1 for E = 0), the
+     * exact value V = q · m · 2^j / D (q <= 2^(M+1), m the significand of maxval) is either a float (D divides q · m: at
+     * most 24 significant bits) or not dyadic and then at least 2^-33 (relative) away from every float rounding
+     * boundary, so the product (relative error <= 2^-52) and the reference's quotient (<= 2^-53) round to the same float;
+     * the guard maxval >= w_max · 2^-100 keeps V a normal float. x's sign comes from Math.signum (every step of the
+     * reference is an odd function, so this is its result, -0 included). Every line vectorizes (Math.copySign does not).
+     */
+    static void fpRun(FpFormat f, float[] src, float[] dst, int off, int len, float mvf) {
         // w = |x_c| * wmax / maxval <= wmax <= 2^255 and, for x != 0, >= 2^-149 / 2^128: always a normal double, so
         // max(ufp(w), 2) = 2^max(floor(log2 w), 1) exactly: the reference's binade without reading the exponent bits
         final double mv = mvf, wm = f.wMax(), big = 1.5 * Math.scalb(1.0, 52 - f.mantissaBits());
+        final boolean hoist = mv >= wm * 0x1p-100;
+        final double out = mv / wm;
         int end = off + len;
         if (f.signed()) {
-            for (int i = off; i < end; i++) {
-                double x = src[i];
-                double w = Math.min(Math.abs(x), mv) * wm / mv;
-                double q = PHI * w;
-                double c = Math.max(Math.abs(q - ONE_MINUS_U * q), 2.0) * big;
-                dst[i] = (float) (((w + c) - c) * mv / wm * Math.signum(x));
+            if (hoist) {
+                for (int i = off; i < end; i++) {
+                    double x = src[i];
+                    double w = Math.min(Math.abs(x), mv) * wm / mv;
+                    double q = PHI * w;
+                    double c = Math.max(Math.abs(q - ONE_MINUS_U * q), 2.0) * big;
+                    dst[i] = (float) (((w + c) - c) * out * Math.signum(x));
+                }
+            } else {
+                for (int i = off; i < end; i++) {
+                    double x = src[i];
+                    double w = Math.min(Math.abs(x), mv) * wm / mv;
+                    double q = PHI * w;
+                    double c = Math.max(Math.abs(q - ONE_MINUS_U * q), 2.0) * big;
+                    dst[i] = (float) (((w + c) - c) * mv / wm * Math.signum(x));
+                }
             }
         } else {
-            for (int i = off; i < end; i++) {
-                double w = Math.max(Math.min((double) src[i], mv), 0.0) * wm / mv;
-                double q = PHI * w;
-                double c = Math.max(Math.abs(q - ONE_MINUS_U * q), 2.0) * big;
-                dst[i] = (float) (((w + c) - c) * mv / wm);
+            if (hoist) {
+                for (int i = off; i < end; i++) {
+                    double w = Math.max(Math.min((double) src[i], mv), 0.0) * wm / mv;
+                    double q = PHI * w;
+                    double c = Math.max(Math.abs(q - ONE_MINUS_U * q), 2.0) * big;
+                    dst[i] = (float) (((w + c) - c) * out);
+                }
+            } else {
+                for (int i = off; i < end; i++) {
+                    double w = Math.max(Math.min((double) src[i], mv), 0.0) * wm / mv;
+                    double q = PHI * w;
+                    double c = Math.max(Math.abs(q - ONE_MINUS_U * q), 2.0) * big;
+                    dst[i] = (float) (((w + c) - c) * mv / wm);
+                }
             }
         }
     }

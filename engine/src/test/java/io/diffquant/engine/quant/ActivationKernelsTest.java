@@ -130,5 +130,31 @@ class ActivationKernelsTest {
         QuantChecks.NonFiniteException e = assertThrows(QuantChecks.NonFiniteException.class,
                 () -> ActivationKernels.fakeQuant(IntFormat.asymmetric(8), Granularity.TOKEN, null, x, Tensor.zeros(2, 2), "blocks.0.mlp.fc1.input"));
         assertTrue(e.getMessage().contains("blocks.0.mlp.fc1.input") && e.getMessage().contains("[1, 0]"), e.getMessage());
+        // the fused FP per-token path (signed and unsigned) fails the same way, naming the first non-finite element
+        for (String id : new String[] {"fp8-e4m3", "ufp8-e5m3"}) {
+            Tensor y = Tensor.of(new float[] {1, 2, 3, 4, 5, Float.NEGATIVE_INFINITY, 7, Float.NaN}, 4, 2);
+            QuantChecks.NonFiniteException fe = assertThrows(QuantChecks.NonFiniteException.class,
+                    () -> ActivationKernels.fakeQuant(NumberFormat.parse(id), Granularity.TOKEN, null, y, Tensor.zeros(4, 2), "blocks.0.attn.q.input"));
+            assertEquals(5, fe.flatIndex(), id);
+            assertTrue(fe.getMessage().contains("blocks.0.attn.q.input") && fe.getMessage().contains("[2, 1]"), fe.getMessage());
+        }
+    }
+
+    @Test void fusedDynamicFpRowsMatchTheReferenceOnWideRowsZeroRowsAndTinyMaxvals() {
+        SplittableRandom r = new SplittableRandom(9);
+        for (String id : new String[] {"fp8-e4m3", "fp6-e2m3", "fp4-e2m1", "ufp8-e5m3", "fp8-e7m0"}) {
+            NumberFormat f = NumberFormat.parse(id);
+            for (Granularity g : new Granularity[] {Granularity.TOKEN, Granularity.group(7)}) {
+                Tensor x = data(r, 9, 200, f);
+                float[] d = x.data();
+                java.util.Arrays.fill(d, 200, 400, 0f);                        // an all-zero row
+                for (int i = 400; i < 600; i++) d[i] = -Math.abs(d[i]);       // a non-positive row (unsigned: maxval 0)
+                for (int i = 600; i < 800; i++) d[i] = (float) (r.nextGaussian() * 1e-35);   // maxval far below w_max * 2^-100
+                Tensor ref = Quantizer.dynamic(f, g, Layout.ACTIVATION).fakeQuant(x);
+                Tensor fast = Tensor.zeros(9, 200);
+                ActivationKernels.fakeQuant(f, g, null, x, fast, "x");
+                assertSame(ref, fast, id + " " + g.id() + " fused dynamic");
+            }
+        }
     }
 }

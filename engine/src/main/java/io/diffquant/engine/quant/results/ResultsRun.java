@@ -1,5 +1,9 @@
 package io.diffquant.engine.quant.results;
 
+import io.diffquant.engine.analysis.AnalysisSession;
+import io.diffquant.engine.analysis.AnalysisSettings;
+import io.diffquant.engine.analysis.TemporalFeatureError;
+import io.diffquant.engine.analysis.Variant;
 import io.diffquant.engine.diffusion.SampleBatches;
 import io.diffquant.engine.diffusion.Sampling;
 import io.diffquant.engine.diffusion.SamplingRun;
@@ -41,7 +45,7 @@ import java.util.concurrent.CancellationException;
  * shared between presets with the same data settings), samples the same N images (same seeds and labels) with the
  * config attached and computes FID-FMNIST (with the real-data floor), class accuracy (class-conditional models), and
  * PSNR/SSIM/MSE against the FP images ({@link FmnistMetrics}), plus any extra metrics the caller plugs in (e.g. the
- * mean temporal feature error of TFMQ-DM's analysis). Images are clamped to [-1, 1] before measuring, as when written
+ * mean temporal feature error of TFMQ-DM's analysis, {@link #temporalFeatureError}). Images are clamped to [-1, 1] before measuring, as when written
  * to PNG (as {@code diffquant eval}). A configuration that fails (a preset that refuses the bits, a calibration
  * error) becomes a row with its error; the run goes on.
  *
@@ -51,10 +55,28 @@ import java.util.concurrent.CancellationException;
  */
 public final class ResultsRun implements Iterator<ResultsRun.Progress> {
 
-    /** A metric measured with a configuration attached (NaN when it does not apply). */
+    /**
+     * A metric of a configuration (NaN when it does not apply), measured after its images with the model back in full
+     * precision (the metric applies the config itself if it needs to).
+     */
     @FunctionalInterface
     public interface RowMetric {
-        double measure(DiffusionModel model, QuantizedModel quantized, QuantConfig config);
+        double measure(DiffusionModel model, QuantConfig config);
+    }
+
+    /** Column name of {@link #temporalFeatureError}. */
+    public static final String TEMPORAL_ERROR = "temporal feature error";
+
+    /**
+     * The mean temporal feature error of a configuration (TFMQ-DM, ALGORITHMS.md §6; the analysis API's
+     * {@link TemporalFeatureError}): the relative L2 error ||ê_i(t, y) - e_i(t, y)||² / ||e_i(t, y)||² of every feature of
+     * the Temporal Information Block, averaged over the sampling timesteps of these settings, the labels (every class,
+     * plus the null class with guidance) and the features. The FP features are computed once.
+     */
+    public static RowMetric temporalFeatureError(DiffusionModel model, SampleBatches.Settings s) {
+        AnalysisSession session = new AnalysisSession(model, new AnalysisSettings(s.sampler(), s.steps(), s.eta(), s.schedule(),
+                model.numClasses() > 0 ? s.cfg() : 1.0, s.seed(), 8, 8));
+        return (m, c) -> TemporalFeatureError.evaluate(session, Variant.of("results", c, false)).meanRelativeL2();
     }
 
     /**
@@ -270,11 +292,8 @@ public final class ResultsRun implements Iterator<ResultsRun.Progress> {
         ResultConfig c = req.configs().get(index);
         Map<String, Double> extra = new LinkedHashMap<>();
         double bits = attached.plan().averageWeightBits();
-        try {
-            for (Map.Entry<String, RowMetric> e : req.extras().entrySet()) extra.put(e.getKey(), e.getValue().measure(model, attached, config));
-        } finally {
-            detach();
-        }
+        detach();
+        for (Map.Entry<String, RowMetric> e : req.extras().entrySet()) extra.put(e.getKey(), e.getValue().measure(model, config));
         Tensor images = clampUnit(batches.images());
         MetricsTable t = req.metrics().evaluate(c.label(), Map.of(), images, labels, reference);
         rows.add(new ResultRow(c, null, value(t, MetricsTable.FID_FMNIST), value(t, MetricsTable.SFID_FMNIST),

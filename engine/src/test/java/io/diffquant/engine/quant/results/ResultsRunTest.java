@@ -39,10 +39,18 @@ class ResultsRunTest {
         List<ResultConfig> configs = List.of(new ResultConfig("q-dit", 8, 8, "int"), new ResultConfig("q-dit", 4, 8, "fp"),
                 new ResultConfig("rtn", 8, 8, "int"));
         Map<String, ResultsRun.RowMetric> extras = new LinkedHashMap<>();
-        extras.put("hooked layers", (model, q, c) -> {
+        extras.put("hooked layers", (model, c) -> {
             if (c.method().preset().equals("rtn")) throw new IllegalStateException("extra metric refuses rtn");
-            return q.hookedLayers().size();
+            assertTrue(model.layers().all().stream().allMatch(l -> l.hooks().isEmpty()), "extras see the FP model");
+            try {
+                QuantizedModel q = QuantConfigs.attach(c, model, false);
+                q.detach();
+                return q.hookedLayers().size();
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
         });
+        extras.put(ResultsRun.TEMPORAL_ERROR, ResultsRun.temporalFeatureError(m, s));
         ResultsRun run = ResultsRun.start(new ResultsRun.Request(m, id, configs, 4, s, Map.of("search", "false"), tmp, metrics, extras, false));
         List<ResultsRun.Progress> progress = runAll(run);
         List<ResultRow> rows = run.rows();
@@ -81,6 +89,8 @@ class ResultsRunTest {
         assertTrue(rows.get(1).psnr() > rows.get(2).psnr(), "8-bit INT is closer to FP than 4-bit FP weights: " + rows.get(1).psnr() + " vs "
                 + rows.get(2).psnr());
         assertTrue(rows.get(1).weightBits() > rows.get(2).weightBits());
+        double t8 = rows.get(1).extra().get(ResultsRun.TEMPORAL_ERROR), t4 = rows.get(2).extra().get(ResultsRun.TEMPORAL_ERROR);
+        assertTrue(t8 > 0 && t8 < t4, "the adaLN modulations are quantized: W8A8 INT disturbs the temporal features less than W4A8 FP: " + t8 + " vs " + t4);
         ResultRow bad = rows.get(3);
         assertFalse(bad.ok());
         assertEquals("extra metric refuses rtn", bad.error());

@@ -71,7 +71,7 @@ class ResultsTableTest {
         assertThrows(IllegalArgumentException.class, () -> table("a -->", 1));
     }
 
-    @Test void jsonAndCsvCarryEveryRow() {
+    @Test void jsonAndCsvCarryEveryRow() throws Exception {
         ResultsTable t = table("m", 12.5);
         String csv = t.toCsv();
         List<String> lines = csv.lines().toList();
@@ -80,16 +80,18 @@ class ResultsTableTest {
         assertEquals("fp32,,,,10.5,2.1,20.0,90.0,,,,32.0,0.0,12.0,,", lines.get(1));
         assertEquals("rtn,4,8,int,12.5,2.1,30.0,80.25,25.125,0.875,0.01,4.16,3.0,14.0,0.0123,", lines.get(2));
         assertTrue(lines.get(3).startsWith("q-dit,4,6,fp,,2.1,") && lines.get(3).endsWith(",\"calibration failed, because \"\"x\"\"\""), lines.get(3));
-        String json = t.toJson();
-        com.fasterxml.jackson.databind.JsonNode root;
-        try { root = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json); }
-        catch (java.io.IOException e) { throw new AssertionError("not JSON: " + json, e); }
-        var rows = root.get("rows");
-        assertEquals(3, rows.size(), json);
-        assertEquals("fp32", rows.get(0).get("preset").asText(), json);
-        assertTrue(rows.get(0).get("psnr").isNull(), json);
-        assertEquals(0.0123, rows.get(1).get("temporal error").asDouble(), 0.0, json);
-        assertEquals("calibration failed, because \"x\"", rows.get(2).get("error").asText(), json);
+        String text = t.toJson();
+        com.fasterxml.jackson.databind.JsonNode json;
+        try { json = new com.fasterxml.jackson.databind.ObjectMapper().readTree(text); }
+        catch (java.io.IOException e) { throw new AssertionError("not JSON: " + text, e); }
+        assertEquals(2.1, json.get("fid_floor").asDouble(), text);
+        var rows = json.get("rows");
+        assertEquals(3, rows.size(), text);
+        assertEquals("fp32", rows.get(0).get("preset").asText(), text);
+        assertTrue(rows.get(0).get("psnr").isNull(), "NaN is null: " + text);
+        assertEquals(0.0123, rows.get(1).get("temporal error").asDouble(), 0.0, text);
+        assertEquals(4, rows.get(1).get("w_bits").asInt(), text);
+        assertEquals("calibration failed, because \"x\"", rows.get(2).get("error").asText(), text);
     }
 
     @Test void configGridAndBits() {
