@@ -59,10 +59,9 @@ public final class SensitivityView {
         left.setPrefWidth(290);
         root.setLeft(left);
         root.setCenter(charts());
-        vm.perturbationProperty().addListener((o, a, r) -> updatePerturbation());
-        vm.layerResultProperty().addListener((o, a, r) -> updateLayers());
-        updatePerturbation();
-        updateLayers();
+        vm.perturbationProperty().addListener((o, a, r) -> refresh());
+        vm.layerResultProperty().addListener((o, a, r) -> refresh());
+        refresh();
     }
 
     public Node node() { return root; }
@@ -142,6 +141,22 @@ public final class SensitivityView {
         barsViewer.addChartMouseListener(click);
         heatmapViewer.addChartMouseListener(click);
         return g;
+    }
+
+    private boolean dirty;
+
+    /** Redraws what changed while the panel was hidden (the window calls it when the panel's tab is selected). */
+    public void refreshIfDirty() { if (dirty) refresh(); }
+
+    /** Redraws while shown; a hidden panel redraws when it is shown. */
+    private void refresh() {
+        if (!Formatting.showing(root)) {
+            dirty = true;
+            return;
+        }
+        dirty = false;
+        updatePerturbation();
+        updateLayers();
     }
 
     /** A bar's category or a heatmap row is a layer: select it in the table. */

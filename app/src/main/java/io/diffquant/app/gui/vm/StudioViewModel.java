@@ -550,7 +550,9 @@ public final class StudioViewModel {
         } catch (RuntimeException e) {
             return;
         }
-        if (temporal.snapshot().byKey().containsKey(t.key()) || quant.cached(t) == null || !t.quantizes()) {
+        TemporalViewModel.Evaluation noMismatch = temporal.currentWithoutMismatch();
+        boolean evaluate = !temporal.snapshot().byKey().containsKey(t.key()) && quant.cached(t) != null && t.quantizes();
+        if (!evaluate && noMismatch == null) {
             temporalRefreshPending = false;
             return;
         }
@@ -559,7 +561,17 @@ public final class StudioViewModel {
             return;
         }
         temporalRefreshPending = false;
-        runWork("Temporal features of the current config", temporalWork(java.util.List.of(t), false), temporal::accept);
+        if (evaluate) {
+            // the re-plot first (one TIB pass), then the mismatch in a follow-up job
+            var w = temporal.work(java.util.List.of(t), Map.of(t, quant.cached(t)), Map.of(), false, false, quant.context().model());
+            runWork("Temporal features of the current config", w, o -> {
+                temporal.accept(o);
+                javafx.application.Platform.runLater(this::refreshTemporal);
+            });
+        } else {
+            runWork("Temporal mismatch of the current config", temporal.mismatchWork(noMismatch, quant.cached(t), quant.context().model()),
+                    temporal::accept);
+        }
     }
 
     /** Applies the temporal switches to the configuration (undoable); errors go to the error sink. */
