@@ -42,7 +42,7 @@ public final class SensitivityView {
     private final StudioViewModel studio;
     private final SensitivityViewModel vm;
     private final BorderPane root = new BorderPane();
-    private final JFreeChart perturbationChart = StudioCharts.lines("Perturbation sensitivity", "λ (noise = λ · std)", "FID-FMNIST", false);
+    private final JFreeChart perturbationChart = StudioCharts.lines("Perturbation sensitivity", "λ (noise = λ · std, log)", "FID-FMNIST", false, true);
     private final ChartViewer perturbationViewer = new ChartViewer(perturbationChart);
     private final ChartViewer barsViewer = new ChartViewer(null);
     private final ChartViewer heatmapViewer = new ChartViewer(null);

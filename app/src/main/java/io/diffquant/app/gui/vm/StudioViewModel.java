@@ -609,7 +609,6 @@ public final class StudioViewModel {
     /** Plots of the analysis panels for an export, built from their results now. */
     private java.util.List<Exporter.Plot> analysisPlots() {
         java.util.List<Exporter.Plot> out = new java.util.ArrayList<>();
-        var ch = io.diffquant.app.gui.charts.StudioCharts.class;
         var err = temporal.errorChartSeries();
         if (!err.isEmpty()) {
             String y = "temporal feature error (" + temporal.metricProperty().get() + ", " + temporal.featureProperty().get() + ")";
@@ -646,7 +645,7 @@ public final class StudioViewModel {
         if (!ps.isEmpty()) {
             String y = sensitivity.perturbationMetric();
             out.add(new Exporter.Plot("perturbation", "Perturbation sensitivity", () -> {
-                var c = io.diffquant.app.gui.charts.StudioCharts.lines("Perturbation: temporal vs non-temporal features", "λ", y, false);
+                var c = io.diffquant.app.gui.charts.StudioCharts.lines("Perturbation: temporal vs non-temporal features", "λ (log)", y, false, true);
                 io.diffquant.app.gui.charts.StudioCharts.setSeries(c, ps);
                 return c;
             }));

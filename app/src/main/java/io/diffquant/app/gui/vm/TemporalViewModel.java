@@ -167,7 +167,7 @@ public final class TemporalViewModel {
     /** The target of an ablation method (its own tfmq configuration, no table edits). */
     public QuantViewModel.Target target(Method m) {
         MethodChoice c = choice(m.tiar, m.fsc, fscScope.get(), m.cache, m.selection);
-        return new QuantViewModel.Target(m.label, c, List.of(), QuantViewModel.key(c, List.of()), true);
+        return new QuantViewModel.Target(m.label, c, List.of(), quant.key(c, List.of()), true);
     }
 
     /** Sets the switches from the table's method when it is a tfmq method (undo, import, session), without applying. */
@@ -422,7 +422,7 @@ public final class TemporalViewModel {
             if (e != null) out.add(new StudioCharts.Series(m.label, x, errorSeries(e)));
         }
         Evaluation cur = evaluation(CURRENT);
-        if (showCurrent.get() && cur != null) out.add(new StudioCharts.Series(CURRENT + " (" + layers.method().label() + ")", x, errorSeries(cur)));
+        if (showCurrent.get() && cur != null) out.add(new StudioCharts.Series(CURRENT, x, errorSeries(cur)));
         return out;
     }
 
