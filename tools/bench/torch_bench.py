@@ -10,7 +10,7 @@ UNet2DModel folder (config.json + diffusion_pytorch_model.safetensors). The mode
 re-implementation classes as the golden files (tools/golden/torch_models.py) and loaded from the safetensors.
 Prints one JSON line per batch size on stdout:
   {"model", "batch", "seconds_per_forward" (median), "seconds_mean", "iterations", "images_per_second",
-   "threads", "torch", "blas", "conv", "cpu"}
+   "cpu_seconds_per_forward" (median process CPU time of a pass, all threads), "threads", "torch", "blas", "conv", "cpu"}
 Thread count: torch.set_num_threads(N) and, before torch is loaded, OMP_NUM_THREADS / OPENBLAS_NUM_THREADS = N
 (Debian's torch calls the system libblas, i.e. OpenBLAS-pthread, which has its own thread pool) and
 OMP_WAIT_POLICY=PASSIVE: with libgomp's default spinning, idle OpenMP threads fight OpenBLAS's threads for the
@@ -161,18 +161,20 @@ def run_bench(a):
         with torch.no_grad():
             for _ in range(a.warmup):
                 model(x, t, y)
-            times = []
+            times, cpu = [], []
             start = time.perf_counter()
             while len(times) < a.iters or time.perf_counter() - start < a.min_seconds:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 model(x, t, y)
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
         if blas is None:
             blas = blas_summary(torch)
         med = statistics.median(times)
         print(json.dumps({
             "model": name, "class": cfg["_class_name"], "batch": b, "seconds_per_forward": med,
             "seconds_mean": statistics.fmean(times), "iterations": len(times), "images_per_second": b / med,
+            "cpu_seconds_per_forward": statistics.median(cpu),
             "threads": a.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
             "torch": torch.__version__, "blas": blas, "cpu": cpu_name(), "cores": os.cpu_count()}), flush=True)
 

@@ -80,6 +80,19 @@ def expected_dit_keys(input_size, patch_size, in_channels, hidden_size, depth, m
     return keys
 
 
+class KeyList(list):
+    """(name, shape) pairs in registration order, with the parameter shapes of the layer kinds the models use."""
+
+    def conv(self, p, cout, cin, k):
+        self.extend([(p + ".weight", [cout, cin, k, k]), (p + ".bias", [cout])])
+
+    def lin(self, p, cout, cin):
+        self.extend([(p + ".weight", [cout, cin]), (p + ".bias", [cout])])
+
+    def norm(self, p, c):
+        self.extend([(p + ".weight", [c]), (p + ".bias", [c])])
+
+
 def expected_unet_keys(cfg):
     """State_dict names/shapes of diffusers UNet2DModel, written out flat from the constructors in
     unet_2d.py / unet_2d_blocks.py / resnet.py / attention_processor.py (attentions are registered before
@@ -88,16 +101,8 @@ def expected_unet_keys(cfg):
     lpb = cfg["layers_per_block"]
     temb = boc[0] * 4
     scale_shift = cfg["resnet_time_scale_shift"] == "scale_shift"
-    keys = []
-
-    def conv(p, cout, cin, k):
-        keys.extend([(p + ".weight", [cout, cin, k, k]), (p + ".bias", [cout])])
-
-    def lin(p, cout, cin):
-        keys.extend([(p + ".weight", [cout, cin]), (p + ".bias", [cout])])
-
-    def norm(p, c):
-        keys.extend([(p + ".weight", [c]), (p + ".bias", [c])])
+    keys = KeyList()
+    conv, lin, norm = keys.conv, keys.lin, keys.norm
 
     def resnet(p, cin, cout):
         norm(p + ".norm1", cin)

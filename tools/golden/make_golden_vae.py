@@ -62,16 +62,8 @@ def expected_vae_keys(cfg):
     lpb = cfg["layers_per_block"]
     lc = cfg["latent_channels"]
     n = len(boc)
-    keys = []
-
-    def conv(p, cout, cin, k):
-        keys.extend([(p + ".weight", [cout, cin, k, k]), (p + ".bias", [cout])])
-
-    def lin(p, cout, cin):
-        keys.extend([(p + ".weight", [cout, cin]), (p + ".bias", [cout])])
-
-    def norm(p, c):
-        keys.extend([(p + ".weight", [c]), (p + ".bias", [c])])
+    keys = mg.KeyList()
+    conv, lin, norm = keys.conv, keys.lin, keys.norm
 
     def resnet(p, cin, cout):
         norm(p + ".norm1", cin)

@@ -312,7 +312,7 @@ final class AnalyzeCommand implements Callable<Integer> {
         List<Path> files = new ArrayList<>();
         double[] l = r.lambdas();
         Path mse = out.resolve("perturbation-mse.png");
-        HeadlessCharts.lineChart(mse, "Perturbation sensitivity: error vs FP images", "λ (noise = λ · std)", "MSE vs FP", true,
+        HeadlessCharts.lineChart(mse, "Perturbation sensitivity: error vs FP images", "λ (noise = λ · std)", "MSE vs FP", true, true,
                 List.of(new HeadlessCharts.Series("temporal features", l, r.temporal().mse()),
                         new HeadlessCharts.Series("non-temporal (block outputs)", l, r.nonTemporal().mse())), r.images() + " images, same seeds");
         files.add(mse);
@@ -320,7 +320,7 @@ final class AnalyzeCommand implements Callable<Integer> {
             Path fid = out.resolve("perturbation-fid.png");
             double[] fp = new double[l.length];
             java.util.Arrays.fill(fp, r.fpFid());
-            HeadlessCharts.lineChart(fid, "Perturbation sensitivity: " + r.metric(), "λ (noise = λ · std)", r.metric(), true,
+            HeadlessCharts.lineChart(fid, "Perturbation sensitivity: " + r.metric(), "λ (noise = λ · std)", r.metric(), true, true,
                     List.of(new HeadlessCharts.Series("temporal features", l, r.temporal().fid()),
                             new HeadlessCharts.Series("non-temporal (block outputs)", l, r.nonTemporal().fid()),
                             new HeadlessCharts.Series("full precision", l, fp)),

@@ -6,6 +6,7 @@ import io.diffquant.engine.analysis.FlopCounter;
 import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.model.ModelFolder;
 import io.diffquant.engine.tensor.Blas;
+import io.diffquant.engine.tensor.NativeThreads;
 import io.diffquant.engine.tensor.Parallel;
 import io.diffquant.engine.tensor.Tensor;
 import picocli.CommandLine.Command;
@@ -13,6 +14,7 @@ import picocli.CommandLine.Option;
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -41,6 +43,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--min-seconds", defaultValue = "3") double minSeconds;
     @Option(names = "--peak-gflops", defaultValue = "230", description = "FP32 peak of this machine for the efficiency column (default: ${DEFAULT-VALUE}, 2 Zen4 cores AVX-512 FMA)") double peak;
     @Option(names = "--no-torch", description = "skip the PyTorch peer") boolean noTorch;
+    @Option(names = "--cpu-time", description = {"rate both engines by process CPU time per forward (median) instead of wall-clock:",
+            "steadier on a machine shared with other work, best with --threads 1"}) boolean cpuTime;
 
     private Path root() { return Path.of(System.getProperty("diffquant.root", ".")); }
 
@@ -53,9 +57,13 @@ final class BenchCommand implements Callable<Integer> {
             run(List.of(python, script.toString(), "--make-model", dir.toString()));
         }
         Parallel.setThreads(threads);
+        NativeThreads.setCallerThreads(threads);   // GEMMs called from this thread: oneDNN's OpenMP team
         System.out.printf("machine: %d cores visible, %s; engine GEMM: %s, %d threads; peak assumed %.0f GFLOP/s FP32%n",
                 Runtime.getRuntime().availableProcessors(), System.getProperty("os.arch"), Blas.get().name(), threads, peak);
-        System.out.printf("%-9s %5s %14s %14s %9s %12s %8s%n", "model", "batch", "engine img/s", "torch img/s", "ratio", "engine GF/s", "of peak");
+        if (cpuTime) System.out.println("rates per CPU-second (process CPU time of a forward, all threads), not wall-clock");
+        String unit = cpuTime ? "img/cpu-s" : "img/s";
+        System.out.printf("%-9s %5s %14s %14s %9s %12s %8s%n", "model", "batch", "engine " + unit, "torch " + unit, "ratio",
+                cpuTime ? "engine GF/cpu-s" : "engine GF/s", "of peak");
         for (String[] mb : new String[][] {{"dit-s-2", join(ditBatches)}, {"unet-32", join(unetBatches)}}) {
             Path folder = dir.resolve(mb[0]);
             List<Integer> batches = mb[0].startsWith("dit") ? ditBatches : unetBatches;
@@ -70,14 +78,15 @@ final class BenchCommand implements Callable<Integer> {
                 for (int i = 0; i < b; i++) { t[i] = r.nextInt(1000); if (y != null) y[i] = r.nextInt(m.numClasses()); }
                 long flops = FlopCounter.count(m, x, t, y);
                 for (int i = 0; i < 2; i++) m.forward(x, t, y);
-                List<Double> times = new ArrayList<>();
+                List<Double> times = new ArrayList<>(), cpu = new ArrayList<>();
                 long start = System.nanoTime();
                 while (times.size() < 5 || (System.nanoTime() - start) / 1e9 < minSeconds) {
-                    long t0 = System.nanoTime();
+                    long t0 = System.nanoTime(), c0 = processCpuNanos();
                     m.forward(x, t, y);
                     times.add((System.nanoTime() - t0) / 1e9);
+                    cpu.add((processCpuNanos() - c0) / 1e9);
                 }
-                double med = median(times), ips = b / med;
+                double med = median(cpuTime ? cpu : times), ips = b / med;
                 Double tp = torch.get(b);
                 System.out.printf("%-9s %5d %14.2f %14s %9s %12.1f %7.0f%%%n", mb[0], b, ips,
                         tp == null ? "-" : String.format("%.2f", tp), tp == null ? "-" : String.format("%.2fx", ips / tp),
@@ -85,6 +94,13 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** CPU time of this process, all threads (JIT and GC included), in nanoseconds. */
+    private static long processCpuNanos() {
+        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os)
+            return os.getProcessCpuTime();
+        throw new IllegalStateException("--cpu-time: this JVM does not report the process CPU time");
     }
 
     private static String join(List<Integer> v) { return v.toString(); }
@@ -103,7 +119,8 @@ final class BenchCommand implements Callable<Integer> {
         for (String line : run(cmd)) {
             if (!line.startsWith("{")) continue;
             JsonNode n = om.readTree(line);
-            r.put(n.get("batch").asInt(), n.get("images_per_second").asDouble());
+            if (!cpuTime) r.put(n.get("batch").asInt(), n.get("images_per_second").asDouble());
+            else if (n.hasNonNull("cpu_seconds_per_forward")) r.put(n.get("batch").asInt(), n.get("batch").asInt() / n.get("cpu_seconds_per_forward").asDouble());
         }
         return r;
     }

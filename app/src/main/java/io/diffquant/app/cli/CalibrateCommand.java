@@ -28,17 +28,18 @@ import java.util.concurrent.Callable;
 /** Calibrates a model with a method preset and writes the quantization config (and the calibration data cache). */
 @Command(name = "calibrate", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Calibrate a model with a quantization method and write its config JSON (docs/config-format.md).",
-                "Methods: rtn, q-diffusion, q-dit, fp4dit (docs/methods.md). Calibration data (x_t of the full-precision sampler)",
+                "Methods: rtn, q-diffusion, q-dit, fp4dit, tfmq, tfmq-cache, tfmq-ds (docs/methods.md). Calibration data (x_t of the full-precision sampler)",
                 "is recorded into --cache and reused by later runs with the same settings."},
         footer = {"", "Examples:",
                 "  diffquant calibrate -m assets/dit-fmnist --method rtn --wbits 4 --abits 8 --out dit-w4a8.json",
                 "  diffquant calibrate -m assets/dit-fmnist --method fp4dit --abits 6 --override 'blocks.0.*=w:fp8-e4m3'",
                 "  diffquant calibrate -m assets/unet-fmnist --method q-dit --option group_size=64 --override 'final_layer=off'",
+                "  diffquant calibrate -m assets/dit-fmnist --method tfmq-ds --option fsc_scope=all --option weights=fp4dit --wformat fp",
                 "Override SPEC: 'off', or w:FIELDS and/or a:FIELDS separated by commas; FIELDS is 'off' or",
                 "format/granularity/range/mode with trailing fields optional and '-' to keep (e.g. w:int4-sym/group64, a:-/-/lp)."})
 final class CalibrateCommand implements Callable<Integer> {
     @Mixin ModelOption model;
-    @Option(names = "--method", defaultValue = "rtn", paramLabel = "PRESET", description = "rtn, q-diffusion, q-dit or fp4dit (default: ${DEFAULT-VALUE})") String method;
+    @Option(names = "--method", defaultValue = "rtn", paramLabel = "PRESET", description = "rtn, q-diffusion, q-dit, fp4dit, tfmq, tfmq-cache or tfmq-ds (default: ${DEFAULT-VALUE})") String method;
     @Option(names = "--wbits", paramLabel = "N", description = "weight bits (the preset's w_bits)") Integer wbits;
     @Option(names = "--abits", paramLabel = "N", description = "activation bits (a_bits)") Integer abits;
     @Option(names = "--wformat", paramLabel = "F", description = "weight format: int, fp or a format id such as int4-sym, fp4-e2m1, mxfp4 (w_format)") String wformat;

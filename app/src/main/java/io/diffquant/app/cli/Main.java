@@ -9,9 +9,9 @@ import picocli.CommandLine.Command;
         subcommands = {SampleCommand.class, InspectCommand.class, ForwardCommand.class, BenchCommand.class, StudioCommand.class,
                 TrainCommand.class,
                 ImportCommand.class,
-                TrainClassifierCommand.class, EvalCommand.class,
-                CalibrateCommand.class, QuantizeCommand.class,
-                AnalyzeCommand.class,
+                TrainClassifierCommand.class, EvalCommand.class, CardCommand.class,
+                CalibrateCommand.class, QuantizeCommand.class, ResultsCommand.class,
+                AnalyzeCommand.class, BenchBackendsCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;

@@ -1,15 +1,8 @@
 package io.diffquant.app.cli;
 
-import io.diffquant.engine.diffusion.GuidanceMode;
 import io.diffquant.engine.diffusion.ImageNetClasses;
 import io.diffquant.engine.diffusion.LatentDiffusionPipeline;
-import io.diffquant.engine.diffusion.NoiseSchedule;
-import io.diffquant.engine.diffusion.Respacing;
-import io.diffquant.engine.diffusion.SampleRequest;
-import io.diffquant.engine.diffusion.Sampler;
-import io.diffquant.engine.diffusion.Sampling;
-import io.diffquant.engine.diffusion.SamplingRun;
-import io.diffquant.engine.diffusion.SamplingStep;
+import io.diffquant.engine.diffusion.SampleBatches;
 import io.diffquant.engine.io.ImageGrid;
 import io.diffquant.engine.io.SafetensorsWriter;
 import io.diffquant.engine.model.DiffusionModel;
@@ -20,22 +13,18 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
-/** Samples images from a model folder into a PNG grid (and optionally a safetensors file). */
-@Command(name = "sample", mixinStandardHelpOptions = true, description = "Sample images from a model folder to a PNG grid.")
+/** Samples images from a model folder (optionally fake-quantized by a config) into a PNG grid (and optionally a safetensors file). */
+@Command(name = "sample", mixinStandardHelpOptions = true, description = {"Sample images from a model folder to a PNG grid.",
+        "With --config the model is fake-quantized by a quantization config (from calibrate) first."})
 final class SampleCommand implements Callable<Integer> {
     @Mixin ModelOption model;
-    @Option(names = "--sampler", defaultValue = "ddim", description = "ddim or ddpm (default: ${DEFAULT-VALUE})") String sampler;
-    @Option(names = "--steps", defaultValue = "50", description = "sampling steps (respacing of the 1000 training steps; default: ${DEFAULT-VALUE})") int steps;
-    @Option(names = "--eta", defaultValue = "0", description = "DDIM eta (default: ${DEFAULT-VALUE})") double eta;
-    @Option(names = "--schedule", defaultValue = "linear", description = "noise schedule: linear, scaled_linear, cosine (default: ${DEFAULT-VALUE})") String schedule;
-    @Option(names = "--cfg", defaultValue = "1", description = "classifier-free guidance scale; 1 = no guidance (default: ${DEFAULT-VALUE})") double cfg;
-    @Option(names = "--cfg-mode", defaultValue = "all", description = "all (guidance on every eps channel) or dit (first 3 channels, as the official DiT code)") String cfgMode;
-    @Option(names = "--seed", defaultValue = "0") long seed;
+    @Mixin QuantConfigOption quant;
+    @Mixin SamplingOptions sampling;
     @Option(names = "--classes", split = ",", description = "class labels, cycled over --count (class-conditional models; default 0,1,2,...)") List<Integer> classes;
     @Option(names = "--count", defaultValue = "16", description = "number of images (default: ${DEFAULT-VALUE})") int count;
     @Option(names = "--batch", defaultValue = "16", description = "images per denoiser batch (default: ${DEFAULT-VALUE})") int batch;
@@ -44,78 +33,53 @@ final class SampleCommand implements Callable<Integer> {
     @Option(names = "--vae", paramLabel = "DIR", description = "AutoencoderKL folder (e.g. sd-vae-ft-ema): decode the sampled latents to RGB, as DiT's sample.py") Path vae;
     @Option(names = "--tensors", paramLabel = "FILE", description = "also write images (N,C,H,W float32 in [-1,1]) and y (N int64) to this safetensors file") Path tensors;
 
-    static String respacingFor(String sampler, int steps) {
-        String ddim = "ddim" + steps;
-        if ("ddim".equals(sampler)) {
-            try {
-                Respacing.spaceTimesteps(1000, ddim);
-                return ddim;
-            } catch (IllegalArgumentException ignored) { /* no integer stride: fall back to section spacing */ }
-        }
-        return Integer.toString(steps);
-    }
-
     @Override public Integer call() throws Exception {
-        if (count < 1 || batch < 1 || steps < 1) throw new IllegalArgumentException("--count, --batch and --steps must be >= 1");
+        if (count < 1) throw new IllegalArgumentException("--count must be >= 1, got " + count);
+        SampleBatches.Settings s = sampling.settings(batch);
         ModelFolder.Loaded loaded = model.load();
         DiffusionModel m = loaded.model();
         LatentDiffusionPipeline latent = vae == null ? null : new LatentDiffusionPipeline(m, AutoencoderKL.load(vae));
-        int[] y = null;
-        if (m.numClasses() > 0) {
-            y = new int[count];
-            for (int i = 0; i < count; i++) y[i] = classes == null || classes.isEmpty() ? i % m.numClasses() : classes.get(i % classes.size());
-            for (int v : y) if (v < 0 || v >= m.numClasses()) throw new IllegalArgumentException("--classes: label " + v + " outside [0, " + m.numClasses() + ")");
-        } else if (classes != null) {
-            throw new IllegalArgumentException("--classes given but " + loaded.folder() + " is an unconditional model");
+        int[] y;
+        try {
+            y = SampleBatches.labels(m, count, classes, Integer.MAX_VALUE);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--classes: " + e.getMessage() + " (" + loaded.folder() + ")", e);
         }
-        GuidanceMode mode = switch (cfgMode) {
-            case "all" -> GuidanceMode.ALL_CHANNELS;
-            case "dit" -> GuidanceMode.DIT_COMPATIBLE;
-            default -> throw new IllegalArgumentException("--cfg-mode must be 'all' or 'dit', got '" + cfgMode + "'");
-        };
-        String respacing = respacingFor(sampler, steps);
-        Sampler s = Sampler.named(sampler, eta);
-        NoiseSchedule sched = NoiseSchedule.named(schedule, 1000);
-        List<Tensor> parts = new ArrayList<>();
+        QuantConfigOption.Applied q = quant.apply(m);
         long t0 = System.nanoTime();
-        for (int from = 0; from < count; from += batch) {
-            int n = Math.min(batch, count - from);
-            SampleRequest.Builder b = SampleRequest.forModel(m, n).sampler(s).respacing(respacing).schedule(sched)
-                    .seed(seed).firstSampleIndex(from);
-            if (y != null) {
-                b.labels(java.util.Arrays.copyOfRange(y, from, from + n));
-                if (cfg != 1.0) b.cfg(cfg, mode);
-            }
-            SamplingRun run = Sampling.start(b.build());
-            while (run.hasNext()) {
-                SamplingStep st = run.next();
-                System.err.printf("\rimages %d-%d of %d: step %d/%d (t=%d)   ", from + 1, from + n, count, st.index() + 1, st.totalSteps(), st.t());
-            }
-            parts.add(latent == null ? run.result() : latent.decode(run.result()));
+        Tensor images;
+        try {
+            images = SampleBatches.sample(m, s, count, y, SamplingOptions.progress("images"), latent == null ? null : latent::decode, null);
+        } finally {
+            if (q != null) q.detach();
         }
         double secs = (System.nanoTime() - t0) / 1e9;
         System.err.println();
-        Tensor images = Tensor.concatRows(parts.toArray(new Tensor[0]));
         int c = cols > 0 ? cols : classes != null && !classes.isEmpty() ? classes.size() : (int) Math.ceil(Math.sqrt(count));
         ImageGrid.writePng(ImageGrid.grid(images, c, 2), out);
-        if (tensors != null) {
-            SafetensorsWriter w = new SafetensorsWriter().metadata("model", loaded.folder().toString())
-                    .metadata("sampler", sampler).metadata("respacing", respacing).metadata("eta", Double.toString(eta))
-                    .metadata("cfg", Double.toString(cfg)).metadata("seed", Long.toString(seed)).add("images", images);
-            if (y != null) {
-                long[] yl = new long[y.length];
-                for (int i = 0; i < y.length; i++) yl[i] = y[i];
-                w.addLongs("y", yl, yl.length);
-            }
-            w.write(tensors);
-        }
+        if (tensors != null) writeTensors(tensors, loaded, s, quant, images, y);
         if (latent != null && y != null && m.numClasses() == ImageNetClasses.count()) {
             java.util.LinkedHashSet<String> named = new java.util.LinkedHashSet<>();
             for (int v : y) named.add(v + " " + ImageNetClasses.name(v));
             System.out.println("ImageNet classes: " + String.join(", ", named));
         }
-        System.out.printf("%d images (%s, %s, cfg %.2f, seed %d) in %.2f s -> %s%s%n", count, sampler, respacing, cfg, seed, secs, out,
-                tensors == null ? "" : " and " + tensors);
+        System.out.printf("%d images (%s, %s, cfg %.2f, seed %d%s) in %.2f s -> %s%s%n", count, s.sampler(), s.respacing(), s.cfg(), s.seed(),
+                q == null ? "" : ", quantized by " + quant.config + ": " + q.summary(), secs, out, tensors == null ? "" : " and " + tensors);
         return 0;
+    }
+
+    /** images [N, C, H, W] and y [N] int64 with the sampling settings (and the config, if any) in the metadata. */
+    static void writeTensors(Path file, ModelFolder.Loaded loaded, SampleBatches.Settings s, QuantConfigOption quant, Tensor images, int[] y)
+            throws IOException {
+        SafetensorsWriter w = new SafetensorsWriter().metadata("model", loaded.folder().toString())
+                .metadata("sampler", s.sampler()).metadata("respacing", s.respacing()).metadata("eta", Double.toString(s.eta()))
+                .metadata("cfg", Double.toString(s.cfg())).metadata("seed", Long.toString(s.seed())).add("images", images);
+        if (quant != null && quant.config != null) w.metadata("quant_config", quant.config.toString());
+        if (y != null) {
+            long[] yl = new long[y.length];
+            for (int i = 0; i < y.length; i++) yl[i] = y[i];
+            w.addLongs("y", yl, yl.length);
+        }
+        w.write(file);
     }
 }

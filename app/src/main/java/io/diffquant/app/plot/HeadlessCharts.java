@@ -62,13 +62,19 @@ public final class HeadlessCharts {
 
     public static void lineChart(Path png, String title, String xLabel, String yLabel, boolean logY, List<Series> series, String subtitle)
             throws IOException {
+        lineChart(png, title, xLabel, yLabel, false, logY, series, subtitle);
+    }
+
+    /** A line chart with optional log axes (points at x <= 0 are left out on a log x axis). */
+    public static void lineChart(Path png, String title, String xLabel, String yLabel, boolean logX, boolean logY, List<Series> series,
+                                 String subtitle) throws IOException {
         XYSeriesCollection ds = new XYSeriesCollection();
         boolean any = false;
         for (Series s : series) {
             XYSeries xs = new XYSeries(s.name(), false, true);
             for (int i = 0; i < s.x().length; i++) {
                 double y = s.y()[i];
-                if (!Double.isFinite(y) || !Double.isFinite(s.x()[i]) || (logY && y <= 0)) continue;
+                if (!Double.isFinite(y) || !Double.isFinite(s.x()[i]) || (logY && y <= 0) || (logX && s.x()[i] <= 0)) continue;
                 xs.add(s.x()[i], y);
                 any = true;
             }
@@ -85,8 +91,14 @@ public final class HeadlessCharts {
             r.setSeriesShape(i, new java.awt.geom.Ellipse2D.Double(-2.5, -2.5, 5, 5));
         }
         plot.setRenderer(r);
-        NumberAxis domain = (NumberAxis) plot.getDomainAxis();
-        domain.setAutoRangeIncludesZero(false);
+        if (logX && any) {
+            LogAxis x = new LogAxis(xLabel + " (log)");
+            x.setSmallestValue(1e-30);
+            x.setNumberFormatOverride(new java.text.DecimalFormat("0.###"));
+            plot.setDomainAxis(x);
+        } else {
+            ((NumberAxis) plot.getDomainAxis()).setAutoRangeIncludesZero(false);
+        }
         if (subtitle != null && !subtitle.isBlank()) chart.addSubtitle(new TextTitle(subtitle, new Font(Font.SANS_SERIF, Font.PLAIN, 11)));
         write(png, chart, 1000, 620);
     }
@@ -124,7 +136,7 @@ public final class HeadlessCharts {
         ds.addSeries("z", new double[][] {xs, ys, zs});
         String[] revRows = new String[nr];
         for (int i = 0; i < nr; i++) revRows[i] = rows[nr - 1 - i];
-        XYPlot plot = new XYPlot(ds, axis(xLabel, columns), axis(yLabel, revRows), null);
+        XYPlot plot = new XYPlot(ds, axis(xLabel, columns, 14), axis(yLabel, revRows, 40), null);
         XYBlockRenderer r = new XYBlockRenderer();
         Viridis scale = new Viridis(lo, hi);
         r.setPaintScale(scale);
@@ -249,8 +261,9 @@ public final class HeadlessCharts {
         return axis;
     }
 
-    private static ValueAxis axis(String label, String[] ticks) {
-        if (ticks.length <= 40) {
+    /** A category axis: every label when there are at most {@code maxTicks}, else every k-th. */
+    private static ValueAxis axis(String label, String[] ticks, int maxTicks) {
+        if (ticks.length <= maxTicks) {
             SymbolAxis a = new SymbolAxis(label, ticks);
             a.setGridBandsVisible(false);
             a.setTickLabelFont(new Font(Font.SANS_SERIF, Font.PLAIN, ticks.length > 24 ? 9 : 11));
@@ -259,8 +272,8 @@ public final class HeadlessCharts {
         }
         NumberAxis a = new NumberAxis(label);
         a.setRange(-0.5, ticks.length - 0.5);
-        a.setStandardTickUnits(NumberAxis.createIntegerTickUnits());
-        a.setNumberFormatOverride(new IndexLabels(ticks));
+        int every = (ticks.length + maxTicks - 1) / maxTicks;
+        a.setTickUnit(new org.jfree.chart.axis.NumberTickUnit(every, new IndexLabels(ticks)));
         return a;
     }
 

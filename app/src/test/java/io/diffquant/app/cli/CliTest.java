@@ -99,7 +99,11 @@ class CliTest {
                 "--classes", "1,2,3", "--cfg", "2", "--seed", "7", "--out", tmp.resolve("g2.png").toString(), "--tensors", st2.toString()).code());
         try (SafetensorsReader a = SafetensorsReader.open(st); SafetensorsReader b = SafetensorsReader.open(st2)) {
             float[] x = a.readFloat("images").data(), y = b.readFloat("images").data();
-            for (int i = 0; i < x.length; i++) assertEquals(x[i], y[i], 1e-5);
+            double scale = 1;
+            for (float v : x) scale = Math.max(scale, Math.abs(v));
+            // 1e-5 of the largest value: random-weight trajectories reach |x| ~ 50 and the GEMMs block differently
+            // for batch 6 and batch 3, so float rounding differs by a few ulps of the largest intermediate
+            for (int i = 0; i < x.length; i++) assertEquals(x[i], y[i], 1e-5 * scale, "element " + i);
         }
     }
 

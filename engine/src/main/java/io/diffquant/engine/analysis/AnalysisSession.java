@@ -35,6 +35,7 @@ public final class AnalysisSession {
     private Trajectory fpTrajectory;
     private List<Tensor> fpOutputs;
     private final java.util.Map<Integer, Tensor> fpSamples = new java.util.HashMap<>();
+    private final java.util.Map<String, Object> derived = new java.util.HashMap<>();
 
     /**
      * A denoising trajectory: the initial noise, x after every step (all samples, sampling order) and the labels.
@@ -109,6 +110,18 @@ public final class AnalysisSession {
         fpTrajectory = null;
         fpOutputs = null;
         fpSamples.clear();
+        derived.clear();
+    }
+
+    /** A derived FP quantity cached under a key (e.g. activation histogram counts), computed on first use. */
+    @SuppressWarnings("unchecked")
+    <T> T cached(String key, java.util.function.Supplier<T> compute) {
+        Object v = derived.get(key);
+        if (v == null) {
+            v = compute.get();
+            derived.put(key, v);
+        }
+        return (T) v;
     }
 
     // ------------------------------------------------------------------ temporal features

@@ -95,14 +95,62 @@ public final class Histograms {
 
     /**
      * Input-activation histograms of the selected quant points at every sampling step of the session's FP trajectory
-     * (one histogram per layer and timestep, then one per layer over all timesteps, timestep NaN).
+     * (one histogram per layer and timestep, then one per layer over all timesteps, timestep NaN). The counts are cached
+     * in the session (per layer set and bin count), so changing only the spec re-computes nothing but the grids.
      * @param spec the input spec whose grid is overlaid (min-max range: per timestep for per-timestep and dynamic
      *             specs, over all timesteps for static ones), or null for none
      */
     public static List<Histogram> activations(AnalysisSession session, List<String> globs, int bins, TensorSpec spec) {
         checkBins(bins);
+        List<QuantPoint> points = select(session.model(), globs, false);
+        List<String> names = points.stream().map(QuantPoint::name).toList();
+        Counts counted = session.cached("activation-histograms " + bins + " " + names, () -> count(session, points, bins));
+        Map<String, Map<Float, float[]>> ranges = counted.ranges();
+        Map<String, float[]> layerRange = counted.layerRange();
+        Map<String, Map<Float, long[]>> counts = counted.counts(), bad = counted.bad();
+        List<Histogram> out = new ArrayList<>();
+        for (QuantPoint p : points) {
+            float[] r = layerRange.get(p.name());
+            Map<Float, float[]> perT = ranges.get(p.name());
+            long[] all = new long[bins];
+            long allBad = 0;
+            String format = spec != null && spec.enabled() ? spec.describe(TensorSpec.Role.INPUT) : "";
+            boolean shared = spec != null && spec.enabled() && spec.mode() == CalibrationMode.STATIC;
+            float[] sharedGrid = spec != null && spec.enabled() ? gridFor(spec.format(), r[0], r[1]) : new float[0];
+            List<Float> ts = new ArrayList<>(counts.get(p.name()).keySet());
+            java.util.Collections.reverse(ts);   // sampling order: descending t
+            for (Float t : ts) {
+                long[] c = counts.get(p.name()).get(t);
+                long nf = bad.get(p.name()).get(t)[0];
+                for (int b = 0; b < bins; b++) all[b] += c[b];
+                allBad += nf;
+                float[] grid = new float[0];
+                String note = "";
+                if (spec != null && spec.enabled()) {
+                    if (shared) {
+                        grid = sharedGrid;
+                        note = "min-max over all timesteps (static)";
+                    } else {
+                        float[] tr = perT.get(t);
+                        grid = gridFor(spec.format(), tr[0], tr[1]);
+                        note = "min-max at this timestep";
+                    }
+                }
+                out.add(new Histogram(p.name(), "input", t, sum(c), r[0], r[1], c.clone(), grid, format, note, nf));
+            }
+            out.add(new Histogram(p.name(), "input", Float.NaN, sum(all), r[0], r[1], all, sharedGrid, format,
+                    spec != null && spec.enabled() ? "min-max over all timesteps" : "", allBad));
+        }
+        return out;
+    }
+
+    /** FP input-activation ranges and counts per layer and timestep (what the grid overlay does not change). */
+    record Counts(Map<String, Map<Float, float[]>> ranges, Map<String, float[]> layerRange, Map<String, Map<Float, long[]>> counts,
+                  Map<String, Map<Float, long[]>> bad) {}
+
+    /** Two passes over the session's FP step inputs: ranges, then counts over each layer's range. */
+    private static Counts count(AnalysisSession session, List<QuantPoint> points, int bins) {
         DiffusionModel model = session.model();
-        List<QuantPoint> points = select(model, globs, false);
         Map<String, Map<Float, float[]>> ranges = new LinkedHashMap<>();   // layer -> t -> {min, max}
         List<Layer> hooked = new ArrayList<>();
         List<LayerHook> hooks = new ArrayList<>();
@@ -160,40 +208,7 @@ public final class Histograms {
         } finally {
             for (int i = 0; i < hooked.size(); i++) hooked.get(i).removeHook(hooks.get(i));
         }
-        List<Histogram> out = new ArrayList<>();
-        for (QuantPoint p : points) {
-            float[] r = layerRange.get(p.name());
-            Map<Float, float[]> perT = ranges.get(p.name());
-            long[] all = new long[bins];
-            long allBad = 0;
-            String format = spec != null && spec.enabled() ? spec.describe(TensorSpec.Role.INPUT) : "";
-            boolean shared = spec != null && spec.enabled() && spec.mode() == CalibrationMode.STATIC;
-            float[] sharedGrid = spec != null && spec.enabled() ? gridFor(spec.format(), r[0], r[1]) : new float[0];
-            List<Float> ts = new ArrayList<>(counts.get(p.name()).keySet());
-            java.util.Collections.reverse(ts);   // sampling order: descending t
-            for (Float t : ts) {
-                long[] c = counts.get(p.name()).get(t);
-                long nf = bad.get(p.name()).get(t)[0];
-                for (int b = 0; b < bins; b++) all[b] += c[b];
-                allBad += nf;
-                float[] grid = new float[0];
-                String note = "";
-                if (spec != null && spec.enabled()) {
-                    if (shared) {
-                        grid = sharedGrid;
-                        note = "min-max over all timesteps (static)";
-                    } else {
-                        float[] tr = perT.get(t);
-                        grid = gridFor(spec.format(), tr[0], tr[1]);
-                        note = "min-max at this timestep";
-                    }
-                }
-                out.add(new Histogram(p.name(), "input", t, sum(c), r[0], r[1], c, grid, format, note, nf));
-            }
-            out.add(new Histogram(p.name(), "input", Float.NaN, sum(all), r[0], r[1], all, sharedGrid, format,
-                    spec != null && spec.enabled() ? "min-max over all timesteps" : "", allBad));
-        }
-        return out;
+        return new Counts(ranges, layerRange, counts, bad);
     }
 
     /** The grid of a format for the per-tensor range [lo, hi]. */

@@ -115,7 +115,10 @@ public record Variant(String name, Application application) {
 
     /**
      * An already attached quantization: switched off now (so full-precision quantities computed by an analysis are
-     * really full precision) and switched on only while the variant is applied. Its owner detaches it.
+     * really full precision) and switched on only while the variant is applied. Its owner detaches it. Only the fake
+     * quantization is switched ({@link QuantizedModel#setWeightQuantization}, {@link QuantizedModel#setInputQuantization}):
+     * hooks attached with it (TFMQ's cached temporal features) stay active, so give such configs as
+     * {@link #of(String, QuantConfig, boolean)} instead.
      */
     public static Variant of(String name, QuantizedModel attached) {
         if (attached == null) throw new IllegalArgumentException("variant '" + name + "': quantized model is null");

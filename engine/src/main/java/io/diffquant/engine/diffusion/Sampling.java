@@ -25,6 +25,6 @@ public final class Sampling {
             SamplingStep s = run.next();
             if (keepTrajectory) xs.add(s.x());
         }
-        return new SamplingResult(run.initialNoise(), run.current(), run.timestepsInOrder(), xs);
+        return new SamplingResult(run.initialNoise(), run.current(), run.timestepsInOrder(), xs, run.execution());
     }
 }

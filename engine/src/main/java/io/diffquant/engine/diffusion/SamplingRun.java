@@ -1,5 +1,6 @@
 package io.diffquant.engine.diffusion;
 
+import io.diffquant.engine.backend.ExecutionInfo;
 import io.diffquant.engine.tensor.Parallel;
 import io.diffquant.engine.tensor.Tensor;
 
@@ -64,6 +65,11 @@ public final class SamplingRun implements Iterator<SamplingStep> {
     }
 
     public Sampler sampler() { return sampler; }
+    /**
+     * How the denoiser computes (issue 7: every result says whether it came from fake quantization or real low-bit
+     * kernels): read from the request's denoiser when asked, see {@link ExecutionInfo#of(io.diffquant.engine.model.Denoiser)}.
+     */
+    public ExecutionInfo execution() { return ExecutionInfo.of(req.denoiser()); }
     public SampleRequest request() { return req; }
     public RespacedSchedule schedule() { return rs; }
     public int totalSteps() { return rs.size(); }

@@ -24,7 +24,8 @@ import java.util.Arrays;
  * quotient when q lands exactly on a half-integer; such elements (and NaN) are recomputed with the reference formula.
  * The clamp and the product (q - z)Δ are exact in float (the product of a small integer and a float, rounded once),
  * as in the reference's double arithmetic. FP ExMy: the reference's double-precision steps, with the binade 2^e found by
- * Rump's ufp (two multiplications and a subtraction) instead of the exponent bits, so the loop vectorizes.
+ * Rump's ufp (two multiplications and a subtraction) instead of the exponent bits and the rounding to the binade's grid
+ * by adding and subtracting a power-of-two multiple of it, so the loop vectorizes ({@link #fpSegment}).
  */
 public final class ActivationKernels {
     private ActivationKernels() {}
@@ -167,6 +168,15 @@ public final class ActivationKernels {
     /** Rump's ufp: 2^floor(log2 w) for normal w up to 2^970, 0 for 0, NaN for NaN (S. M. Rump, "Ultimately fast accurate summation", 2009). */
     private static final double PHI = 0x1p52 + 1, ONE_MINUS_U = 1 - 0x1p-53;
 
+    /**
+     * FP ExMy over [off, off + len): the reference's double-precision steps without a division in the rounding. With
+     * w = min(|x|, maxval) · w_max / maxval (as the reference, on the magnitude) and u = max(ufp(w), 2) = 2^e, the
+     * rounding rint(w · 2^M / u) · u / 2^M to the binade's grid is (w + c) - c with c = 1.5 · u · 2^(52-M): the sum lies
+     * in the binade of c, whose spacing is u / 2^M, and it is rounded half to even because c / (u / 2^M) is even; the
+     * subtraction is exact. The value (float) (w_q · maxval / w_max) takes x's sign from Math.signum (every step of
+     * the reference is an odd function, so this is its result, -0 included). Every line vectorizes (Math.copySign
+     * does not); about 2x faster than rint with the quotient 2^M / u.
+     */
     static void fpSegment(FpFormat f, float[] src, float[] dst, int off, int len, QuantParams p, int g) {
         float mvf = p.scale(g);
         if (mvf == 0 || src == dst) {
@@ -175,23 +185,22 @@ public final class ActivationKernels {
         }
         // w = |x_c| * wmax / maxval <= wmax <= 2^255 and, for x != 0, >= 2^-149 / 2^128: always a normal double, so
         // max(ufp(w), 2) = 2^max(floor(log2 w), 1) exactly: the reference's binade without reading the exponent bits
-        final double mv = mvf, wm = f.wMax(), twoM = Math.scalb(1.0, f.mantissaBits()), invTwoM = Math.scalb(1.0, -f.mantissaBits());
+        final double mv = mvf, wm = f.wMax(), big = 1.5 * Math.scalb(1.0, 52 - f.mantissaBits());
         int end = off + len;
         if (f.signed()) {
-            // the steps are odd functions (clip, products, quotients, rint, ufp of |w|): the signed loop gives
-            // copySign(result(|x|), x) exactly, -0 included, without Math.copySign (which does not vectorize)
             for (int i = off; i < end; i++) {
-                double w = Math.max(Math.min((double) src[i], mv), -mv) * wm / mv;
+                double x = src[i];
+                double w = Math.min(Math.abs(x), mv) * wm / mv;
                 double q = PHI * w;
-                double u = Math.max(Math.abs(q - ONE_MINUS_U * q), 2.0);
-                dst[i] = (float) (Math.rint(w * (twoM / u)) * (u * invTwoM) * mv / wm);
+                double c = Math.max(Math.abs(q - ONE_MINUS_U * q), 2.0) * big;
+                dst[i] = (float) (((w + c) - c) * mv / wm * Math.signum(x));
             }
         } else {
             for (int i = off; i < end; i++) {
                 double w = Math.max(Math.min((double) src[i], mv), 0.0) * wm / mv;
                 double q = PHI * w;
-                double u = Math.max(Math.abs(q - ONE_MINUS_U * q), 2.0);
-                dst[i] = (float) (Math.rint(w * (twoM / u)) * (u * invTwoM) * mv / wm);
+                double c = Math.max(Math.abs(q - ONE_MINUS_U * q), 2.0) * big;
+                dst[i] = (float) (((w + c) - c) * mv / wm);
             }
         }
     }

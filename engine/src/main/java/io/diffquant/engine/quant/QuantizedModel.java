@@ -123,6 +123,33 @@ public final class QuantizedModel {
         return h == null || h.wq == null ? null : h.quantizedWeight(h.layer.param("weight"));
     }
 
+    /**
+     * Hands a layer's computation to an execution backend ({@code io.diffquant.engine.backend}) or gives it back. While
+     * handed over, this object's hook on the layer passes the input and the weight through unchanged, so a backend's
+     * hook added after it sees the raw input and computes the quantized layer itself (from {@link #weightCodes} and the
+     * plan's input spec, with real low-bit kernels). Nothing else changes: the plan, the parameters and the other
+     * layers are as before.
+     * @throws IllegalArgumentException when the layer is not quantized by this object
+     */
+    public void handOver(String layer, boolean handedOver) {
+        PointHook h = hooks.get(layer);
+        if (h == null) throw new IllegalArgumentException("layer '" + layer + "' is not quantized by this QuantizedModel (quantized layers: "
+                + hooks.size() + ")");
+        h.handedOver = handedOver;
+    }
+
+    /** Whether {@link #handOver} gave the layer to a backend. */
+    public boolean handedOver(String layer) {
+        PointHook h = hooks.get(layer);
+        return h != null && h.handedOver;
+    }
+
+    /** Whether a layer currently runs fake quantization: it carries a hook of an attached QuantizedModel that was not handed over. */
+    public static boolean fakeQuantized(Layer layer) {
+        for (LayerHook h : layer.hooks()) if (h instanceof PointHook p && !p.handedOver) return true;
+        return false;
+    }
+
     /** The quantized weight of a layer as codes + parameters (for export); null when its weight is not quantized. */
     public QuantizedTensor weightCodes(String layer) {
         PointHook h = hooks.get(layer);
@@ -148,6 +175,8 @@ public final class QuantizedModel {
         final Quantizer[] dynamicQ;
         /** the input format/granularity have a fast kernel (and dynamic ranges are min-max) */
         final boolean fast;
+        /** set by {@link #handOver}: a backend computes this layer, the hook passes input and weight through */
+        volatile boolean handedOver;
 
         PointHook(QuantizedModel owner, QuantPoint p, PointSpec s, Layer layer, LayerParams lp) {
             this.owner = owner;
@@ -244,12 +273,12 @@ public final class QuantizedModel {
         }
 
         @Override public Tensor weight(Layer l, Tensor w, ForwardContext ctx) {
-            if (wq == null || !owner.weightsOn) return w;
+            if (wq == null || !owner.weightsOn || handedOver) return w;
             return quantizedWeight(w);
         }
 
         @Override public Tensor input(Layer l, Tensor x, ForwardContext ctx) {
-            if (!ispec.enabled() || !owner.inputsOn) return x;
+            if (!ispec.enabled() || !owner.inputsOn || handedOver) return x;
             Quantizer[] q;
             if (dynamicQ != null) q = dynamicQ;
             else if (staticQ != null) q = staticQ;

@@ -80,14 +80,103 @@ public final class DnnlBlas implements Blas {
 
     static void disableZeroCopy(String why) {
         jfrSeen = true;
-        if (!zeroCopy) return;
+        boolean was;
+        // always through the write lock: it also waits for the FFM calls of DnnlPrimitives / sgemmSegments in flight
         ZERO_COPY_LOCK.writeLock().lock();
         try {
+            was = zeroCopy;
             zeroCopy = false;
         } finally {
             ZERO_COPY_LOCK.writeLock().unlock();
         }
-        LOG.info(why + ": oneDNN is now called through JavaCPP (copies, no zero-copy)");
+        if (was) LOG.info(why + ": oneDNN is now called through JavaCPP (copies, no zero-copy)");
+    }
+
+    /**
+     * Runs body (FFM calls into oneDNN on native memory) under the zero-copy read lock unless a JFR recorder exists;
+     * false (body not run) then. body must not wait for other threads that take this lock.
+     */
+    static boolean underFfmLock(Runnable body) {
+        ZERO_COPY_LOCK.readLock().lock();
+        try {
+            if (jfrSeen || SGEMM == null) return false;
+            body.run();
+            return true;
+        } finally {
+            ZERO_COPY_LOCK.readLock().unlock();
+        }
+    }
+
+    /** True when {@link #sgemmSegments} can run now (zero-copy on: no JFR recorder, FFM critical calls available). */
+    static boolean segmentsAvailable() { return zeroCopy && !jfrSeen; }
+
+    /**
+     * GEMM on operands that may each be a heap segment (of a float[]) or native memory, row-major with leading
+     * dimensions in floats, through the critical downcall; split by rows over the engine pool like {@link #sgemm}.
+     * Returns false when zero-copy is (or was switched) off: C may then be partly written, the caller must redo
+     * the computation another way.
+     */
+    static boolean sgemmSegments(boolean transA, boolean transB, int m, int n, int k, float alpha, MemorySegment a, long lda,
+                                 MemorySegment b, long ldb, float beta, MemorySegment c, long ldc) {
+        if (m == 0 || n == 0) return true;
+        checkSegment("A", a, transA ? k : m, transA ? m : k, lda);
+        checkSegment("B", b, transB ? n : k, transB ? k : n, ldb);
+        checkSegment("C", c, m, n, ldc);
+        if (!zeroCopy) return false;
+        int parts = Parallel.threads();
+        if (parts > 1 && m >= 128 * parts && 2.0 * m * n * k >= SPLIT_FLOPS
+                && !(Thread.currentThread() instanceof ForkJoinWorkerThread) && NativeThreads.available()) {
+            java.util.concurrent.atomic.AtomicBoolean ok = new java.util.concurrent.atomic.AtomicBoolean(true);
+            Parallel.forRange(parts, 1, (p0, p1) -> NativeThreads.singleThreaded(() -> {
+                for (int p = p0; p < p1; p++) {
+                    int r0 = (int) ((long) m * p / parts), r1 = (int) ((long) m * (p + 1) / parts);
+                    long aAt = transA ? r0 : (long) r0 * lda;
+                    if (!segmentsLocked(transA, transB, r1 - r0, n, k, alpha, a.asSlice(aAt * Float.BYTES), lda, b, ldb, beta,
+                            c.asSlice((long) r0 * ldc * Float.BYTES), ldc)) ok.set(false);
+                }
+            }));
+            return ok.get();
+        }
+        return segmentsLocked(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    private static boolean segmentsLocked(boolean transA, boolean transB, int m, int n, int k, float alpha, MemorySegment a,
+                                          long lda, MemorySegment b, long ldb, float beta, MemorySegment c, long ldc) {
+        ZERO_COPY_LOCK.readLock().lock();
+        try {
+            if (!zeroCopy) return false;
+            criticalRowBlocks(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return true;
+        } finally {
+            ZERO_COPY_LOCK.readLock().unlock();
+        }
+    }
+
+    /** A rows x cols matrix with row stride ld (floats) must lie inside its segment. */
+    private static void checkSegment(String what, MemorySegment s, long rows, long cols, long ld) {
+        if (rows == 0 || cols == 0) return;
+        if (ld < cols || Float.BYTES * ((rows - 1) * ld + cols) > s.byteSize())
+            throw new IllegalArgumentException("sgemm: matrix " + what + " of " + rows + "x" + cols + " with stride "
+                    + ld + " does not fit its segment of " + s.byteSize() + " bytes");
+    }
+
+    /** Critical calls in row blocks of C of at most about CRITICAL_FLOPS each (a critical call holds off safepoints). */
+    private static void criticalRowBlocks(boolean transA, boolean transB, int m, int n, int k, float alpha, MemorySegment as,
+                                          long lda, MemorySegment bs, long ldb, float beta, MemorySegment cs, long ldc) {
+        int rows = (int) Math.max(64, Math.min(m, CRITICAL_FLOPS / (2.0 * n * Math.max(1, k))));
+        for (int i0 = 0; i0 < m; i0 += rows) {
+            int mm = Math.min(rows, m - i0);
+            long aAt = transA ? i0 : (long) i0 * lda;
+            int st;
+            try {
+                st = (int) SGEMM_HEAP.invokeExact(transA ? T : N, transB ? T : N, (long) mm, (long) n, (long) k, alpha,
+                        as.asSlice(aAt * Float.BYTES), lda, bs, ldb, beta, cs.asSlice((long) i0 * ldc * Float.BYTES), ldc);
+            } catch (Throwable e) {
+                throw new IllegalStateException("oneDNN sgemm call failed", e);
+            }
+            if (st != 0) throw new IllegalStateException("oneDNN sgemm failed with status " + st
+                    + " for m=" + mm + " n=" + n + " k=" + k);
+        }
     }
 
     public DnnlBlas() {

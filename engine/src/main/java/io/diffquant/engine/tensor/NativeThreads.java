@@ -62,6 +62,21 @@ public final class NativeThreads {
     /** True when the native GEMM's thread count can be set per calling thread. */
     public static boolean available() { return GET_MAX != null && SET_NUM != null; }
 
+    /**
+     * Sets the OpenMP thread count of the native GEMMs called from this thread (e.g. a benchmark's main thread that
+     * must use as many threads as the engine's pool); false when that cannot be controlled.
+     */
+    public static boolean setCallerThreads(int n) {
+        if (n < 1) throw new IllegalArgumentException("native GEMM threads must be >= 1, got " + n);
+        if (!available()) return false;
+        try {
+            SET_NUM.invokeExact(n);
+            return true;
+        } catch (Throwable t) {
+            throw new IllegalStateException("omp_set_num_threads failed", t);
+        }
+    }
+
     /** Runs body with the native GEMMs of this thread single-threaded (restored afterwards); plain run if unavailable. */
     public static void singleThreaded(Runnable body) {
         if (!available()) {

@@ -25,12 +25,13 @@ public final class Ops {
         int m = x.size() / Math.max(1, in);
         int[] s = x.shape();
         s[s.length - 1] = out;
+        if (b != null && b.size() != out) throw new IllegalArgumentException("linear: bias of " + b.size() + " for " + out + " outputs");
         Tensor y = Tensor.zeros(s);
-        if (m > 0) Blas.get().sgemm(false, true, m, out, in, 1f, x.data(), 0, in, w.data(), 0, in, 0f, y.data(), 0, out);
-        if (b != null) {
-            if (b.size() != out) throw new IllegalArgumentException("linear: bias of " + b.size() + " for " + out + " outputs");
-            addRows(y.data(), b.data(), out);
-        }
+        // the bias is copied into every row first and the GEMM accumulates onto it (beta = 1): one pass less over y
+        if (b != null && in > 0) fillRows(y.data(), b.data(), out);
+        else if (b != null) addRows(y.data(), b.data(), out);
+        if (m > 0 && in > 0) Blas.get().sgemm(false, true, m, out, in, 1f, x.data(), 0, in, w.data(), 0, in,
+                b != null ? 1f : 0f, y.data(), 0, out);
         Tape tape = Tape.active();
         if (tape != null) {
             tape.save(x, w);
@@ -46,6 +47,15 @@ public final class Ops {
         Tape tape = Tape.active();
         if (tape != null) tape.recordInPlace("addRowVector", y, (gy, g) -> OpsBackward.addRowVector(gy, g, v), v);
         addRows(y.data(), v.data(), n);
+    }
+
+    /** y[r, :] = v for every row r (n = v's length). */
+    static void fillRows(float[] yd, float[] vd, int n) {
+        if (n == 0) return;
+        int rows = yd.length / n;
+        Parallel.forRange(rows, Math.max(1, EW_CHUNK / n), (r0, r1) -> {
+            for (int r = r0; r < r1; r++) System.arraycopy(vd, 0, yd, r * n, n);
+        });
     }
 
     private static void addRows(float[] yd, float[] vd, int n) {

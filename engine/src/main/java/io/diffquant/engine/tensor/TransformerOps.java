@@ -202,6 +202,38 @@ public final class TransformerOps {
         return out;
     }
 
+    // ------------------------------------------------------------------ MLP
+
+    /** Below this many hidden activations (rows x hidden) the unfused ops are used: the native path would not pay. */
+    private static final long FUSED_MLP_MIN = 1 << 15;
+
+    /**
+     * timm's Mlp with tanh GELU (DiT's {@code mlp}): {@code linear(geluTanh(linear(x, w1, b1)), w2, b2)} for x [..., d],
+     * w1 [h, d], w2 [o, h], biases nullable. Without a recording {@link Tape} and with oneDNN reachable through FFM,
+     * the hidden activation never becomes a Java array: fc1 writes it to native memory (bias pre-filled, beta = 1),
+     * oneDNN's eltwise gelu_tanh runs on it in place and fc2 reads it from there. Otherwise (tape, JFR, no oneDNN),
+     * the unfused recorded ops run. Both agree to float rounding (oneDNN's tanh vs the engine's exp-based one).
+     */
+    public static Tensor mlpGeluTanh(Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2) {
+        int d = x.dim(-1);
+        if (w1.rank() != 2 || w1.dim(1) != d || w2.rank() != 2 || w2.dim(1) != w1.dim(0)) throw new IllegalArgumentException(
+                "mlpGeluTanh: input width " + d + ", fc1 weight " + Arrays.toString(w1.shape()) + ", fc2 weight "
+                        + Arrays.toString(w2.shape()) + " do not chain");
+        int h = w1.dim(0), o = w2.dim(0), m = x.size() / Math.max(1, d);
+        if (b1 != null && b1.size() != h) throw new IllegalArgumentException("mlpGeluTanh: fc1 bias of " + b1.size() + " for " + h + " outputs");
+        if (b2 != null && b2.size() != o) throw new IllegalArgumentException("mlpGeluTanh: fc2 bias of " + b2.size() + " for " + o + " outputs");
+        if (Tape.active() == null && d > 0 && (long) m * h >= FUSED_MLP_MIN && NativeFused.available()) {
+            int[] s = x.shape();
+            s[s.length - 1] = o;
+            Tensor y = Tensor.zeros(s);
+            if (NativeFused.mlpGeluTanh(x.data(), m, d, w1.data(), b1 == null ? null : b1.data(), h, w2.data(),
+                    b2 == null ? null : b2.data(), o, y.data())) return y;
+        }
+        Tensor f = Ops.linear(x, w1, b1);
+        geluTanhInPlace(f);
+        return Ops.linear(f, w2, b2);
+    }
+
     // ------------------------------------------------------------------ activations
 
     /** tanh-approximated GELU (torch approximate="tanh"), in place: 0.5 x (1 + tanh u) = x e / (e + 1) with e = exp(2u). */
@@ -251,8 +283,10 @@ public final class TransformerOps {
                 }
                 expInPlace(es, 0, len, 0f, bits);
                 for (int i = 0; i < len; i++) {
-                    float v = x[off + i], e = es[i], q = 1f / (e + 1f);
-                    out[off + i] = e * q + v * a * (1f + 3 * 0.044715f * v * v) * 2f * e * q * q;
+                    // e q = e / (e + 1) <= 1 first: e (up to exp(88)) times the polynomial overflows to infinity
+                    // for x near 10 when multiplied in the other order (a NaN gradient in dit-fmnist's training)
+                    float v = x[off + i], e = es[i], q = 1f / (e + 1f), eq = e * q;
+                    out[off + i] = eq + v * a * (1f + 3 * 0.044715f * v * v) * 2f * (eq * q);
                 }
             }
         });
@@ -394,11 +428,21 @@ public final class TransformerOps {
         float[] qd = qkv.data(), od = out.data();
         Blas blas = Blas.get();
         float absScale = Math.abs(scale);
+        // no tape: where oneDNN is reachable through FFM, the probabilities stay native (oneDNN softmax)
+        boolean nativeHeads = Tape.active() == null && NativeFused.available();
         gemmTasks(b * heads, (i0, i1) -> {
-            float[] s = new float[t * t], qn = new float[t], inv = new float[t];
-            int[] bits = new int[BLK];
+            float[] s = null, qn = null, inv = null;
+            int[] bits = null;
             for (int i = i0; i < i1; i++) {
                 int bi = i / heads, h = i % heads, base = bi * t * c3 + h * d, ob = bi * t * c + h * d;
+                if (nativeHeads && NativeFused.attentionHead(qd, base, base + c, base + 2 * c, c3, t, d, scale, od, ob, c))
+                    continue;
+                if (s == null) {
+                    s = new float[t * t];
+                    qn = new float[t];
+                    inv = new float[t];
+                    bits = new int[BLK];
+                }
                 // softmax shift per row: |q_r| max_j |k_j| |scale| >= max_j s_rj (Cauchy-Schwarz), so no max pass
                 float kmax = 0f;
                 for (int j = 0; j < t; j++) kmax = Math.max(kmax, sumSq(qd, base + c + j * c3, d));

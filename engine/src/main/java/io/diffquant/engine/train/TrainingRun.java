@@ -142,6 +142,14 @@ public final class TrainingRun {
     /** Runs one optimizer step. */
     public StepReport next() { return stepInternal(); }
 
+    private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(TrainingRun.class.getName());
+    private static final int MAX_CONSECUTIVE_SKIPS = 10;
+    private long skippedSteps;
+    private int consecutiveSkips;
+
+    /** Optimizer steps skipped in this run because their gradient norm was not finite (the update was not applied). */
+    public long skippedSteps() { return skippedSteps; }
+
     private StepReport stepInternal() {
         long t0 = System.nanoTime();
         int bsz = config.batchSize();
@@ -164,8 +172,23 @@ public final class TrainingRun {
             grads = tape.backward(sl.loss());
         }
         double loss = sl.loss().data()[0];
-        if (!Double.isFinite(loss)) throw new IllegalStateException("training diverged: the loss is " + loss + " at step " + step
-                + " (terms " + sl.terms() + "); lower the learning rate or enable gradient clipping");
+        double norm = gradNorm(grads);
+        if (!Double.isFinite(loss) || !Double.isFinite(norm)) {
+            // A non-finite loss or gradient (an overflow on one batch): skip this update, as mixed-precision trainers
+            // do, so that one bad batch cannot poison the weights. Deterministic: the same step is skipped on a rerun.
+            // Many in a row means real divergence.
+            skippedSteps++;
+            if (++consecutiveSkips > MAX_CONSECUTIVE_SKIPS) throw new IllegalStateException("training diverged: the loss is "
+                    + loss + " and the gradient norm " + norm + " at step " + step + " (terms " + sl.terms() + "), "
+                    + consecutiveSkips + " steps in a row; lower the learning rate or enable gradient clipping");
+            LOG.warning("step " + step + ": non-finite loss or gradient norm (loss " + loss + ", terms " + sl.terms()
+                    + "); update skipped (" + skippedSteps + " skipped so far)");
+            step++;
+            imagesSeen += bsz;
+            double secs = (System.nanoTime() - t0) * 1e-9;
+            return new StepReport(step, loss, sl.terms(), norm, 0, secs, bsz / Math.max(secs, 1e-9), totalElapsed(), false);
+        }
+        consecutiveSkips = 0;
         if (config.requireAllGradients() && !gradientsChecked) {
             List<String> none = new ArrayList<>();
             for (var e : params.entrySet()) if (!grads.has(e.getValue())) none.add(e.getKey());
@@ -173,7 +196,6 @@ public final class TrainingRun {
                     + "on their path is not recorded by the Tape, or they are unused (set requireAllGradients=false to allow)");
             gradientsChecked = true;
         }
-        double norm = gradNorm(grads);
         if (config.maxGradNorm() > 0 && norm > config.maxGradNorm()) {
             float f = (float) (config.maxGradNorm() / (norm + 1e-6));
             for (Tensor p : params.values()) {

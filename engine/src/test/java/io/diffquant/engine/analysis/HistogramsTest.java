@@ -83,6 +83,15 @@ class HistogramsTest {
         }
         for (int k = 0; k < 4; k++) assertEquals(ts[k], hs.get(k).timestep(), 0f, "sampling order");
         assertTrue(m.layers().all().stream().allMatch(l -> l.hooks().isEmpty()));
+        // another format: the FP counts come from the session's cache, only the grids change
+        long calls = s.denoiserCalls();
+        TensorSpec int4 = TensorSpec.input(IntFormat.asymmetric(4), Granularity.TENSOR, RangeSpec.MINMAX, CalibrationMode.STATIC);
+        List<Histograms.Histogram> again = Histograms.activations(s, List.of("blocks.0.mlp.fc2", "blocks.0.adaLN_modulation.1"), 20, int4);
+        assertEquals(calls, s.denoiserCalls(), "no forward pass for a new grid");
+        for (int i = 0; i < hs.size(); i++) {
+            assertArrayEquals(hs.get(i).counts(), again.get(i).counts());
+            assertEquals(16, again.get(i).grid().length);
+        }
     }
 
     @Test void unknownLayersAreNamed() {

@@ -91,6 +91,24 @@ class TemporalFeatureErrorTest {
         assertTrue(TemporalFeatureError.compare("w4", s.fpFeatures(), a).meanRelativeL2() > 0);
     }
 
+    @Test void anAttachedQuantizedModelIsParkedOutsideItsEvaluation() throws Exception {
+        DiT m = AnalysisTestSupport.tinyDiT(17);
+        var config = AnalysisTestSupport.rtn(m, 4);
+        var q = io.diffquant.engine.quant.config.QuantConfigs.attach(config, m, false);
+        try {
+            Variant attached = Variant.of("attached", q);
+            AnalysisSession s = new AnalysisSession(m, AnalysisTestSupport.fast());
+            TemporalFeatureError.Result r = TemporalFeatureError.evaluate(s, List.of(Variant.fullPrecision("fp"), attached));
+            assertEquals(0.0, r.config("fp").meanRelativeL2(), 0.0, "the FP table is computed with the quantization switched off");
+            q.detach();
+            TemporalFeatureError.ConfigError fromConfig = TemporalFeatureError.evaluate(s, Variant.of("config", config, false));
+            assertArrayEquals(fromConfig.relativeL2()[0], r.config("attached").relativeL2()[0], 0.0);
+            assertTrue(fromConfig.meanRelativeL2() > 0);
+        } finally {
+            q.detach();
+        }
+    }
+
     @Test void compareRejectsTablesOfAnotherLayout() {
         FeatureTable a = new FeatureTable(List.of("f"), new int[] {9, 0}, null, Map.of("f", new float[] {1, 2, 3, 4}));
         FeatureTable b = new FeatureTable(List.of("f"), new int[] {9, 1}, null, Map.of("f", new float[] {1, 2, 3, 4}));

@@ -1,5 +1,6 @@
 package io.diffquant.engine.diffusion;
 
+import static io.diffquant.engine.testing.Golden.*;
 import io.diffquant.engine.model.Denoiser;
 import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.tensor.Parallel;
@@ -47,11 +48,6 @@ class SamplerTest {
         };
     }
 
-    private static double maxAbsDiff(Tensor a, Tensor b) {
-        double m = 0;
-        for (int i = 0; i < a.size(); i++) m = Math.max(m, Math.abs(a.data()[i] - b.data()[i]));
-        return m;
-    }
 
     @Test
     void ddimEta0WithOracleRecoversX0() {

@@ -1,5 +1,6 @@
 package io.diffquant.engine.model;
 
+import static io.diffquant.engine.testing.Golden.*;
 import io.diffquant.engine.io.CheckpointException;
 import io.diffquant.engine.io.DType;
 import io.diffquant.engine.io.SafetensorsReader;
@@ -27,12 +28,6 @@ class CheckpointImportTest {
         return Path.of(CheckpointImportTest.class.getClassLoader().getResource(name).toURI());
     }
 
-    static double maxAbsDiff(Tensor a, Tensor b) {
-        assertArrayEquals(a.shape(), b.shape());
-        double m = 0;
-        for (int i = 0; i < a.size(); i++) m = Math.max(m, Math.abs(a.data()[i] - b.data()[i]));
-        return m;
-    }
 
     @Test void ditTrainingCheckpointBecomesAFolderThatMatchesPyTorch() throws Exception {
         Path out = tmp.resolve("dit");

@@ -88,7 +88,7 @@ class ActivationKernelsTest {
     @Test void fpGridPointsMidpointsAndTheirNeighbours() {
         for (NumberFormat f : formats()) {
             if (!(f instanceof FpFormat)) continue;
-            for (float mv : new float[] {1f, 6f, 0.37f, 448f, 3.1e-5f, 2.5e30f}) {
+            for (float mv : new float[] {1f, 6f, 0.37f, 448f, 3.1e-5f, 2.5e30f, 1.875f, 0.75f, 7f, 255f / 64, 127f / 8, 31f * 1024}) {
                 QuantParams p = QuantParams.of(mv);
                 float[] grid = f.grid(p, 0);
                 List<Float> xs = new ArrayList<>();

@@ -196,6 +196,25 @@ class GradCheckTest {
         }
     }
 
+    /**
+     * The vectorised tanh-GELU derivative (used by the Tape for geluTanh / geluTanhInPlace) over a wide range, including
+     * x around 10 where exp(2u) reaches the clamp: it overflowed to infinity there (a NaN gradient in dit-fmnist's
+     * training). Reference: central difference of the double-precision function; tolerance 1e-5 absolute.
+     */
+    @Test void vectorisedGeluTanhGradIsFiniteAndExactOverAWideRange() {
+        int n = 0;
+        float[] xs = new float[2401];
+        for (double v = -40; v <= 40.0001; v += 80.0 / 2400) xs[n++] = (float) v;
+        float[] got = new float[n];
+        TransformerOps.geluTanhGrad(java.util.Arrays.copyOf(xs, n), got);
+        for (int i = 0; i < n; i++) {
+            double v = xs[i], h = 1e-4;
+            double want = (geluTanhD(v + h) - geluTanhD(v - h)) / (2 * h);
+            assertTrue(Float.isFinite(got[i]), "geluTanh' at " + v + " = " + got[i]);
+            assertEquals(want, got[i], 1e-5, "geluTanh' at " + v);
+        }
+    }
+
     private static double geluTanhD(double v) { return 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v))); }
     private static double geluD(double v) { return 0.5 * v * (1 + Ops.erf(v / Math.sqrt(2))); }
 

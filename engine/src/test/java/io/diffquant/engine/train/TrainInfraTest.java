@@ -177,9 +177,32 @@ class TrainInfraTest {
 
         Map<String, Tensor> q = params();
         Objective nan = (batch, rng) -> Objective.StepLoss.of(Ops.scale(Ops.sum(q.get("w")), Float.NaN));
-        IllegalStateException d = assertThrows(IllegalStateException.class,
-                () -> TrainingRun.start(q, nan, oneImage(), TrainConfig.defaults(1, 1)).next());
-        assertTrue(d.getMessage().contains("diverged") && d.getMessage().contains("step 0"), d.getMessage());
+        TrainingRun bad = TrainingRun.start(q, nan, oneImage(), TrainConfig.defaults(1, 1));
+        float[] before = q.get("w").data().clone();
+        for (int i = 0; i < 10; i++) bad.next();           // skipped: the weights are untouched
+        assertArrayEquals(before, q.get("w").data());
+        assertEquals(10, bad.skippedSteps());
+        IllegalStateException d = assertThrows(IllegalStateException.class, bad::next);
+        assertTrue(d.getMessage().contains("diverged") && d.getMessage().contains("step 10")
+                && d.getMessage().contains("11 steps in a row"), d.getMessage());
+    }
+
+    @Test void oneNonFiniteStepIsSkippedAndTrainingGoesOn() {
+        Map<String, Tensor> q = params();
+        Objective good = quadratic(q);
+        int[] calls = {0};
+        Objective flaky = (batch, rng) -> calls[0]++ == 1
+                ? Objective.StepLoss.of(Ops.scale(Ops.sum(q.get("w")), Float.POSITIVE_INFINITY)) : good.loss(batch, rng);
+        TrainingRun run = TrainingRun.start(q, flaky, oneImage(), TrainConfig.defaults(1, 1));
+        run.next();
+        float[] afterFirst = q.get("w").data().clone();
+        TrainingRun.StepReport skipped = run.next();
+        assertArrayEquals(afterFirst, q.get("w").data(), "the non-finite step must not change the weights");
+        assertEquals(2, skipped.step());
+        assertEquals(1, run.skippedSteps());
+        run.next();
+        for (float v : q.get("w").data()) assertTrue(Float.isFinite(v));
+        assertFalse(java.util.Arrays.equals(afterFirst, q.get("w").data()), "training continues after the skipped step");
     }
 
     @Test void diffusionObjectiveChecksItsInputs() {

@@ -231,10 +231,17 @@ public final class DiT extends DiffusionModel {
         Tensor ao = b.proj.forward(a, ctx);
         x = TransformerOps.gatedResidual(x, ao, mod, 6, 2, owned(b.proj));
         h = normModulate(b.norm2, x, mod, 6, 3, 4, ctx);
-        Tensor f = b.fc1.forward(h, ctx);                                     // [N, T, mlp]
-        if (owned(b.fc1)) TransformerOps.geluTanhInPlace(f);
-        else f = TransformerOps.geluTanh(f);
-        Tensor fo = b.fc2.forward(f, ctx);
+        Tensor fo;
+        if (owned(b.fc1) && owned(b.fc2)) {
+            // no hook can see the hidden activation: fused (it stays native where oneDNN is reachable)
+            fo = TransformerOps.mlpGeluTanh(h, b.fc1.param("weight"), b.fc1.param("bias"), b.fc2.param("weight"),
+                    b.fc2.param("bias"));
+        } else {
+            Tensor f = b.fc1.forward(h, ctx);                                 // [N, T, mlp]
+            if (owned(b.fc1)) TransformerOps.geluTanhInPlace(f);
+            else f = TransformerOps.geluTanh(f);
+            fo = b.fc2.forward(f, ctx);
+        }
         return TransformerOps.gatedResidual(x, fo, mod, 6, 5, owned(b.fc2));
     }
 

@@ -15,17 +15,22 @@ import io.diffquant.engine.tensor.Tensor;
  * attention_processor.py): optional group_norm, to_q/to_k/to_v on the [N, HW, C] tokens, heads = C // head_dim,
  * softmax(q k^T / sqrt(head_dim)) v, to_out.0, + residual, / rescale_output_factor.
  * Probes {@code <prefix>.q/.k/.v} see the projections [N, HW, inner], {@code <prefix>.softmax} the probabilities
- * [N, heads, HW, HW].
+ * [N, heads, HW, HW]. The VAE's mid-block attention is the same module with one head (head_dim = C) and
+ * rescale 1, so {@code model.vae} uses this class too.
  */
-final class AttentionBlock {
-    final String prefix;
-    final int channels, heads, headDim;
+public final class AttentionBlock {
+    public final String prefix;
+    public final int channels, heads, headDim;
     final Norm groupNorm;
     final Linear toQ, toK, toV, toOut;
     final Probe q, k, v, softmax;
     private final float scale, rescale;
 
-    AttentionBlock(LayerRegistry reg, String prefix, int channels, int headDim, Integer groups, float eps, float rescale) {
+    /**
+     * Registers group_norm (when {@code groups} is not null), to_q, to_k, to_v, the q/k/v/softmax probes and to_out.0
+     * in diffusers' order under {@code prefix}.
+     */
+    public AttentionBlock(LayerRegistry reg, String prefix, int channels, int headDim, Integer groups, float eps, float rescale) {
         this.prefix = prefix;
         this.channels = channels;
         this.headDim = headDim;
@@ -54,7 +59,7 @@ final class AttentionBlock {
      * @param fast fused attention kernel when nobody observes the probabilities (the softmax probe has no hooks);
      *             otherwise explicit logits, softmax, probe, weighted values
      */
-    Tensor forward(Tensor x, ForwardContext ctx, boolean fast) {
+    public Tensor forward(Tensor x, ForwardContext ctx, boolean fast) {
         int n = x.dim(0), c = x.dim(1), hh = x.dim(2), ww = x.dim(3), t = hh * ww;
         if (c != channels) throw new IllegalArgumentException(prefix + ": input has " + c + " channels, the block expects " + channels);
         Tensor h = x;

@@ -2,6 +2,7 @@ package io.diffquant.engine.model.vae;
 
 import io.diffquant.engine.model.ForwardContext;
 import io.diffquant.engine.model.LayerRegistry;
+import io.diffquant.engine.model.unet.AttentionBlock;
 import io.diffquant.engine.tensor.Tensor;
 
 /**
@@ -10,11 +11,11 @@ import io.diffquant.engine.tensor.Tensor;
  * attention_head_dim = channels. Registration order as diffusers: attentions before resnets.
  */
 final class VaeMidBlock {
-    final VaeAttention attention;
+    final AttentionBlock attention;
     final VaeResnetBlock resnet0, resnet1;
 
     VaeMidBlock(LayerRegistry reg, String prefix, int channels, int groups, float eps, boolean addAttention) {
-        attention = addAttention ? new VaeAttention(reg, prefix + ".attentions.0", channels, channels, groups, eps) : null;
+        attention = addAttention ? new AttentionBlock(reg, prefix + ".attentions.0", channels, channels, groups, eps, 1f) : null;
         resnet0 = new VaeResnetBlock(reg, prefix + ".resnets.0", channels, channels, groups, eps);
         resnet1 = new VaeResnetBlock(reg, prefix + ".resnets.1", channels, channels, groups, eps);
     }

@@ -53,7 +53,7 @@ public final class CalibrationJob implements Iterator<CalibrationJob.Progress> {
      * @param overrides   user overrides, applied after the preset's own
      * @param calibration calibration data settings; null = the preset's defaults
      * @param cacheDir    where calibration data is recorded / reused; needed only when the method uses data
-     * @param objective   search objective; null = the preset's named objective (output-mse)
+     * @param objective   search objective; null = the preset's named objective (output-mse or fid-fmnist)
      */
     public record Request(DiffusionModel model, ModelIdentity identity, String preset, Map<String, ?> options,
                           List<LayerOverride> overrides, CalibrationSettings calibration, Path cacheDir, ModelObjective objective) {
@@ -105,7 +105,10 @@ public final class CalibrationJob implements Iterator<CalibrationJob.Progress> {
         this.overrides = join(presetPlan.overrides(), r.overrides());
         this.plan = QuantPlan.resolve(model, presetPlan.defaults(), overrides);
         this.post = preset.postCalibration(model, method.options());
-        this.needData = searchSpec != null || reconstruction.needsData() || ActivationCalibrator.needed(plan) || post != null;
+        // the built-in fid-fmnist search objective samples images itself; output-mse and callers' objectives get the data
+        boolean searchData = searchSpec != null && (r.objective() != null
+                || !io.diffquant.engine.quant.search.FidFmnistObjective.NAME.equals(searchSpec.objective()));
+        this.needData = searchData || reconstruction.needsData() || ActivationCalibrator.needed(plan) || post != null;
         if (needData) {
             if (r.cacheDir() == null) throw new IllegalArgumentException("method " + preset.name() + " needs calibration data: give a cache directory");
             recorder = CalibrationRecorder.start(model, r.identity(), settings, r.cacheDir());
@@ -184,9 +187,13 @@ public final class CalibrationJob implements Iterator<CalibrationJob.Progress> {
         if (searchRun == null) {
             ModelObjective obj = req.objective();
             if (obj == null) {
-                if (!"output-mse".equals(searchSpec.objective())) throw new IllegalArgumentException("search objective \""
-                        + searchSpec.objective() + "\" must be supplied by the caller (built in: output-mse)");
-                obj = ModelObjective.outputMse(model, data, settings.subset(), settings.forwardBatch());
+                obj = switch (searchSpec.objective()) {
+                    case "output-mse" -> ModelObjective.outputMse(model, data, settings.subset(), settings.forwardBatch());
+                    case io.diffquant.engine.quant.search.FidFmnistObjective.NAME ->
+                            io.diffquant.engine.quant.search.FidFmnistObjective.fromOptions(model, method.options());
+                    default -> throw new IllegalArgumentException("search objective \"" + searchSpec.objective()
+                            + "\" must be supplied by the caller (built in: output-mse, fid-fmnist)");
+                };
             }
             ModelObjective objective = obj;
             GroupSizeSearch s = new GroupSizeSearch(searchSpec.genes(), searchSpec.settings());

@@ -11,7 +11,8 @@ import java.util.List;
 /**
  * What Q-DiT's granularity search of a preset runs on: one gene per quantized layer, the search settings and the
  * objective's name ({@code output-mse}: mean squared error of the quantized model's output against full precision
- * on the calibration batches; a product-level FID objective plugs in through {@link CalibrationJob}).
+ * on the calibration batches; {@code fid-fmnist}: FID-FMNIST of images sampled by the quantized model,
+ * {@link io.diffquant.engine.quant.search.FidFmnistObjective}; other objectives plug in through {@link CalibrationJob}).
  */
 public record GranularitySearchSpec(List<GroupSizeSearch.Gene> genes, GroupSizeSearch.Settings settings, String objective) {
     public GranularitySearchSpec {

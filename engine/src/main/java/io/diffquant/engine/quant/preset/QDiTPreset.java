@@ -47,7 +47,12 @@ public final class QDiTPreset extends BasePreset {
         o.add(OptionDef.integer("generations", 10, "search generations"));
         o.add(OptionDef.integer("population", 50, "search population (top 10 kept, 25 mutations + 25 crossovers per generation)"));
         o.add(OptionDef.integer("search_seed", 0, "search random seed"));
-        o.add(OptionDef.string("search_objective", "output-mse", "search objective: output-mse (MSE of the model output vs FP on the calibration batches) or one given by the caller"));
+        o.add(OptionDef.choice("search_objective", "output-mse", List.of("output-mse", "fid-fmnist"), "search objective: output-mse (MSE of the "
+                + "model output vs FP on the calibration batches) or fid-fmnist (FID-FMNIST of search_images images sampled by the quantized model, "
+                + "the paper's FID objective on Fashion-MNIST models); a caller may supply its own"));
+        o.add(OptionDef.integer("search_images", 256, "fid-fmnist: images sampled per evaluated genome"));
+        o.add(OptionDef.integer("search_steps", 20, "fid-fmnist: DDIM steps of those images"));
+        o.add(OptionDef.real("search_cfg", 1.5, "fid-fmnist: classifier-free guidance scale (class-conditional models)"));
         return o;
     }
 

@@ -1,5 +1,6 @@
 package io.diffquant.engine.model.dit;
 
+import static io.diffquant.engine.testing.Golden.*;
 import io.diffquant.engine.io.SafetensorsReader;
 import io.diffquant.engine.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
@@ -45,26 +46,9 @@ class DiTGoldenTest {
         if (ioReader != null) ioReader.close();
     }
 
-    static Path resourceDir(String name) throws URISyntaxException {
-        var url = DiTGoldenTest.class.getClassLoader().getResource(name);
-        assertNotNull(url, "test resource " + name);
-        return Path.of(url.toURI());
-    }
 
-    static float[] floats(long[] v) {
-        float[] r = new float[v.length];
-        for (int i = 0; i < v.length; i++) r[i] = v[i];
-        return r;
-    }
 
-    static int[] ints(long[] v) { return Arrays.stream(v).mapToInt(Math::toIntExact).toArray(); }
 
-    static double maxAbsDiff(Tensor a, Tensor b) {
-        assertArrayEquals(a.shape(), b.shape(), "shape");
-        double m = 0;
-        for (int i = 0; i < a.size(); i++) m = Math.max(m, Math.abs(a.data()[i] - b.data()[i]));
-        return m;
-    }
 
     @Test void forwardMatchesPyTorch() throws Exception {
         Tensor out = model.forward(io.get("x"), floats(ioReader.readLongs("t")), ints(ioReader.readLongs("y")));

@@ -1,5 +1,6 @@
 package io.diffquant.engine.model.dit;
 
+import static io.diffquant.engine.testing.Golden.maxAbsDiff;
 import io.diffquant.engine.model.ForwardContext;
 import io.diffquant.engine.model.Layer;
 import io.diffquant.engine.model.LayerHook;

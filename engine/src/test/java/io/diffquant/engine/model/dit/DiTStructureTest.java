@@ -1,5 +1,7 @@
 package io.diffquant.engine.model.dit;
 
+import static io.diffquant.engine.testing.Golden.maxAbsDiff;
+import io.diffquant.engine.testing.Golden;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.diffquant.engine.io.SafetensorsReader;
@@ -29,7 +31,7 @@ class DiTStructureTest {
      * {@link #modelStateDictEqualsTheLayout} ties the layout to real models of many configs.
      */
     @Test void ditXl2StateDictEqualsTheOfficialCheckpointLayout() throws Exception {
-        JsonNode ref = new ObjectMapper().readTree(DiTGoldenTest.resourceDir("golden/keys").resolve("dit-xl-2.json").toFile());
+        JsonNode ref = new ObjectMapper().readTree(Golden.resourceDir("golden/keys").resolve("dit-xl-2.json").toFile());
         DiTConfig cfg = DiTConfig.named("DiT-XL/2", 32, 1000, true);
         Map<String, int[]> shapes = DiT.stateDictLayout(cfg);
         long params = 0;
@@ -149,7 +151,7 @@ class DiTStructureTest {
             assertTrue(err < 1e-7, "pos_embed " + Arrays.toString(dg) + ": max error " + err);
         }
         // and bit-identical to the table the numpy code produced for the golden checkpoint
-        Path dir = DiTGoldenTest.resourceDir("golden/dit-small");
+        Path dir = Golden.resourceDir("golden/dit-small");
         DiT small = new DiT(DiTConfig.fromJson(dir.resolve("config.json")));
         try (SafetensorsReader r = SafetensorsReader.open(dir.resolve("model.safetensors"))) {
             assertArrayEquals(r.readFloat("pos_embed").data(), small.posEmbed().data(), 1e-7f);

@@ -1,5 +1,6 @@
 package io.diffquant.engine.model.dit;
 
+import static io.diffquant.engine.testing.Golden.*;
 import io.diffquant.engine.tensor.Tensor;
 
 import java.util.LinkedHashMap;
@@ -33,12 +34,6 @@ final class DiTTestSupport {
         return sd;
     }
 
-    static double maxAbsDiff(Tensor a, Tensor b) {
-        assertArrayEquals(a.shape(), b.shape(), "shape");
-        double m = 0;
-        for (int i = 0; i < a.size(); i++) m = Math.max(m, Math.abs((double) a.data()[i] - b.data()[i]));
-        return m;
-    }
 
     static double maxAbs(Tensor a) {
         double m = 0;

@@ -1,5 +1,6 @@
 package io.diffquant.engine.model.unet;
 
+import io.diffquant.engine.testing.Golden;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.diffquant.engine.io.SafetensorsReader;
@@ -36,7 +37,7 @@ class CompVisUNetTest {
     }
 
     @Test void smallGoldenModelMatchesPyTorchThroughTheMapping() throws Exception {
-        Path dir = UNetGoldenTest.resourceDir("golden/compvis-small");
+        Path dir = Golden.resourceDir("golden/compvis-small");
         JsonNode c = JSON.readTree(dir.resolve("config.json").toFile());
         List<Integer> mult = new ArrayList<>(), attn = new ArrayList<>();
         c.get("ch_mult").forEach(v -> mult.add(v.asInt()));
@@ -58,10 +59,10 @@ class CompVisUNetTest {
             assertArrayEquals(new int[] {16, 16}, mapped.get("down_blocks.1.attentions.1.to_q.weight").shape());
             try (SafetensorsReader io = SafetensorsReader.open(dir.resolve("io.safetensors"))) {
                 Tensor x = io.readFloat("x"), want = io.readFloat("out");
-                float[] t = UNetGoldenTest.floats(io.readLongs("t"));
+                float[] t = Golden.floats(io.readLongs("t"));
                 for (boolean fast : new boolean[] {true, false}) {
                     m.setFastPaths(fast);
-                    double err = UNetGoldenTest.maxAbsDiff(want, m.forward(x, t, null));
+                    double err = Golden.maxAbsDiff(want, m.forward(x, t, null));
                     assertTrue(err <= UNetGoldenTest.TOL, "compvis-small " + (fast ? "fused" : "explicit") + ": max |out - torch| = " + err);
                 }
             }
@@ -77,7 +78,7 @@ class CompVisUNetTest {
     }
 
     @Test void fullCifar10KeysMapOntoDiffusersDdpmCifar10() throws Exception {
-        Path keys = UNetGoldenTest.resourceDir("golden/keys");
+        Path keys = Golden.resourceDir("golden/keys");
         JsonNode cv = JSON.readTree(keys.resolve("ddpm-cifar10-compvis.json").toFile());
         JsonNode df = JSON.readTree(keys.resolve("ddpm-cifar10.json").toFile());
         Map<String, int[]> compVis = new LinkedHashMap<>(), diffusers = new LinkedHashMap<>();

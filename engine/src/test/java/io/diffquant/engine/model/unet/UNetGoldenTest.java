@@ -1,5 +1,6 @@
 package io.diffquant.engine.model.unet;
 
+import static io.diffquant.engine.testing.Golden.*;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.diffquant.engine.diffusion.SampleRequest;
@@ -33,11 +34,6 @@ class UNetGoldenTest {
     /** Per-call tolerance of the brief; the DDIM run accumulates 10 calls (README: PyTorch itself drifts ~7e-5). */
     static final double TOL = 1e-4, DDIM_TOL = 5e-4;
 
-    static Path resourceDir(String name) throws URISyntaxException {
-        var url = UNetGoldenTest.class.getClassLoader().getResource(name);
-        assertNotNull(url, "test resource " + name);
-        return Path.of(url.toURI());
-    }
 
     static UNet2DModel load(Path dir) throws Exception {
         UNet2DModel m = new UNet2DModel(UNet2DConfig.fromJson(dir.resolve("config.json")));
@@ -47,20 +43,8 @@ class UNetGoldenTest {
         return m;
     }
 
-    static float[] floats(long[] v) {
-        float[] r = new float[v.length];
-        for (int i = 0; i < v.length; i++) r[i] = v[i];
-        return r;
-    }
 
-    static int[] ints(long[] v) { return Arrays.stream(v).mapToInt(Math::toIntExact).toArray(); }
 
-    static double maxAbsDiff(Tensor a, Tensor b) {
-        assertArrayEquals(a.shape(), b.shape(), "shape");
-        double m = 0;
-        for (int i = 0; i < a.size(); i++) m = Math.max(m, Math.abs(a.data()[i] - b.data()[i]));
-        return m;
-    }
 
     /**
      * unet-options (tools/golden/unet_options_golden.py, an independent re-implementation, not the bit-verified one):

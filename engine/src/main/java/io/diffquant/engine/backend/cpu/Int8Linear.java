@@ -1,0 +1,248 @@
+package io.diffquant.engine.backend.cpu;
+
+import io.diffquant.engine.quant.format.Granularity;
+import io.diffquant.engine.quant.format.IntFormat;
+import io.diffquant.engine.quant.format.QuantizedTensor;
+import io.diffquant.engine.tensor.NativeThreads;
+import io.diffquant.engine.tensor.Parallel;
+import io.diffquant.engine.tensor.Tensor;
+
+import java.util.Arrays;
+
+/**
+ * A Linear layer packed for W8A8 integer execution (LLM.int8()/SmoothQuant-style "dynamic per-token activation x
+ * per-channel weight" scaling, ALGORITHMS.md §3-§4): the weight's symmetric INT codes as int8 levels [out, in] and one
+ * FP32 step per output row (per channel, or the per-tensor step repeated), packed once. A forward call
+ * <ol>
+ *   <li>quantizes each input row (token) to int8 with its own step Δ_a = absmax(row) / qmax (dynamic per token), or with
+ *       a given fixed step (static per tensor), rounding exactly as the engine's fake quantization does (round half to
+ *       even of x / Δ_a, ties of the float quotient redone in double: the codes are identical);</li>
+ *   <li>runs oneDNN's s8 x s8 -> s32 GEMM ({@link Int8Gemm});</li>
+ *   <li>dequantizes and adds the bias in one pass: y = acc * (Δ_a[row] * Δ_w[col]) + b[col].</li>
+ * </ol>
+ * Rows are processed in blocks (quantize, GEMM, dequantize while the block is in cache), spread over the engine's pool
+ * with each GEMM single-threaded when there are enough rows. Immutable after packing; forward is thread-safe.
+ */
+public final class Int8Linear {
+    private static final float MAGIC = 12582912f;        // 1.5 * 2^23: (q + MAGIC) - MAGIC rounds half to even for |q| < 2^22
+    /**
+     * |q - rint(q)| * NEAR_HALF >= 1 exactly when |q - rint(q)| >= 0.5 - 2^-13 (up to the rounding of the product, which
+     * only widens the band a little): quotients x * (1/d) that close to a half-integer are redone from x / d, because
+     * |x * fl(1/d) - x / d| <= |q| 2^-23 (two roundings) <= 2^-15 for |q| <= 256.
+     */
+    private static final float NEAR_HALF = 1f / (0.5f - 0x1p-13f);
+    /** Rows quantized, multiplied and dequantized together (GEMMs of this height keep the int8 kernels fastest here). */
+    static final int ROW_BLOCK = Integer.getInteger("diffquant.int8.rows", 128);
+    /** Below this many rows per worker a call stays on the caller thread (oneDNN may still use its own threads). */
+    static final int MIN_PARALLEL_ROWS = 128;
+
+    private final String name;
+    private final int in, out;
+    private final byte[] weight;       // [out, in] int8 levels
+    private final float[] weightStep;  // [out]
+    private final float[] bias;        // [out] or null
+    private final int aqmin, aqmax;
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    /** Per-thread buffers grown on demand: int8 rows, their steps, the s32 accumulators, one output row. */
+    private static final class Scratch {
+        byte[] a = new byte[0];
+        float[] steps = new float[0];
+        int[] acc = new int[0];
+        float[] row = new float[0];
+
+        byte[] a(int n) { if (a.length < n) a = new byte[n]; return a; }
+        float[] steps(int n) { if (steps.length < n) steps = new float[n]; return steps; }
+        int[] acc(int n) { if (acc.length < n) acc = new int[n]; return acc; }
+        float[] row(int n) { if (row.length < n) row = new float[n]; return row; }
+    }
+
+    private Int8Linear(String name, int in, int out, byte[] weight, float[] weightStep, float[] bias, IntFormat input) {
+        this.name = name;
+        this.in = in;
+        this.out = out;
+        this.weight = weight;
+        this.weightStep = weightStep;
+        this.bias = bias;
+        this.aqmin = input.qmin();
+        this.aqmax = input.qmax();
+    }
+
+    /** Null when a weight quantization can be packed (symmetric INT, per channel or per tensor, [out, in]), else why not. */
+    public static String unsupportedWeight(QuantizedTensor w) {
+        if (!(w.format() instanceof IntFormat f) || !symmetric(f)) return "weight format " + w.format().id() + " is not symmetric INT";
+        if (!(w.granularity() instanceof Granularity.PerChannel) && !(w.granularity() instanceof Granularity.PerTensor))
+            return "weight granularity " + w.granularity().id() + " is not per channel or per tensor";
+        if (w.shape().length != 2) return "weight shape " + Arrays.toString(w.shape()) + " is not [out, in]";
+        return null;
+    }
+
+    /** Null when input activations in this format can be quantized to int8 here (symmetric INT), else why not. */
+    public static String unsupportedInput(IntFormat f) {
+        return symmetric(f) ? null : "input format " + f.id() + " is not symmetric INT";
+    }
+
+    private static boolean symmetric(IntFormat f) {
+        return f.kind() == IntFormat.Kind.SYMMETRIC || f.kind() == IntFormat.Kind.SYMMETRIC_FULL;
+    }
+
+    /**
+     * Packs a quantized weight [out, in] (codes and steps as the fake quantization uses them) and a bias.
+     * @param name  the layer, for error messages
+     * @param bias  [out] or null (copied)
+     * @param input the input-activation format (symmetric INT, at most 8 bits)
+     * @throws IllegalArgumentException naming the layer when the weight or the input format is not supported
+     */
+    public static Int8Linear pack(String name, QuantizedTensor weightCodes, Tensor bias, IntFormat input) {
+        String why = unsupportedWeight(weightCodes);
+        if (why == null) why = unsupportedInput(input);
+        if (why != null) throw new IllegalArgumentException("layer '" + name + "': cannot run on int8 kernels: " + why);
+        int[] s = weightCodes.shape();
+        int out = s[0], in = s[1];
+        if (bias != null && bias.size() != out) throw new IllegalArgumentException("layer '" + name + "': bias of " + bias.size()
+                + " values for " + out + " outputs");
+        IntFormat f = (IntFormat) weightCodes.format();
+        byte[] codes = weightCodes.codes();
+        byte[] w = new byte[codes.length];
+        for (int i = 0; i < codes.length; i++) w[i] = (byte) f.levelOfCode(codes[i] & 0xFF);
+        float[] step = new float[out];
+        boolean perTensor = weightCodes.granularity() instanceof Granularity.PerTensor;
+        for (int r = 0; r < out; r++) step[r] = weightCodes.params().scale(perTensor ? 0 : r);
+        return new Int8Linear(name, in, out, w, step, bias == null ? null : bias.data().clone(), input);
+    }
+
+    public String name() { return name; }
+    public int in() { return in; }
+    public int out() { return out; }
+
+    /** Bytes held: int8 weight, FP32 steps and bias. */
+    public long packedBytes() { return weight.length + 4L * weightStep.length + (bias == null ? 0 : 4L * bias.length); }
+
+    /** {@link #forward(Tensor, float)} with dynamic per-token steps. */
+    public Tensor forward(Tensor x) { return forward(x, Float.NaN); }
+
+    /**
+     * y = x W^T + b computed in int8: x [.., in] -> y [.., out].
+     * @param inputStep the fixed input step Δ_a (static per-tensor quantization), or NaN for dynamic per-token steps
+     * @throws IllegalArgumentException naming the layer for a wrong input width or, where the int8 path cannot represent
+     *         it, a non-finite input (fake quantization would produce NaN there)
+     */
+    public Tensor forward(Tensor x, float inputStep) {
+        if (x.rank() < 1 || x.dim(-1) != in) throw new IllegalArgumentException("layer '" + name + "': input " + Arrays.toString(x.shape())
+                + " does not end in the " + in + " input features of its int8 weight");
+        if (!Float.isNaN(inputStep) && !(inputStep >= 0 && inputStep < Float.POSITIVE_INFINITY))
+            throw new IllegalArgumentException("layer '" + name + "': input step " + inputStep + " must be finite and >= 0");
+        int m = x.size() / Math.max(1, in);
+        int[] s = x.shape();
+        s[s.length - 1] = out;
+        Tensor y = Tensor.zeros(s);
+        if (m == 0) return y;
+        float[] xd = x.data(), yd = y.data();
+        if (Parallel.threads() > 1 && m >= 2 * MIN_PARALLEL_ROWS && NativeThreads.available()) {
+            Parallel.forRange(m, MIN_PARALLEL_ROWS, (r0, r1) -> NativeThreads.singleThreaded(() -> rows(xd, yd, r0, r1, inputStep)));
+        } else {
+            rows(xd, yd, 0, m, inputStep);
+        }
+        return y;
+    }
+
+    /** The int8 codes [rows, in] and steps [rows] that forward computes for x (for tests). */
+    void quantizeInto(Tensor x, float inputStep, byte[] codes, float[] steps) {
+        quantize(x.data(), 0, x.size() / in, codes, steps, inputStep);
+    }
+
+    private void rows(float[] xd, float[] yd, int r0, int r1, float inputStep) {
+        Scratch sc = SCRATCH.get();
+        for (int b0 = r0; b0 < r1; b0 += ROW_BLOCK) {
+            int rows = Math.min(ROW_BLOCK, r1 - b0);
+            byte[] a = sc.a(rows * in);
+            float[] steps = sc.steps(rows);
+            int[] acc = sc.acc(rows * out);
+            quantize(xd, b0, rows, a, steps, inputStep);
+            Int8Gemm.gemm(rows, out, in, a, weight, acc, out);
+            dequantize(acc, steps, yd, b0, rows, sc.row(out));
+        }
+    }
+
+    /** Int8 codes of rows [b0, b0 + rows) into a, their steps into steps. */
+    private void quantize(float[] xd, int b0, int rows, byte[] a, float[] steps, float fixed) {
+        boolean dynamic = Float.isNaN(fixed);
+        for (int r = 0; r < rows; r++) {
+            int xo = (b0 + r) * in, ao = r * in;
+            float d;
+            if (dynamic) {
+                float amax = 0f;
+                for (int i = 0; i < in; i++) amax = Math.max(amax, Math.abs(xd[xo + i]));
+                if (!(amax <= Float.MAX_VALUE)) throw nonFinite(xd, xo, b0 + r);
+                d = (float) ((double) amax / aqmax);      // IntFormat.paramsForRange of the row's [min, max]
+            } else {
+                // fake quantization clamps infinities to +-qmax (kept here) but gives NaN for NaN (refused here)
+                float bad = 0f;
+                for (int i = 0; i < in; i++) bad = Math.max(bad, xd[xo + i] - xd[xo + i]);
+                if (bad != 0f) {
+                    for (int i = 0; i < in; i++) if (Float.isNaN(xd[xo + i])) throw nonFinite(xd, xo, b0 + r);
+                }
+                d = fixed;
+            }
+            steps[r] = d;
+            quantizeRow(xd, xo, a, ao, d);
+        }
+    }
+
+    /**
+     * Codes of one row: round half to even of the exact quotient x / d, clamped, which is what the fake quantization's
+     * INT kernel computes (ActivationKernels: float quotient, ties redone in double), so the levels are identical.
+     * Here the quotient is x * (1/d), rounded with the 1.5 * 2^23 trick: for |q| <= 2^8 it is within 2^-15 of x / d, so
+     * where it lies more than 2^-13 away from a half-integer, x / d rounds to the same integer (beyond 128 the code
+     * clamps to qmax whatever the rounding). A row with an element closer to a half-integer redoes those elements from
+     * the exact quotient in double. The flag is an int OR (vectorized, reduced once after the loop); a float maximum
+     * or a per-element test made this loop two to three times slower. Inputs must be finite here (checked by the caller).
+     */
+    private void quantizeRow(float[] x, int xo, byte[] a, int ao, float d) {
+        if (d == 0) {
+            Arrays.fill(a, ao, ao + in, (byte) 0);
+            return;
+        }
+        float inv = 1f / d, lo = aqmin, hi = aqmax;
+        int near = 0;
+        for (int i = 0; i < in; i++) {
+            float q = x[xo + i] * inv;
+            float r = (q + MAGIC) - MAGIC;
+            near |= (int) (Math.abs(q - r) * NEAR_HALF);      // 1 when |q - r| >= 0.5 - 2^-13 (a tie or nearly), else 0
+            a[ao + i] = (byte) (int) Math.max(lo, Math.min(hi, r));
+        }
+        if (near != 0 || !(inv < Float.POSITIVE_INFINITY)) {
+            for (int i = 0; i < in; i++) {
+                float v = x[xo + i], q = v * inv, r = (q + MAGIC) - MAGIC;
+                if ((int) (Math.abs(q - r) * NEAR_HALF) == 0 && inv < Float.POSITIVE_INFINITY) continue;
+                double t = Math.rint(v / (double) d);
+                a[ao + i] = (byte) (t < aqmin ? aqmin : t > aqmax ? aqmax : t);
+            }
+        }
+    }
+
+    /**
+     * y[row, j] = acc * (Δ_a[row] * Δ_w[j]) + b[j] for the block's rows, one row at a time through a scratch row
+     * (stores and loads of float arrays at the same index vectorize; at different offsets C2 must assume aliasing).
+     */
+    private void dequantize(int[] acc, float[] steps, float[] yd, int b0, int rows, float[] tmp) {
+        float[] ws = weightStep, b = bias;
+        for (int r = 0; r < rows; r++) {
+            float s = steps[r];
+            int co = r * out;
+            if (b != null) {
+                for (int j = 0; j < out; j++) tmp[j] = acc[co + j] * (s * ws[j]) + b[j];
+            } else {
+                for (int j = 0; j < out; j++) tmp[j] = acc[co + j] * (s * ws[j]);
+            }
+            System.arraycopy(tmp, 0, yd, (b0 + r) * out, out);
+        }
+    }
+
+    private IllegalArgumentException nonFinite(float[] x, int xo, int row) {
+        for (int i = 0; i < in; i++) if (!Float.isFinite(x[xo + i])) return new IllegalArgumentException("layer '" + name
+                + "': input value " + x[xo + i] + " at token " + row + ", channel " + i + "; int8 execution needs finite inputs");
+        return new IllegalArgumentException("layer '" + name + "': non-finite input at token " + row);
+    }
+}
