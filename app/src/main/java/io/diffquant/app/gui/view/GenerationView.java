@@ -137,11 +137,19 @@ public final class GenerationView {
         classes.textProperty().bind(Bindings.createStringBinding(() -> vm.classConditionalProperty().get()
                 ? "classes 0.." + (vm.numClassesProperty().get() - 1) : "unconditional model", vm.classConditionalProperty(), vm.numClassesProperty()));
         classes.setStyle("-fx-text-fill: -fx-mid-text-color;");
-        ComboBox<GenerationViewModel.Backend> backend = new ComboBox<>(FXCollections.observableArrayList(GenerationViewModel.Backend.values()));
+        java.util.Map<String, String> choices = GenerationViewModel.backendChoices();
+        ComboBox<String> backend = new ComboBox<>(FXCollections.observableArrayList(choices.keySet()));
         backend.setId("gen-backend");
         backend.valueProperty().bindBidirectional(vm.backendProperty());
-        backend.setTooltip(new Tooltip("Compute backend of the run (shown with the result). TornadoVM appears here when its "
-                + "kernels module is on the class path."));
+        StringBuilder tip = new StringBuilder("Execution backend of every column (shown with the result):");
+        choices.forEach((id, d) -> tip.append("\n").append(id).append(": ").append(d));
+        backend.setTooltip(new Tooltip(tip.toString()));
+        backend.setCellFactory(lv -> new javafx.scene.control.ListCell<>() {
+            @Override protected void updateItem(String id, boolean empty) {
+                super.updateItem(id, empty);
+                setText(empty || id == null ? null : id + (choices.getOrDefault(id, "").startsWith("not available") ? " (falls back)" : ""));
+            }
+        });
         backend.setMaxWidth(Double.MAX_VALUE);
         backend.setPrefWidth(150);
 

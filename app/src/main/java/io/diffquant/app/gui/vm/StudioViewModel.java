@@ -418,7 +418,7 @@ public final class StudioViewModel {
         g.put("cfg", generation.cfgScaleProperty().get());
         g.put("baseline_on", generation.baselineEnabledProperty().get());
         g.put("current_on", generation.currentEnabledProperty().get());
-        g.put("backend", generation.backendProperty().get().name());
+        g.put("backend", generation.backendProperty().get());
         return o;
     }
 
@@ -462,9 +462,8 @@ public final class StudioViewModel {
                 if (generation.classConditionalProperty().get()) generation.cfgScaleProperty().set(Math.max(1, g.path("cfg").asDouble(1.5)));
                 generation.baselineEnabledProperty().set(g.path("baseline_on").asBoolean(true));
                 generation.currentEnabledProperty().set(g.path("current_on").asBoolean(true));
-                try {
-                    generation.backendProperty().set(GenerationViewModel.Backend.valueOf(g.path("backend").asText("JVM_NATIVE")));
-                } catch (IllegalArgumentException ignored) { /* a backend of another version */ }
+                String be = g.path("backend").asText("jvm");
+                if (io.diffquant.engine.backend.ExecutionBackends.ids().contains(be)) generation.backendProperty().set(be);
             }
             if (s.has("w_bits")) quant.wBitsProperty().set(Math.max(2, Math.min(8, s.get("w_bits").asInt(4))));
             if (s.has("a_bits")) quant.aBitsProperty().set(Math.max(2, Math.min(8, s.get("a_bits").asInt(8))));
