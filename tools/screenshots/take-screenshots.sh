@@ -5,9 +5,12 @@
 #
 # MODEL_DIR: default assets/dit-fmnist when shipped, else the golden DiT-small test folder.
 # OUT_DIR:   default docs/screenshots.
-# Runs `bin/diffquant studio --model MODEL_DIR --screenshot OUT_DIR`: the app opens the model, applies an example
-# configuration in the layer table, samples once, renders each panel with Node.snapshot to OUT_DIR/studio-*.png
-# (atomically) and exits. Without a display it starts Xvfb on the first free display from :99 (apt-get install -y xvfb imagemagick) and, with
+# Runs `bin/diffquant studio --model MODEL_DIR --screenshot OUT_DIR`: the app opens the model and goes through every panel
+# with real engine work (a preset click and two edits in the layer table, a side-by-side generation, the histograms of a
+# layer, the calibration and evaluation of TFMQ's methods, the perturbation sweep and per-layer sensitivity, a bit-budget
+# assignment), renders each panel with Node.snapshot to OUT_DIR/studio-*.png (atomically) and exits. Calibration settings
+# the screenshots use: 8 calibration images, TIAR 200 steps (see ScreenshotRun).
+# Without a display it starts Xvfb on the first free display from :99 (apt-get install -y xvfb imagemagick) and, with
 # ImageMagick's `import`, also grabs the whole X screen while the window is up (OUT_DIR/xvfb-desktop.png), which shows
 # the real window as the window system draws it.
 set -euo pipefail
@@ -39,12 +42,12 @@ DIFFQUANT_HEAP=${DIFFQUANT_HEAP:--Xmx4g} "$root/bin/diffquant" studio --model "$
   --screenshot-steps "$steps" --screenshot-linger 4000 &
 app=$!
 if command -v import >/dev/null; then
-  for _ in $(seq 1 600); do
-    [ -f "$out/studio-generation-scrub.png" ] && break
+  for _ in $(seq 1 18000); do
+    [ -f "$out/studio-budget-diff.png" ] && break
     kill -0 "$app" 2>/dev/null || break
     sleep 0.2
   done
-  if [ -f "$out/studio-generation-scrub.png" ]; then
+  if [ -f "$out/studio-budget-diff.png" ]; then
     sleep 1
     import -window root "png:$out/xvfb-desktop.png.tmp" && mv "$out/xvfb-desktop.png.tmp" "$out/xvfb-desktop.png" || true
     rm -f "$out/xvfb-desktop.png.tmp"

@@ -54,7 +54,10 @@ public final class StudioCharts {
     }
 
     /** A line chart (points marked) with an optional logarithmic y axis. */
-    public static JFreeChart lines(String title, String xLabel, String yLabel, boolean logY) {
+    public static JFreeChart lines(String title, String xLabel, String yLabel, boolean logY) { return lines(title, xLabel, yLabel, logY, false); }
+
+    /** A line chart with optional logarithmic axes (e.g. λ over decades). */
+    public static JFreeChart lines(String title, String xLabel, String yLabel, boolean logY, boolean logX) {
         JFreeChart c = ChartFactory.createXYLineChart(title, xLabel, yLabel, new XYSeriesCollection(), PlotOrientation.VERTICAL, true, true, false);
         XYPlot p = c.getXYPlot();
         style(c);
@@ -64,26 +67,33 @@ public final class StudioCharts {
             r.setSeriesStroke(i, new BasicStroke(1.8f));
         }
         p.setRenderer(r);
+        p.setSeriesRenderingOrder(org.jfree.chart.plot.SeriesRenderingOrder.FORWARD);   // later series (the current config) on top
         if (logY) {
             LogAxis axis = new LogAxis(yLabel);
             axis.setSmallestValue(1e-12);
             axis.setAutoRange(true);
             p.setRangeAxis(axis);
         }
-        ((NumberAxis) p.getDomainAxis()).setAutoRangeIncludesZero(false);
+        if (logX) {
+            LogAxis axis = new LogAxis(xLabel);
+            axis.setSmallestValue(1e-12);
+            p.setDomainAxis(axis);
+        } else {
+            ((NumberAxis) p.getDomainAxis()).setAutoRangeIncludesZero(false);
+        }
         return c;
     }
 
     /** Replaces the series of an XY chart (non-positive values are left out on a log axis). */
     public static void setSeries(JFreeChart chart, List<Series> series) {
         XYPlot p = chart.getXYPlot();
-        boolean log = p.getRangeAxis() instanceof LogAxis;
+        boolean log = p.getRangeAxis() instanceof LogAxis, logX = p.getDomainAxis() instanceof LogAxis;
         XYSeriesCollection ds = new XYSeriesCollection();
         for (Series s : series) {
             XYSeries xy = new XYSeries(s.name(), false, true);
             for (int i = 0; i < s.x().length; i++) {
                 double y = s.y()[i];
-                if (Double.isNaN(y) || Double.isInfinite(y) || (log && y <= 0)) continue;
+                if (Double.isNaN(y) || Double.isInfinite(y) || (log && y <= 0) || (logX && s.x()[i] <= 0)) continue;
                 xy.add(s.x()[i], y, false);
             }
             ds.addSeries(xy);

@@ -57,7 +57,10 @@ public final class DistributionsView {
         root.setLeft(left);
         root.setCenter(charts());
         vm.resultProperty().addListener((o, a, r) -> update());
-        vm.frameProperty().addListener((o, a, f) -> { updateActivations(); if (Math.round(timestep.getValue()) != f.intValue()) timestep.setValue(f.intValue()); });
+        vm.frameProperty().addListener((o, a, f) -> {
+            if (Math.round(timestep.getValue()) != f.intValue()) timestep.setValue(f.intValue());
+            if (!hidden()) updateActivations();
+        });
         vm.logCountsProperty().addListener((o, a, b) -> update());
         update();
     }
@@ -155,10 +158,24 @@ public final class DistributionsView {
         return g;
     }
 
+    private boolean dirty;
+
+    /** Redraws what changed while the panel was hidden (the window calls it when the panel's tab is selected). */
+    public void refreshIfDirty() { if (dirty) update(); }
+
+    /** Plots are redrawn only while the panel is shown. */
+    private boolean hidden() {
+        if (Formatting.showing(root)) return false;
+        dirty = true;
+        return true;
+    }
+
     private void update() {
         DistributionsViewModel.Result r = vm.resultProperty().get();
         timestep.setMax(r == null ? 0 : Math.max(0, r.frames() - 1));
         timestep.setDisable(r == null);
+        if (hidden()) return;
+        dirty = false;
         if (r == null || r.weightInt() == null) {
             String why = r == null ? "Select a layer and press “Show histograms”" : r.layer() + " has no weight (an activation probe)";
             weightInt.setChart(StudioCharts.histogram("Weights: " + why, "weight value", new double[] {0, 1}, new long[] {0}, null, null, false));

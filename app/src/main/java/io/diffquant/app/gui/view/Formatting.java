@@ -21,6 +21,13 @@ final class Formatting {
         return String.format(Locale.ROOT, "%.1f KiB", b / 1024);
     }
 
+    /** Whether a node is in a scene with every ancestor visible (a tab's content is hidden by its tab pane's wrapper). */
+    static boolean showing(javafx.scene.Node n) {
+        if (n.getScene() == null) return false;
+        for (javafx.scene.Node p = n; p != null; p = p.getParent()) if (!p.isVisible()) return false;
+        return true;
+    }
+
     /** Bits with two decimals; "" for NaN. */
     static String bits(double v) { return Double.isNaN(v) ? "" : String.format(Locale.ROOT, "%.2f", v); }
 }

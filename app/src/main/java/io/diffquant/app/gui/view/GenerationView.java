@@ -86,7 +86,8 @@ public final class GenerationView {
         ScrollPane left = new ScrollPane(form());
         left.setFitToWidth(true);
         left.setHbarPolicy(ScrollPane.ScrollBarPolicy.NEVER);
-        left.setPrefWidth(300);
+        left.setPrefWidth(290);
+        left.setMinWidth(270);
         root.setLeft(left);
         root.setCenter(results());
         bindImage(fpView, vm.fpFrameBinding());
@@ -111,6 +112,9 @@ public final class GenerationView {
         g.setHgap(8);
         g.setVgap(8);
         g.setPadding(new Insets(10));
+        javafx.scene.layout.ColumnConstraints labelsCol = new javafx.scene.layout.ColumnConstraints();
+        labelsCol.setMinWidth(javafx.scene.layout.Region.USE_PREF_SIZE);
+        g.getColumnConstraints().addAll(labelsCol, new javafx.scene.layout.ColumnConstraints());
         Spinner<Integer> seed = intSpinner("gen-seed", 0, Integer.MAX_VALUE, seedObj);
         Spinner<Integer> count = intSpinner("gen-count", 1, GenerationViewModel.MAX_IMAGES, countObj);
         Spinner<Integer> steps = intSpinner("gen-steps", 1, GenerationViewModel.MAX_STEPS, stepsObj);
@@ -133,17 +137,27 @@ public final class GenerationView {
         classes.textProperty().bind(Bindings.createStringBinding(() -> vm.classConditionalProperty().get()
                 ? "classes 0.." + (vm.numClassesProperty().get() - 1) : "unconditional model", vm.classConditionalProperty(), vm.numClassesProperty()));
         classes.setStyle("-fx-text-fill: -fx-mid-text-color;");
-        ComboBox<GenerationViewModel.Backend> backend = new ComboBox<>(FXCollections.observableArrayList(GenerationViewModel.Backend.values()));
+        java.util.Map<String, String> choices = GenerationViewModel.backendChoices();
+        ComboBox<String> backend = new ComboBox<>(FXCollections.observableArrayList(choices.keySet()));
         backend.setId("gen-backend");
         backend.valueProperty().bindBidirectional(vm.backendProperty());
-        backend.setTooltip(new Tooltip("Compute backend of the run (shown with the result). TornadoVM appears here when its "
-                + "kernels module is on the class path."));
+        StringBuilder tip = new StringBuilder("Execution backend of every column (shown with the result):");
+        choices.forEach((id, d) -> tip.append("\n").append(id).append(": ").append(d));
+        backend.setTooltip(new Tooltip(tip.toString()));
+        backend.setCellFactory(lv -> new javafx.scene.control.ListCell<>() {
+            @Override protected void updateItem(String id, boolean empty) {
+                super.updateItem(id, empty);
+                setText(empty || id == null ? null : id + (choices.getOrDefault(id, "").startsWith("not available") ? " (falls back)" : ""));
+            }
+        });
         backend.setMaxWidth(Double.MAX_VALUE);
+        backend.setPrefWidth(150);
 
         CheckBox baselineOn = new CheckBox("Baseline");
         baselineOn.setId("gen-baseline-on");
         baselineOn.selectedProperty().bindBidirectional(vm.baselineEnabledProperty());
         ComboBox<String> baselinePreset = new ComboBox<>(FXCollections.observableArrayList(Presets.names()));
+        baselinePreset.setPrefWidth(130);
         baselinePreset.setId("gen-baseline-preset");
         QuantViewModel q = studio.quant();
         baselinePreset.setValue(q.baselineProperty().get().preset());
@@ -218,19 +232,32 @@ public final class GenerationView {
 
     private Node results() {
         Label baselineTitle = new Label();
-        baselineTitle.textProperty().bind(Bindings.createStringBinding(() -> {
-            GenerationResult res = vm.baselineResultProperty().get();
-            return res != null ? res.label() : "Baseline " + studio.quant().baselineProperty().get().label();
-        }, vm.baselineResultProperty(), studio.quant().baselineProperty()));
+        baselineTitle.textProperty().bind(Bindings.createStringBinding(() -> "Baseline: " + studio.quant().baselineProperty().get().preset(),
+                studio.quant().baselineProperty()));
+        baselineTitle.setTooltip(new Tooltip());
+        baselineTitle.getTooltip().textProperty().bind(Bindings.createStringBinding(() -> studio.quant().baselineProperty().get().label(),
+                studio.quant().baselineProperty()));
         Label currentTitle = new Label();
-        currentTitle.textProperty().bind(Bindings.createStringBinding(() -> "Current config: " + studio.layers().method().label()
-                + (studio.layers().history().canUndoProperty().get() ? " + edits" : ""), studio.layers().methodProperty(),
-                studio.layers().history().canUndoProperty()));
-        HBox columns = new HBox(12,
-                column(new Label("FP32"), fpView, "Press Generate"),
+        currentTitle.textProperty().bind(Bindings.createStringBinding(() -> "Current: " + studio.layers().method().preset()
+                + (studio.quant().currentConfigProperty().get() == null ? "" : " ✓"), studio.layers().methodProperty(), studio.quant().currentConfigProperty()));
+        currentTitle.setTooltip(new Tooltip());
+        currentTitle.getTooltip().textProperty().bind(Bindings.createStringBinding(() -> "The layer table's configuration: "
+                + studio.layers().method().label() + " and its edits", studio.layers().methodProperty()));
+        GridPane columns = new GridPane();
+        columns.setHgap(12);
+        columns.addRow(0, column(new Label("FP32"), fpView, "Press Generate"),
                 column(baselineTitle, baselineView, "The baseline method's samples"),
                 column(currentTitle, currentView, "The samples of the layer table's configuration"),
                 heatmapColumn());
+        for (int i = 0; i < 4; i++) {
+            javafx.scene.layout.ColumnConstraints cc = new javafx.scene.layout.ColumnConstraints();
+            cc.setPercentWidth(25);
+            cc.setHgrow(Priority.ALWAYS);
+            columns.getColumnConstraints().add(cc);
+        }
+        javafx.scene.layout.RowConstraints rc = new javafx.scene.layout.RowConstraints();
+        rc.setVgrow(Priority.ALWAYS);
+        columns.getRowConstraints().add(rc);
         columns.setPadding(new Insets(8));
 
         stepSlider.setId("step-slider");
@@ -277,8 +304,8 @@ public final class GenerationView {
 
         ChartViewer chart = new ChartViewer(changeChart);
         chart.setId("change-chart");
-        chart.setPrefSize(420, 220);
-        chart.setMinWidth(260);
+        chart.setPrefSize(380, 220);
+        chart.setMinWidth(240);
         HBox.setHgrow(chart, Priority.ALWAYS);
         vm.outcomeProperty().addListener((o, a, res) -> updateChart());
         vm.fpResultProperty().addListener((o, a, res) -> updateChart());
@@ -292,12 +319,15 @@ public final class GenerationView {
     }
 
     private Node heatmapColumn() {
-        Label title = new Label("Difference |config − FP32|");
+        Label title = new Label("Difference");
+        title.setTooltip(new Tooltip("|config − FP32| per pixel (mean over channels), of the current config or the baseline"));
         title.setStyle("-fx-font-weight: bold;");
         ToggleGroup which = new ToggleGroup();
         RadioButton ofCurrent = new RadioButton("current");
+        ofCurrent.setMinWidth(javafx.scene.layout.Region.USE_PREF_SIZE);
         ofCurrent.setId("heatmap-current");
         RadioButton ofBaseline = new RadioButton("baseline");
+        ofBaseline.setMinWidth(javafx.scene.layout.Region.USE_PREF_SIZE);
         ofBaseline.setId("heatmap-baseline");
         ofCurrent.setToggleGroup(which);
         ofBaseline.setToggleGroup(which);
@@ -313,7 +343,8 @@ public final class GenerationView {
         }, vm.heatmapMaxBinding()));
         HBox legend = new HBox(6, bar, max);
         legend.setAlignment(Pos.CENTER);
-        HBox head = new HBox(8, title, ofCurrent, ofBaseline);
+        title.setMinWidth(0);
+        HBox head = new HBox(6, title, ofCurrent, ofBaseline);
         head.setAlignment(Pos.CENTER);
         VBox box = column(head, heatmapView, "Appears with the first quantized run");
         box.getChildren().add(legend);
@@ -325,16 +356,17 @@ public final class GenerationView {
         metricsTable.setItems(vm.metrics());
         metricsTable.setPlaceholder(new Label("Metrics appear after a run"));
         metricsTable.setColumnResizePolicy(TableView.CONSTRAINED_RESIZE_POLICY_FLEX_LAST_COLUMN);
-        metricsTable.getColumns().add(textColumn("Column", 150, GenerationOutcome.MetricsRow::column));
-        metricsTable.getColumns().add(numberColumn("FID-FMNIST", r -> r.fid(), "%.2f"));
-        metricsTable.getColumns().add(numberColumn("PSNR [dB]", r -> r.psnr(), "%.2f"));
-        metricsTable.getColumns().add(numberColumn("SSIM", r -> r.ssim(), "%.4f"));
-        metricsTable.getColumns().add(numberColumn("MSE", r -> r.mse(), "%.2e"));
-        metricsTable.getColumns().add(numberColumn("max |Δ|", r -> r.maxAbs(), "%.3f"));
-        metricsTable.getColumns().add(numberColumn("avg W bits", r -> r.avgWeightBits(), "%.2f"));
-        metricsTable.getColumns().add(numberColumn("time [s]", r -> r.seconds(), "%.1f"));
-        metricsTable.setPrefWidth(620);
+        metricsTable.getColumns().add(textColumn("Column", 130, GenerationOutcome.MetricsRow::column));
+        metricsTable.getColumns().add(numberColumn("FID-FMNIST", 84, r -> r.fid(), "%.2f"));
+        metricsTable.getColumns().add(numberColumn("PSNR dB", 70, r -> r.psnr(), "%.2f"));
+        metricsTable.getColumns().add(numberColumn("SSIM", 62, r -> r.ssim(), "%.4f"));
+        metricsTable.getColumns().add(numberColumn("MSE", 62, r -> r.mse(), "%.4f"));
+        metricsTable.getColumns().add(numberColumn("max |Δ|", 62, r -> r.maxAbs(), "%.3f"));
+        metricsTable.getColumns().add(numberColumn("W bits", 58, r -> r.avgWeightBits(), "%.2f"));
+        metricsTable.getColumns().add(numberColumn("time s", 56, r -> r.seconds(), "%.1f"));
+        metricsTable.setPrefWidth(600);
         metricsTable.setMinWidth(420);
+        HBox.setHgrow(metricsTable, Priority.SOMETIMES);
         Tooltip t = new Tooltip("Versus the FP32 images from the same noise and labels. FID-FMNIST uses the product's own "
                 + "Fashion-MNIST classifier (not Inception) and is noisy for a few images.");
         t.setWrapText(true);
@@ -351,10 +383,10 @@ public final class GenerationView {
         return c;
     }
 
-    private static TableColumn<GenerationOutcome.MetricsRow, String> numberColumn(String title,
+    private static TableColumn<GenerationOutcome.MetricsRow, String> numberColumn(String title, double width,
                                                                                  java.util.function.ToDoubleFunction<GenerationOutcome.MetricsRow> f, String fmt) {
         TableColumn<GenerationOutcome.MetricsRow, String> c = new TableColumn<>(title);
-        c.setPrefWidth(72);
+        c.setPrefWidth(width);
         c.setStyle("-fx-alignment: CENTER-RIGHT;");
         c.setCellValueFactory(cd -> {
             double v = f.applyAsDouble(cd.getValue());
@@ -364,7 +396,10 @@ public final class GenerationView {
     }
 
     private static VBox column(Node title, ImageView view, String placeholder) {
-        if (title instanceof Label l) l.setStyle("-fx-font-weight: bold;");
+        if (title instanceof Label l) {
+            l.setStyle("-fx-font-weight: bold;");
+            l.setMinWidth(0);
+        }
         Label ph = new Label(placeholder);
         ph.setWrapText(true);
         ph.setMaxWidth(IMAGE_WIDTH - 40);
@@ -373,7 +408,7 @@ public final class GenerationView {
         StackPane frame = new StackPane(view, ph);
         // explicit sizes: the frame takes what the layout gives it and the image scales into it (no feedback loop)
         frame.setPrefSize(IMAGE_WIDTH, 200);
-        frame.setMinSize(110, 100);
+        frame.setMinSize(60, 100);
         frame.setMaxSize(Double.MAX_VALUE, Double.MAX_VALUE);
         frame.setStyle("-fx-background-color: #202020; -fx-background-radius: 4;");
         view.fitWidthProperty().bind(frame.widthProperty().subtract(8));
@@ -382,6 +417,7 @@ public final class GenerationView {
         VBox box = new VBox(6, title, frame);
         box.setAlignment(Pos.TOP_CENTER);
         box.setMaxWidth(Double.MAX_VALUE);
+        box.setMinWidth(0);
         HBox.setHgrow(box, Priority.ALWAYS);
         return box;
     }

@@ -93,6 +93,12 @@ public final class MainWindow {
             if (row != null && (row.weightQuantizable() || row.activationQuantizable())) vm.distributions().layerProperty().set(row.name());
         });
         vm.sensitivity().setLayerSelector(this::selectLayer);
+        // hidden panels do not redraw their plots; they catch up when shown (after the tab pane's layout)
+        tabs.getSelectionModel().selectedItemProperty().addListener((o, a, t) -> javafx.application.Platform.runLater(() -> {
+            if (t == distributionsTab) distributionsView.refreshIfDirty();
+            else if (t == temporalTab) temporalView.refreshIfDirty();
+            else if (t == sensitivityTab) sensitivityView.refreshIfDirty();
+        }));
         tabs.getTabs().forEach(t -> t.setClosable(false));
 
         VBox top = new VBox(menuBar(), methodBar.node());

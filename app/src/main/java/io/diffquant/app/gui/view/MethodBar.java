@@ -46,6 +46,8 @@ public final class MethodBar {
     private final StudioViewModel studio;
     private final QuantViewModel quant;
     private final ToolBar bar = new ToolBar();
+    private final ToolBar settingsBar = new ToolBar();
+    private final javafx.scene.layout.VBox box = new javafx.scene.layout.VBox(bar, settingsBar);
     private final HBox presetButtons = new HBox(4);
     // strong references: bidirectional bindings hold their partners weakly
     private final ObjectProperty<Integer> wBitsObj, aBitsObj, calibImagesObj;
@@ -64,7 +66,11 @@ public final class MethodBar {
         method.setStyle("-fx-font-weight: bold;");
         method.textProperty().bind(Bindings.createStringBinding(() -> "Method: " + studio.layers().method().label(),
                 studio.layers().methodProperty()));
-        method.setMinWidth(Region.USE_PREF_SIZE);
+        method.setMinWidth(0);
+        method.setMaxWidth(Double.MAX_VALUE);
+        method.setTextOverrun(javafx.scene.control.OverrunStyle.ELLIPSIS);
+        method.setTooltip(new Tooltip());
+        method.getTooltip().textProperty().bind(method.textProperty());
 
         Spinner<Integer> wb = bits("preset-wbits", wBitsObj);
         Spinner<Integer> ab = bits("preset-abits", aBitsObj);
@@ -110,13 +116,22 @@ public final class MethodBar {
         budget.disableProperty().bind(studio.jobs().busyProperty().or(studio.modelProperty().isNull()));
         budget.setOnAction(e -> budgetAction.run());
 
-        Region grow = new Region();
-        HBox.setHgrow(grow, Priority.ALWAYS);
-        bar.getItems().addAll(method, new Separator(), new Label("W bits"), wb, new Label("A bits"), ab, new Label("Formats"), family,
-                presetButtons, options, grow, new Label("Calib. images"), calibImages, calibrate, state, new Separator(), budget);
+        Label presets = new Label("Presets");
+        presets.setStyle("-fx-font-weight: bold;");
+        bar.getItems().addAll(presets, presetButtons, options, new Separator());
+        HBox methodBox = new HBox(method);
+        methodBox.setAlignment(javafx.geometry.Pos.CENTER_LEFT);
+        HBox.setHgrow(methodBox, Priority.ALWAYS);
+        HBox.setHgrow(method, Priority.ALWAYS);
+        methodBox.setMinWidth(80);
+        methodBox.setMaxWidth(Double.MAX_VALUE);
+        bar.getItems().add(methodBox);
+        bar.widthProperty().addListener((o, a, w) -> methodBox.setPrefWidth(Math.max(80, w.doubleValue() - 700)));
+        settingsBar.getItems().addAll(new Label("W bits"), wb, new Label("A bits"), ab, new Label("Formats"), family, new Separator(),
+                new Label("Calib. images"), calibImages, calibrate, state, new Separator(), budget);
     }
 
-    public Node node() { return bar; }
+    public Node node() { return box; }
     public void setBudgetAction(Runnable r) { budgetAction = r; }
 
     /** One button per preset of the engine's registry (called again when presets are added at run time). */

@@ -42,7 +42,7 @@ public final class SensitivityView {
     private final StudioViewModel studio;
     private final SensitivityViewModel vm;
     private final BorderPane root = new BorderPane();
-    private final JFreeChart perturbationChart = StudioCharts.lines("Perturbation sensitivity", "λ (noise = λ · std)", "FID-FMNIST", false);
+    private final JFreeChart perturbationChart = StudioCharts.lines("Perturbation sensitivity", "λ (noise = λ · std, log)", "FID-FMNIST", false, true);
     private final ChartViewer perturbationViewer = new ChartViewer(perturbationChart);
     private final ChartViewer barsViewer = new ChartViewer(null);
     private final ChartViewer heatmapViewer = new ChartViewer(null);
@@ -59,10 +59,9 @@ public final class SensitivityView {
         left.setPrefWidth(290);
         root.setLeft(left);
         root.setCenter(charts());
-        vm.perturbationProperty().addListener((o, a, r) -> updatePerturbation());
-        vm.layerResultProperty().addListener((o, a, r) -> updateLayers());
-        updatePerturbation();
-        updateLayers();
+        vm.perturbationProperty().addListener((o, a, r) -> refresh());
+        vm.layerResultProperty().addListener((o, a, r) -> refresh());
+        refresh();
     }
 
     public Node node() { return root; }
@@ -142,6 +141,22 @@ public final class SensitivityView {
         barsViewer.addChartMouseListener(click);
         heatmapViewer.addChartMouseListener(click);
         return g;
+    }
+
+    private boolean dirty;
+
+    /** Redraws what changed while the panel was hidden (the window calls it when the panel's tab is selected). */
+    public void refreshIfDirty() { if (dirty) refresh(); }
+
+    /** Redraws while shown; a hidden panel redraws when it is shown. */
+    private void refresh() {
+        if (!Formatting.showing(root)) {
+            dirty = true;
+            return;
+        }
+        dirty = false;
+        updatePerturbation();
+        updateLayers();
     }
 
     /** A bar's category or a heatmap row is a layer: select it in the table. */

@@ -182,8 +182,22 @@ public final class TemporalView {
         return g;
     }
 
+    private boolean dirty;
+
+    /** Redraws what changed while the panel was hidden (the window calls it when the panel's tab is selected). */
+    public void refreshIfDirty() { if (dirty) update(); }
+
+    /** Plots are redrawn only while the panel is shown (a hidden panel remembers to redraw when it is shown). */
+    private boolean hidden() {
+        if (Formatting.showing(root)) return false;
+        dirty = true;
+        return true;
+    }
+
     /** Rebuilds every plot from the view model (cheap: the numbers are computed on the worker). */
     private void update() {
+        if (hidden()) return;
+        dirty = false;
         StudioCharts.setSeries(errorChart, vm.errorChartSeries());
         errorChart.getXYPlot().getRangeAxis().setLabel(vm.metricProperty().get() + " · " + vm.featureProperty().get());
         chartUpdates++;

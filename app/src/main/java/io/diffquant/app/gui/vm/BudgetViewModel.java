@@ -199,7 +199,7 @@ public final class BudgetViewModel {
     /** Runs q-dit with the search; the proposal is the searched plan as table specs with the q-dit method (search off). */
     public WorkTask.Work<Proposal> qditWork(DiffusionModel model) {
         MethodChoice m = qditSearchChoice();
-        QuantViewModel.Target t = new QuantViewModel.Target("Q-DiT search", m, List.of(), QuantViewModel.key(m, List.of()), true);
+        QuantViewModel.Target t = new QuantViewModel.Target("Q-DiT search", m, List.of(), quant.key(m, List.of()), true);
         CalibrationJob.Request req = quant.request(t);
         MethodChoice after = m.withOption("search", false);
         return (cancelled, progress) -> {

@@ -38,7 +38,6 @@ public final class GenerationRun {
     private final Column baseline, current;
     private final Callable<FmnistMetrics> metrics;
     private final String backend;
-    private final Runnable backendSetup;
     private volatile CalibrationJob job;
     private volatile io.diffquant.engine.diffusion.SamplingRun sampling;
     private GenerationOutcome outcome;
@@ -49,12 +48,11 @@ public final class GenerationRun {
      * @param baseline the baseline column, or null
      * @param current  the current-config column, or null
      * @param metrics  loads the FID-FMNIST feature network (null: no FID)
-     * @param backend  the backend name shown with the result
-     * @param backendSetup switches the engine to that backend on the worker before anything runs (null: as it is)
+     * @param backend  the execution backend id every column runs on ({@code ExecutionBackends}; an unavailable one falls
+     *                 back to jvm, which the column's execution note says)
      */
     public GenerationRun(DiffusionModel model, SampleRequest request, Column baseline, Column current, Callable<FmnistMetrics> metrics,
-                         String backend, Runnable backendSetup) {
-        this.backendSetup = backendSetup;
+                         String backend) {
         this.model = model;
         this.request = request;
         this.baseline = baseline;
@@ -73,7 +71,6 @@ public final class GenerationRun {
     }
 
     public GenerationOutcome run(BooleanSupplier cancelled, Consumer<GenerationOutcome> publish, ProgressSink progress) throws Exception {
-        if (backendSetup != null) backendSetup.run();
         List<String> stages = new ArrayList<>();
         boolean calB = baseline != null && baseline.target().quantizes() && baseline.calibrated() == null;
         boolean calC = current != null && current.target().quantizes() && current.calibrated() == null;
@@ -143,8 +140,11 @@ public final class GenerationRun {
                                     Consumer<GenerationResult> store, Consumer<GenerationOutcome> publish) throws io.diffquant.engine.io.JsonException {
         if (cancelled.getAsBoolean()) throw new CancellationException("generation cancelled before sampling " + label);
         QuantizedModel q = config == null ? null : QuantConfigs.attach(config, model, true);
+        io.diffquant.engine.backend.PreparedDenoiser d = null;
         try {
-            var run = Sampling.start(request);
+            d = io.diffquant.engine.backend.ExecutionBackends.prepare(backend, model, q);
+            outcome = outcome.withNote(label + " ran on " + d.execution().label());
+            var run = Sampling.start(request.toBuilder().denoiser(d).build());
             sampling = run;
             int totalSteps = run.totalSteps();
             GenerationResult r = SamplingFrames.collect(run, label, cancelled, snap -> {
@@ -159,6 +159,7 @@ public final class GenerationRun {
             return r;
         } finally {
             sampling = null;
+            if (d != null) d.close();
             if (q != null) q.detach();
         }
     }

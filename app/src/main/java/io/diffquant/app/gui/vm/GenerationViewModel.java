@@ -57,7 +57,8 @@ public final class GenerationViewModel {
     private final BooleanProperty currentEnabled = new SimpleBooleanProperty(this, "currentEnabled", true);
     /** The heatmap shows |current − FP32| (true) or |baseline − FP32| (false). */
     private final BooleanProperty heatmapOfCurrent = new SimpleBooleanProperty(this, "heatmapOfCurrent", true);
-    private final ObjectProperty<Backend> backend = new SimpleObjectProperty<>(this, "backend", Backend.JVM_NATIVE);
+    /** The execution backend id (the engine's ExecutionBackends: jvm, cpu-int8, tornado when installed). */
+    private final StringProperty backend = new SimpleStringProperty(this, "backend", io.diffquant.engine.backend.ExecutionBackend.JVM);
     private final ObservableList<GenerationOutcome.MetricsRow> metrics = FXCollections.observableArrayList();
     private final ObservableList<String> notes = FXCollections.observableArrayList();
     /** The frame shown (0 = the noisiest kept step); clamped to the frames of the FP run. */
@@ -207,8 +208,7 @@ public final class GenerationViewModel {
             QuantViewModel.Target t = quant.currentTarget();
             c = new GenerationRun.Column(t, quant.request(t), quant.cached(t));
         }
-        Backend be = backend.get();
-        GenerationRun run = new GenerationRun(model.get(), req, b, c, metrics, be.label(), be::apply);
+        GenerationRun run = new GenerationRun(model.get(), req, b, c, metrics, backend.get());
         GenerationRun.Column fb = b, fc = c;
         GenerationTask task = new GenerationTask(run, "Generating " + req.batch() + " images side by side");
         outcome.set(null);
@@ -266,15 +266,24 @@ public final class GenerationViewModel {
                 : (o.baselineHeatmap() != null ? o.baselineHeatmap() : o.currentHeatmap());
     }
 
-    /** Compute backends the generation can run on (the BLAS switch of the engine; TornadoVM when its module is present). */
-    public enum Backend {
-        JVM_NATIVE("JVM · oneDNN GEMM", "native"), JVM_JAVA("JVM · Java reference GEMM", "java");
-        private final String label, blas;
-        Backend(String label, String blas) { this.label = label; this.blas = blas; }
-        public String label() { return label; }
-        /** Switches the engine's GEMM backend (call on the worker, between jobs). */
-        public void apply() { io.diffquant.engine.tensor.Backends.useBlas(blas); }
-        @Override public String toString() { return label; }
+    /**
+     * The execution backends offered (the engine's {@code ExecutionBackends}: known and installed ids) with one line each:
+     * the backend's description, or why it is not available here (sampling then falls back to jvm and says so).
+     */
+    public static java.util.Map<String, String> backendChoices() {
+        java.util.Map<String, String> out = new java.util.LinkedHashMap<>();
+        var installed = io.diffquant.engine.backend.ExecutionBackends.installed();
+        for (String id : io.diffquant.engine.backend.ExecutionBackends.ids()) {
+            var b = installed.get(id);
+            String why;
+            try {
+                why = b == null ? "not installed" : b.unavailableReason();
+            } catch (RuntimeException | LinkageError e) {
+                why = "its availability check failed";
+            }
+            out.put(id, why == null ? b.description() : "not available here (" + why + "): falls back to jvm");
+        }
+        return out;
     }
 
     // ------------------------------------------------------------------ results and scrubbing
@@ -299,7 +308,7 @@ public final class GenerationViewModel {
     public BooleanProperty baselineEnabledProperty() { return baselineEnabled; }
     public BooleanProperty currentEnabledProperty() { return currentEnabled; }
     public BooleanProperty heatmapOfCurrentProperty() { return heatmapOfCurrent; }
-    public ObjectProperty<Backend> backendProperty() { return backend; }
+    public StringProperty backendProperty() { return backend; }
     /** The metrics table of the last outcome (FP32 first). */
     public ObservableList<GenerationOutcome.MetricsRow> metrics() { return metrics; }
     public ObservableList<String> notes() { return notes; }

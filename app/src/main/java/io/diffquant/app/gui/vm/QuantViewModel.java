@@ -66,17 +66,10 @@ public final class QuantViewModel {
     /** Further options per preset, set in the options dialog. */
     private final Map<String, Map<String, Object>> extraOptions = new LinkedHashMap<>();
 
-    /** The calibration images of the last created view model, part of the cache keys (the studio has one). */
-    private static final java.util.concurrent.atomic.AtomicInteger CALIBRATION_IMAGES = new java.util.concurrent.atomic.AtomicInteger();
-
     public QuantViewModel(LayerTableViewModel layers, Path cacheRoot) {
         this.layers = layers;
         this.cacheRoot = cacheRoot;
-        CALIBRATION_IMAGES.set(0);
-        calibrationImages.addListener((o, a, n) -> {
-            CALIBRATION_IMAGES.set(n.intValue());
-            refreshCurrentConfig();
-        });
+        calibrationImages.addListener((o, a, n) -> refreshCurrentConfig());
         layers.revisionProperty().addListener((o, a, b) -> refreshCurrentConfig());
         layers.methodProperty().addListener((o, a, b) -> refreshCurrentConfig());
     }
@@ -256,9 +249,10 @@ public final class QuantViewModel {
         }
     }
 
-    static String key(MethodChoice m, List<LayerOverride> ov) {
+    /** The calibration-cache key of a method with overrides (the calibration data settings are part of it). */
+    public String key(MethodChoice m, List<LayerOverride> ov) {
         StringBuilder sb = new StringBuilder(m.preset()).append(' ').append(new java.util.TreeMap<>(m.options()));
-        if (CALIBRATION_IMAGES.get() > 0) sb.append(" calibration images ").append(CALIBRATION_IMAGES.get());
+        if (calibrationImages.get() > 0) sb.append(" calibration images ").append(calibrationImages.get());
         for (LayerOverride o : ov) sb.append('\n').append(o.pattern()).append(" w:").append(patch(o.weight())).append(" a:").append(patch(o.input()));
         return sb.toString();
     }

@@ -418,7 +418,7 @@ public final class StudioViewModel {
         g.put("cfg", generation.cfgScaleProperty().get());
         g.put("baseline_on", generation.baselineEnabledProperty().get());
         g.put("current_on", generation.currentEnabledProperty().get());
-        g.put("backend", generation.backendProperty().get().name());
+        g.put("backend", generation.backendProperty().get());
         return o;
     }
 
@@ -462,9 +462,8 @@ public final class StudioViewModel {
                 if (generation.classConditionalProperty().get()) generation.cfgScaleProperty().set(Math.max(1, g.path("cfg").asDouble(1.5)));
                 generation.baselineEnabledProperty().set(g.path("baseline_on").asBoolean(true));
                 generation.currentEnabledProperty().set(g.path("current_on").asBoolean(true));
-                try {
-                    generation.backendProperty().set(GenerationViewModel.Backend.valueOf(g.path("backend").asText("JVM_NATIVE")));
-                } catch (IllegalArgumentException ignored) { /* a backend of another version */ }
+                String be = g.path("backend").asText("jvm");
+                if (io.diffquant.engine.backend.ExecutionBackends.ids().contains(be)) generation.backendProperty().set(be);
             }
             if (s.has("w_bits")) quant.wBitsProperty().set(Math.max(2, Math.min(8, s.get("w_bits").asInt(4))));
             if (s.has("a_bits")) quant.aBitsProperty().set(Math.max(2, Math.min(8, s.get("a_bits").asInt(8))));
@@ -550,7 +549,9 @@ public final class StudioViewModel {
         } catch (RuntimeException e) {
             return;
         }
-        if (temporal.snapshot().byKey().containsKey(t.key()) || quant.cached(t) == null || !t.quantizes()) {
+        TemporalViewModel.Evaluation noMismatch = temporal.currentWithoutMismatch();
+        boolean evaluate = !temporal.snapshot().byKey().containsKey(t.key()) && quant.cached(t) != null && t.quantizes();
+        if (!evaluate && noMismatch == null) {
             temporalRefreshPending = false;
             return;
         }
@@ -559,7 +560,17 @@ public final class StudioViewModel {
             return;
         }
         temporalRefreshPending = false;
-        runWork("Temporal features of the current config", temporalWork(java.util.List.of(t), false), temporal::accept);
+        if (evaluate) {
+            // the re-plot first (one TIB pass), then the mismatch in a follow-up job
+            var w = temporal.work(java.util.List.of(t), Map.of(t, quant.cached(t)), Map.of(), false, false, quant.context().model());
+            runWork("Temporal features of the current config", w, o -> {
+                temporal.accept(o);
+                javafx.application.Platform.runLater(this::refreshTemporal);
+            });
+        } else {
+            runWork("Temporal mismatch of the current config", temporal.mismatchWork(noMismatch, quant.cached(t), quant.context().model()),
+                    temporal::accept);
+        }
     }
 
     /** Applies the temporal switches to the configuration (undoable); errors go to the error sink. */
@@ -597,7 +608,6 @@ public final class StudioViewModel {
     /** Plots of the analysis panels for an export, built from their results now. */
     private java.util.List<Exporter.Plot> analysisPlots() {
         java.util.List<Exporter.Plot> out = new java.util.ArrayList<>();
-        var ch = io.diffquant.app.gui.charts.StudioCharts.class;
         var err = temporal.errorChartSeries();
         if (!err.isEmpty()) {
             String y = "temporal feature error (" + temporal.metricProperty().get() + ", " + temporal.featureProperty().get() + ")";
@@ -634,7 +644,7 @@ public final class StudioViewModel {
         if (!ps.isEmpty()) {
             String y = sensitivity.perturbationMetric();
             out.add(new Exporter.Plot("perturbation", "Perturbation sensitivity", () -> {
-                var c = io.diffquant.app.gui.charts.StudioCharts.lines("Perturbation: temporal vs non-temporal features", "λ", y, false);
+                var c = io.diffquant.app.gui.charts.StudioCharts.lines("Perturbation: temporal vs non-temporal features", "λ (log)", y, false, true);
                 io.diffquant.app.gui.charts.StudioCharts.setSeries(c, ps);
                 return c;
             }));

@@ -112,6 +112,10 @@ public final class TemporalViewModel {
     private final ReadOnlyStringWrapper hint = new ReadOnlyStringWrapper(this, "hint", "");
     private final ObjectProperty<Runnable> refreshRequest = new SimpleObjectProperty<>(this, "refreshRequest");
     private boolean syncing;
+    /** The quantized feature tables of the last evaluations (worker thread), so the mismatch needs no second TIB pass. */
+    private final Map<String, FeatureTable> tables = java.util.Collections.synchronizedMap(new LinkedHashMap<>(8, 0.75f, true) {
+        @Override protected boolean removeEldestEntry(Map.Entry<String, FeatureTable> e) { return size() > 4; }
+    });
 
     public TemporalViewModel(QuantViewModel quant, LayerTableViewModel layers, AnalysisContext analysis) {
         this.quant = quant;
@@ -163,7 +167,7 @@ public final class TemporalViewModel {
     /** The target of an ablation method (its own tfmq configuration, no table edits). */
     public QuantViewModel.Target target(Method m) {
         MethodChoice c = choice(m.tiar, m.fsc, fscScope.get(), m.cache, m.selection);
-        return new QuantViewModel.Target(m.label, c, List.of(), QuantViewModel.key(c, List.of()), true);
+        return new QuantViewModel.Target(m.label, c, List.of(), quant.key(c, List.of()), true);
     }
 
     /** Sets the switches from the table's method when it is a tfmq method (undo, import, session), without applying. */
@@ -268,6 +272,17 @@ public final class TemporalViewModel {
     public WorkTask.Work<Outcome> work(List<QuantViewModel.Target> targets, Map<QuantViewModel.Target, QuantConfig> configs,
                                        Map<QuantViewModel.Target, io.diffquant.engine.quant.preset.CalibrationJob.Request> requests,
                                        boolean trajectories, io.diffquant.engine.model.DiffusionModel model) {
+        return work(targets, configs, requests, trajectories, true, model);
+    }
+
+    /**
+     * As {@link #work(List, Map, Map, boolean, io.diffquant.engine.model.DiffusionModel)}; without {@code mismatch} only the
+     * error is computed (a toggle's re-plot: one pass of the Temporal Information Block), and {@link #mismatchWork} adds the
+     * mismatch afterwards from the kept feature table.
+     */
+    public WorkTask.Work<Outcome> work(List<QuantViewModel.Target> targets, Map<QuantViewModel.Target, QuantConfig> configs,
+                                       Map<QuantViewModel.Target, io.diffquant.engine.quant.preset.CalibrationJob.Request> requests,
+                                       boolean trajectories, boolean mismatch, io.diffquant.engine.model.DiffusionModel model) {
         return (cancelled, progress) -> {
             Map<QuantViewModel.Target, QuantConfig> calibrated = new LinkedHashMap<>();
             int n = targets.size(), i = 0;
@@ -293,9 +308,10 @@ public final class TemporalViewModel {
                 Variant v = Variant.of(t.label(), c, true);
                 long t0 = System.nanoTime();
                 FeatureTable q = s.features(v);
+                tables.put(t.key(), q);
                 TemporalFeatureError.ConfigError e = TemporalFeatureError.compare(t.label(), fp, q);
                 e = new TemporalFeatureError.ConfigError(e.config(), e.relativeL2(), e.mse(), e.cosine(), (System.nanoTime() - t0) / 1e9);
-                TemporalMismatch.Result mm = TemporalMismatch.compute(t.label(), fp, q);
+                TemporalMismatch.Result mm = mismatch ? TemporalMismatch.compute(t.label(), fp, q) : null;
                 TrajectoryDeviation.Series tr = null;
                 if (trajectories) {
                     progress.report(share + (1 - share) * (i - 0.5) / n, "Trajectory of " + t.label() + " ...");
@@ -306,6 +322,25 @@ public final class TemporalViewModel {
             progress.report(1, "Temporal analysis done");
             return new Outcome(calibrated, fp.features(), fp.timesteps(), out);
         };
+    }
+
+    /** Adds the mismatch to an evaluation made without it (from the kept feature table, else one more TIB pass). */
+    public WorkTask.Work<Outcome> mismatchWork(Evaluation ev, QuantConfig config, io.diffquant.engine.model.DiffusionModel model) {
+        return (cancelled, progress) -> {
+            AnalysisSession s = analysis.session(model);
+            FeatureTable fp = s.fpFeatures();
+            FeatureTable q = tables.get(ev.key());
+            if (q == null) q = s.features(Variant.of(ev.name(), config, true));
+            TemporalMismatch.Result mm = TemporalMismatch.compute(ev.name(), fp, q);
+            Evaluation e = new Evaluation(ev.name(), ev.key(), ev.error(), mm, ev.trajectory(), ev.temporal());
+            return new Outcome(Map.of(), fp.features(), fp.timesteps(), Map.of(ev.key(), e));
+        };
+    }
+
+    /** The evaluation of the current configuration when it lacks its mismatch (a follow-up job adds it), else null. */
+    public Evaluation currentWithoutMismatch() {
+        Evaluation e = snapshot.get().byKey().get(currentKey.get());
+        return e != null && e.mismatch() == null ? e : null;
     }
 
     /** The targets of the shown ablation methods (and the current configuration when it quantizes something). */
@@ -387,7 +422,7 @@ public final class TemporalViewModel {
             if (e != null) out.add(new StudioCharts.Series(m.label, x, errorSeries(e)));
         }
         Evaluation cur = evaluation(CURRENT);
-        if (showCurrent.get() && cur != null) out.add(new StudioCharts.Series(CURRENT + " (" + layers.method().label() + ")", x, errorSeries(cur)));
+        if (showCurrent.get() && cur != null) out.add(new StudioCharts.Series(CURRENT, x, errorSeries(cur)));
         return out;
     }
 
@@ -415,10 +450,11 @@ public final class TemporalViewModel {
     /** The mismatch matrix of the picked series and feature: [k][k'] distances, or null. */
     public TemporalMismatch.FeatureMismatch mismatch() {
         Evaluation e = evaluation(mismatchOf.get());
-        if (e == null) for (Method m : Method.values()) {   // fall back to the first evaluated series
-            if (e == null && shown.get(m).get()) e = evaluation(m.label);
+        if (e == null || e.mismatch() == null) for (Method m : Method.values()) {   // fall back to the first evaluated series
+            Evaluation c = shown.get(m).get() ? evaluation(m.label) : null;
+            if ((e == null || e.mismatch() == null) && c != null && c.mismatch() != null) e = c;
         }
-        if (e == null) return null;
+        if (e == null || e.mismatch() == null) return null;
         String f = feature.get();
         if (MEAN.equals(f)) return e.mismatch().all();
         try {

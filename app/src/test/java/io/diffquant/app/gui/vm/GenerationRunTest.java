@@ -69,9 +69,12 @@ class GenerationRunTest {
         FmnistMetrics fm = shippedMetrics();
         List<Double> fractions = new ArrayList<>();
         AtomicInteger published = new AtomicInteger();
-        GenerationRun run = new GenerationRun(model, req, column(quant.baselineTarget()), column(quant.currentTarget()), () -> fm, "test", null);
+        GenerationRun run = new GenerationRun(model, req, column(quant.baselineTarget()), column(quant.currentTarget()), () -> fm, "jvm");
         GenerationOutcome o = run.run(() -> false, x -> published.incrementAndGet(), (f, m) -> fractions.add(f));
         assertFalse(TinyModels.hooked(model), "every configuration detached");
+        // every column says where it ran (the execution backend's label)
+        assertTrue(o.notes().stream().anyMatch(n -> n.startsWith("FP32 ran on jvm")), o.notes().toString());
+        assertTrue(o.notes().stream().anyMatch(n -> n.startsWith("Current config ran on jvm: fake quantization")), o.notes().toString());
 
         // progress is monotone and ends at 1; outcomes were published live (at least once per step of each column)
         for (int i = 1; i < fractions.size(); i++) assertTrue(fractions.get(i) >= fractions.get(i - 1) - 1e-12, "progress went back at " + i);
@@ -129,7 +132,7 @@ class GenerationRunTest {
     @Test void calibratedConfigsAreReusedAndFpColumnsAreNotResampled() throws Exception {
         // the table stays FP32: the current column quantizes nothing and is the FP run itself
         SampleRequest req = gen.buildRequest();
-        GenerationRun run = new GenerationRun(model, req, null, column(quant.currentTarget()), null, "test", null);
+        GenerationRun run = new GenerationRun(model, req, null, column(quant.currentTarget()), null, "jvm");
         GenerationOutcome o = run.run(() -> false, x -> { }, (f, m) -> { });
         assertSame(o.fp().samples(), o.current().samples());
         assertNull(o.currentConfig());
@@ -140,11 +143,11 @@ class GenerationRunTest {
         // calibrated once, then taken from the cache: the second run does not calibrate
         quant.applyPreset(new MethodChoice("rtn", Map.of("w_bits", 4)));
         QuantViewModel.Target t = quant.currentTarget();
-        GenerationOutcome first = new GenerationRun(model, req, null, column(t), null, "test", null).run(() -> false, x -> { }, (f, m) -> { });
+        GenerationOutcome first = new GenerationRun(model, req, null, column(t), null, "jvm").run(() -> false, x -> { }, (f, m) -> { });
         quant.remember(t, first.currentConfig());
         assertSame(first.currentConfig(), quant.currentConfigProperty().get());
         List<String> messages = new ArrayList<>();
-        GenerationOutcome second = new GenerationRun(model, req, null, column(quant.currentTarget()), null, "test", null)
+        GenerationOutcome second = new GenerationRun(model, req, null, column(quant.currentTarget()), null, "jvm")
                 .run(() -> false, x -> { }, (f, m) -> messages.add(m));
         assertTrue(messages.stream().noneMatch(m -> m.startsWith("Calibrating")), messages.toString());
         assertArrayEquals(first.current().samples().data(), second.current().samples().data());
@@ -159,7 +162,7 @@ class GenerationRunTest {
         quant.applyPreset(new MethodChoice("rtn", Map.of("w_bits", 4)));
         SampleRequest req = gen.buildRequest();
         GenerationOutcome[] last = {null};
-        GenerationRun run = new GenerationRun(model, req, null, column(quant.currentTarget()), null, "test", null);
+        GenerationRun run = new GenerationRun(model, req, null, column(quant.currentTarget()), null, "jvm");
         assertThrows(CancellationException.class, () -> run.run(
                 () -> last[0] != null && last[0].current() != null && last[0].current().stepsDone() >= 1,
                 x -> last[0] = x, (f, m) -> { }));

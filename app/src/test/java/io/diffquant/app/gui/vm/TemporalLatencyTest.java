@@ -23,8 +23,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * (tools/train/dit-fmnist.json: 28x28x1, patch 4, hidden 192, depth 6, 4 heads, learn_sigma, 10 classes, random weights
  * here). A toggle to a calibrated configuration costs one evaluation of the Temporal Information Block over the 50
  * sampling timesteps x 10 labels (the FP table is cached by then); that evaluation is timed here for two configurations.
- * The bound is asserted when the machine is not overloaded (load average below the core count); otherwise the timing is
- * reported and the assertion skipped, since it would measure the other processes.
+ * The process CPU time of the re-evaluation is asserted below 1 s (independent of other load: on one idle core the
+ * re-plot then takes under 1 s); the wall-clock time is asserted too when the machine is not overloaded (load average
+ * below the core count), else reported.
  */
 class TemporalLatencyTest {
     @TempDir Path tmp;
@@ -59,17 +60,25 @@ class TemporalLatencyTest {
         for (QuantViewModel.Target t : targets) configs.put(t, quant.cached(t));
         // first evaluation computes (and caches) the FP feature table
         tv.accept(tv.work(List.of(targets.getFirst()), configs, Map.of(), false, model).run(() -> false, (f, m) -> { }));
-        long t0 = System.nanoTime();
-        TemporalViewModel.Outcome o = tv.work(List.of(targets.get(1)), configs, Map.of(), false, model).run(() -> false, (f, m) -> { });
+        var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+        long c0 = os.getProcessCpuTime(), t0 = System.nanoTime();
+        TemporalViewModel.Outcome o = tv.work(List.of(targets.get(1)), configs, Map.of(), false, false, model).run(() -> false, (f, m) -> { });
         tv.accept(o);
-        double secs = (System.nanoTime() - t0) / 1e9;
+        double secs = (System.nanoTime() - t0) / 1e9, cpu = (os.getProcessCpuTime() - c0) / 1e9;
         TemporalViewModel.Evaluation e = o.evaluations().get(targets.get(1).key());
         assertEquals(50, e.error().relativeL2()[0].length, "50 sampling timesteps");
         assertTrue(e.error().meanRelativeL2() > 0, "W3 disturbs the temporal features");
+        // the follow-up job adds the mismatch from the kept table (no second TIB pass)
+        long calls = analysis.session(model).featureTablesComputed();
+        tv.accept(tv.mismatchWork(e, configs.get(targets.get(1)), model).run(() -> false, (f, m) -> { }));
+        assertEquals(calls, analysis.session(model).featureTablesComputed());
+        assertEquals(50, tv.snapshot().byKey().get(targets.get(1).key()).mismatch().all().distance().length);
         double load = ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
         int cores = Runtime.getRuntime().availableProcessors();
-        System.out.printf(java.util.Locale.ROOT, "temporal re-evaluation of a calibrated config on a dit-fmnist-sized DiT: %.3f s "
-                + "(TIB pass %.3f s); load average %.1f on %d cores%n", secs, e.error().seconds(), load, cores);
+        System.out.printf(java.util.Locale.ROOT, "temporal re-evaluation of a calibrated config on a dit-fmnist-sized DiT: %.3f s wall, "
+                + "%.3f s process CPU (TIB pass %.3f s wall); load average %.1f on %d cores%n", secs, cpu, e.error().seconds(), load, cores);
+        // CPU time does not depend on what else the machine runs: under 1 CPU-second, the re-plot takes under 1 s on one idle core
+        assertTrue(cpu < 1.0, "re-evaluation used " + cpu + " CPU-seconds");
         assumeTrue(load < cores, String.format(java.util.Locale.ROOT, "machine overloaded (load %.1f on %d cores): measured %.3f s, bound not asserted",
                 load, cores, secs));
         assertTrue(secs < 1.0, "re-evaluation took " + secs + " s");
