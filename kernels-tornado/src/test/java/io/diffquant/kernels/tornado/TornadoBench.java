@@ -80,28 +80,65 @@ public final class TornadoBench {
 
     // ------------------------------------------------------------------ per-kernel throughput
 
-    /** Median seconds per execution of a single-graph plan (inputs resident, outputs not copied back). */
-    static double time(Object[] resident, BiConsumer<TaskGraph, GridScheduler> body, double minSeconds) {
-        TaskGraph tg = new TaskGraph("bench" + System.nanoTime());
-        tg.transferToDevice(DataTransferMode.FIRST_EXECUTION, resident);
-        GridScheduler gs = new GridScheduler();
-        body.accept(tg, gs);
-        try (TornadoExecutionPlan root = new TornadoExecutionPlan(tg.snapshot())) {
+    /** A compiled single-graph plan: inputs resident, outputs not copied back (timing harness). */
+    static final class Timed implements AutoCloseable {
+        private final TornadoExecutionPlan root, plan;
+        final List<Double> samples = new ArrayList<>();
+
+        Timed(Object[] resident, BiConsumer<TaskGraph, GridScheduler> body) {
+            TaskGraph tg = new TaskGraph("bench" + System.nanoTime());
+            tg.transferToDevice(DataTransferMode.FIRST_EXECUTION, resident);
+            GridScheduler gs = new GridScheduler();
+            body.accept(tg, gs);
+            root = new TornadoExecutionPlan(tg.snapshot());
             TornadoExecutionPlan p = root.withCompilerFlags(TornadoVMBackendType.OPENCL, DeviceSettings.EXACT_FLAGS);
             if (!gs.keySet().isEmpty()) p = p.withGridScheduler(gs);
-            for (int i = 0; i < 3; i++) p.execute();
-            List<Double> t = new ArrayList<>();
-            long start = System.nanoTime();
-            while (t.size() < 5 || (System.nanoTime() - start) * 1e-9 < minSeconds) {
-                long t0 = System.nanoTime();
-                p.execute();
-                t.add((System.nanoTime() - t0) * 1e-9);
-                if (t.size() >= 200) break;
-            }
+            plan = p;
+            for (int i = 0; i < 3; i++) plan.execute();        // compile, transfer, warm up
+        }
+
+        /** One timed execution. */
+        void sample() {
+            long t0 = System.nanoTime();
+            plan.execute();
+            samples.add((System.nanoTime() - t0) * 1e-9);
+        }
+
+        double median() {
+            List<Double> t = new ArrayList<>(samples);
             t.sort(null);
             return t.get(t.size() / 2);
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
+        }
+
+        @Override public void close() {
+            try {
+                root.close();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+
+    /**
+     * Medians of interleaved executions: each round runs every plan once, so a load change on a shared machine hits
+     * all peers alike (rounds until minSeconds have passed, at least 7).
+     */
+    static double[] interleaved(List<Timed> plans, double minSeconds) {
+        long start = System.nanoTime();
+        int rounds = 0;
+        while (rounds < 7 || (System.nanoTime() - start) * 1e-9 < minSeconds) {
+            for (Timed t : plans) t.sample();
+            if (++rounds >= 100) break;
+        }
+        double[] m = new double[plans.size()];
+        for (int i = 0; i < m.length; i++) m[i] = plans.get(i).median();
+        return m;
+    }
+
+    /** Median seconds per execution of one plan. */
+    static double time(Object[] resident, BiConsumer<TaskGraph, GridScheduler> body, double minSeconds) {
+        try (Timed t = new Timed(resident, body)) {
+            return interleaved(List.of(t), minSeconds)[0];
         }
     }
 
@@ -138,19 +175,24 @@ public final class TornadoBench {
                             PackedLinear.ActMode.NONE, null, 0f)};
             String[] names = {"FP32", "W8A8 (int8 ch.) + act quant", "W4A8 (int4-asym g64) + act quant", "NVFP4 LUT (W4A32)"};
             for (boolean tuned : new boolean[] {false, true}) {
-                double f32 = Double.NaN;
-                for (int k = 0; k < ls.length; k++) {
-                    PackedLinear l = ls[k];
-                    FloatArray xa = Host.floats(x.data()), y = new FloatArray(s.rows * s.out);
-                    Int8Array xq = new Int8Array(s.rows * s.in);
-                    FloatArray sx = new FloatArray(s.rows);
-                    List<Object> res = new ArrayList<>(DeviceGraphs.weightArrays(l));
-                    res.addAll(List.of(xa, y, xq, sx));
-                    double sec = time(res.toArray(), (tg, gs) -> DeviceGraphs.linear(tg, gs, "l", l, xa, y, s.rows, xq, sx, tuned), minSeconds);
-                    if (k == 0) f32 = sec;
+                List<Timed> plans = new ArrayList<>();
+                try {
+                    for (PackedLinear l : ls) {
+                        FloatArray xa = Host.floats(x.data()), y = new FloatArray(s.rows * s.out);
+                        Int8Array xq = new Int8Array(s.rows * s.in);
+                        FloatArray sx = new FloatArray(s.rows);
+                        List<Object> res = new ArrayList<>(DeviceGraphs.weightArrays(l));
+                        res.addAll(List.of(xa, y, xq, sx));
+                        plans.add(new Timed(res.toArray(), (tg, gs) -> DeviceGraphs.linear(tg, gs, "l", l, xa, y, s.rows, xq, sx, tuned)));
+                    }
+                    double[] sec = interleaved(plans, minSeconds);
                     double ops = 2.0 * s.rows * s.in * s.out;
-                    System.out.printf("| %s | %s | %s | %s | %.3f | %.2f | %.2fx | %.3f |%n", s.model, s.layer, names[k], tuned ? "tuned" : "loop",
-                            sec * 1e3, ops / sec * 1e-9, f32 / sec, l.weightBytes() / 1e6);
+                    for (int k = 0; k < ls.length; k++) {
+                        System.out.printf("| %s | %s | %s | %s | %.3f | %.2f | %.2fx | %.3f |%n", s.model, s.layer, names[k], tuned ? "tuned" : "loop",
+                                sec[k] * 1e3, ops / sec[k] * 1e-9, sec[0] / sec[k], ls[k].weightBytes() / 1e6);
+                    }
+                } finally {
+                    for (Timed t : plans) t.close();
                 }
             }
         }
@@ -224,6 +266,15 @@ public final class TornadoBench {
         return new Run(name, sec, res.samples(), label);
     }
 
+    /** One denoiser call at the sampling batch size: builds and compiles the block graphs before the timed run. */
+    static void warmUp(io.diffquant.engine.model.Denoiser d, DiT m, int batch) {
+        Tensor x = Refs.randn(new SplittableRandom(5), 1f, batch, m.inChannels(), m.sampleSize(), m.sampleSize());
+        float[] t = new float[batch];
+        int[] y = new int[batch];
+        java.util.Arrays.fill(t, 999f);
+        d.forward(x, t, y);
+    }
+
     static void sampling(String folder, int batch, int steps) throws Exception {
         System.out.println();
         DiT m = ditFmnist(folder);
@@ -240,7 +291,7 @@ public final class TornadoBench {
         Run fp = sample("engine FP32", m, m, batch, steps);
         print(fp, fp, null, Double.NaN);
         try (PreparedDenoiser p = ExecutionBackends.prepare("tornado", m, null)) {
-            sample("warm-up", p, m, batch, 1);
+            warmUp(p, m, batch);
             Run r = sample("tornado FP32 blocks", p, m, batch, steps);
             print(r, fp, fp, weightMb(p));
         }
@@ -250,7 +301,7 @@ public final class TornadoBench {
                 Run fake = sample("engine fake " + q.name, m, m, batch, steps);
                 print(fake, fp, null, Double.NaN);
                 try (PreparedDenoiser p = ExecutionBackends.prepare("tornado", m, qm)) {
-                    sample("warm-up", p, m, batch, 1);
+                    warmUp(p, m, batch);
                     Run r = sample("tornado real " + q.name, p, m, batch, steps);
                     print(r, fp, fake, weightMb(p));
                 }
