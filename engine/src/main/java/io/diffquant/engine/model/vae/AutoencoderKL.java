@@ -8,6 +8,8 @@ import io.diffquant.engine.model.ForwardContext;
 import io.diffquant.engine.model.Layer;
 import io.diffquant.engine.model.LayerRegistry;
 import io.diffquant.engine.model.Norm;
+import io.diffquant.engine.model.MappedWeights;
+import io.diffquant.engine.model.MemoryBudget;
 import io.diffquant.engine.model.StateDicts;
 import io.diffquant.engine.tensor.ConvOps;
 import io.diffquant.engine.tensor.Ops;
@@ -187,7 +189,11 @@ public final class AutoencoderKL {
         return k;
     }
 
-    /** Builds the model of {@code folder/config.json} and loads {@code folder/diffusion_pytorch_model.safetensors}. */
+    /**
+     * Builds the model of {@code folder/config.json} and loads {@code folder/diffusion_pytorch_model.safetensors}: the heap
+     * check of {@link MemoryBudget#require} first, then tensor by tensor from the mapped file into the parameters
+     * ({@link MappedWeights#loadInPlace}); files with the deprecated attention names are read whole and renamed.
+     */
     public static AutoencoderKL load(Path folder) throws IOException {
         Path cf = folder.resolve(CONFIG);
         if (!Files.isRegularFile(cf)) throw new NoSuchFileException(cf.toString(), null,
@@ -197,7 +203,10 @@ public final class AutoencoderKL {
         if (!Files.isRegularFile(wf)) throw new NoSuchFileException(wf.toString(), null,
                 "weights file missing (AutoencoderKL folders hold " + WEIGHTS + ")");
         try (SafetensorsReader r = SafetensorsReader.open(wf)) {
-            vae.loadStateDict(r.readAllFloat(), wf.toString());
+            MemoryBudget.require(MappedWeights.float32Bytes(r), "AutoencoderKL " + folder);
+            boolean legacy = r.names().stream().anyMatch(n -> !renameLegacy(n).equals(n));
+            if (legacy) vae.loadStateDict(r.readAllFloat(), wf.toString());   // small old checkpoints: renamed in the heap
+            else MappedWeights.loadInPlace(vae.stateDict(), r, vae.architecture());
         }
         return vae;
     }
