@@ -254,12 +254,14 @@ final class BenchBackendsCommand implements Callable<Integer> {
     private record Config(String name, String id, java.util.function.Supplier<PreparedDenoiser> open) {}
 
     /** End-to-end result of one configuration, for the summary. */
-    record SamplingRow(String model, String config, double seconds, double wall, double vsFp32, double wallVsFp32, double psnrVsFake, String execution) {}
+    record SamplingRow(String model, String config, double seconds, double wall, double vsFp32, double wallVsFp32, double psnrVsFake, double forwardPsnr, String execution) {}
 
     private void sampling(DiffusionModel m, String name, String modelId, int batch) {
         report.heading(BenchReport.f("End-to-end sampling: %s, %d images, DDIM %d steps", name, batch, steps));
         report.line(BenchReport.f("eta 0, no guidance, seed 0, labels (7 i) mod classes; %d timed runs per configuration after one warm-up, interleaved "
-                + "(a load change hits every configuration alike); median per run. PSNR of the images (clamped to [-1, 1]) against fake W8A8.", reps));
+                + "(a load change hits every configuration alike); median per run. PSNR of the images (clamped to [-1, 1]) against fake W8A8; \"1 forward PSNR\": of one denoiser "
+                + "output (same noise input, t = 500) against fake W8A8's, over its value range: the kernels' agreement before the sampler amplifies "
+                + "differences (a random network amplifies them more than a trained one).", reps));
         report.blank();
         List<Config> configs = new ArrayList<>();
         configs.add(new Config("FP32", "fp32", () -> ExecutionBackends.prepare(ExecutionBackend.JVM, m, null)));
@@ -299,15 +301,38 @@ final class BenchBackendsCommand implements Callable<Integer> {
                 }
             }
         }
+        // one denoiser call on the same input (t = 500): the kernels' agreement, without the sampler's amplification
+        Tensor x0 = Tensor.zeros(batch, m.inChannels(), m.sampleSize(), m.sampleSize());
+        Random rx = new Random(5);
+        for (int i = 0; i < x0.size(); i++) x0.data()[i] = (float) rx.nextGaussian();
+        float[] t500 = new float[batch];
+        Arrays.fill(t500, 500f);
+        int[] ys = m.numClasses() > 0 ? new int[batch] : null;
+        for (int i = 0; ys != null && i < batch; i++) ys[i] = (i * 7) % m.numClasses();     // as request()
+        Tensor[] eps = new Tensor[nc];
+        for (int c = 0; c < nc; c++) {
+            try (PreparedDenoiser d = configs.get(c).open().get()) {
+                eps[c] = d.forward(x0, t500, ys);
+            } finally {
+                if (att[0] != null) {
+                    att[0].detach();
+                    att[0] = null;
+                }
+            }
+        }
+        float lo = Float.POSITIVE_INFINITY, hi = Float.NEGATIVE_INFINITY;
+        for (float v : eps[1].data()) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+        double epsRange = Math.max(1e-30, (double) hi - lo);
         double fp = median(times[0]), fake = median(times[1]), fpWall = median(walls[0]);
         List<List<String>> rows = new ArrayList<>();
         ArrayNode ja = report.array("sampling");
         for (int c = 0; c < nc; c++) {
             double t = median(times[c]), w = median(walls[c]);
             double psnr = c == 1 ? Double.NaN : ImageMetrics.psnr(clamp(images[1]), clamp(images[c]), ImageMetrics.RANGE_SIGNED_UNIT);
+            double psnrEps = c == 1 ? Double.NaN : ImageMetrics.psnr(eps[1].data(), eps[c].data(), epsRange);
             rows.add(List.of(configs.get(c).name(), BenchReport.f("%.3f", t), BenchReport.ratio(fp / t), BenchReport.ratio(fake / t), BenchReport.f("%.3f", w),
-                    BenchReport.ratio(fpWall / w), c == 1 ? "-" : BenchReport.f("%.1f dB", psnr), infos[c].label()));
-            SamplingRow sr = new SamplingRow(modelId, configs.get(c).id(), t, w, fp / t, fpWall / w, psnr, infos[c].label());
+                    BenchReport.ratio(fpWall / w), c == 1 ? "-" : BenchReport.f("%.1f dB", psnr), c == 1 ? "-" : BenchReport.f("%.1f dB", psnrEps), infos[c].label()));
+            SamplingRow sr = new SamplingRow(modelId, configs.get(c).id(), t, w, fp / t, fpWall / w, psnr, psnrEps, infos[c].label());
             samplingRows.add(sr);
             ObjectNode o = ja.addObject();
             o.put("model", modelId);
@@ -319,12 +344,15 @@ final class BenchBackendsCommand implements Callable<Integer> {
             o.put("speedup_vs_fp32", fp / t);
             o.put("wall_speedup_vs_fp32", fpWall / w);
             o.put("speedup_vs_fake", fake / t);
-            if (c != 1) o.put("psnr_vs_fake_db", psnr);
+            if (c != 1) {
+                o.put("psnr_vs_fake_db", psnr);
+                o.put("one_forward_psnr_vs_fake_db", psnrEps);
+            }
             o.put("execution", infos[c].label());
             ArrayNode runs = o.putArray("runs");
             for (int i = 0; i < reps; i++) runs.addArray().add(times[c][i]).add(walls[c][i]);
         }
-        report.table(List.of("configuration", cpuClock() ? "CPU s/run" : "s/run", "vs FP32", "vs fake", "wall s/run", "wall vs FP32", "PSNR vs fake", "execution"), rows);
+        report.table(List.of("configuration", cpuClock() ? "CPU s/run" : "s/run", "vs FP32", "vs fake", "wall s/run", "wall vs FP32", "PSNR vs fake", "1 forward PSNR", "execution"), rows);
     }
 
     private SampleRequest request(DiffusionModel m, Denoiser d, int batch) {
@@ -423,6 +451,7 @@ final class BenchBackendsCommand implements Callable<Integer> {
             if (cpuClock()) rows.add(List.of(r.model(), r.config() + " vs FP32, end-to-end (wall)", ditS ? ">= 2.00x" : "(info)", BenchReport.ratio(r.wallVsFp32()),
                     ditS ? BenchReport.bar(r.wallVsFp32() >= 2.0) : "-"));
             rows.add(List.of(r.model(), r.config() + " images vs fake W8A8", ">= 40 dB", BenchReport.f("%.1f dB", r.psnrVsFake()), BenchReport.bar(r.psnrVsFake() >= 40)));
+            rows.add(List.of(r.model(), r.config() + " one denoiser output vs fake W8A8 (same input)", "(info)", BenchReport.f("%.1f dB", r.forwardPsnr()), "-"));
             addBar(ja, r.model(), r.config() + "_speedup_vs_fp32", 2.0, r.vsFp32(), ditS ? r.vsFp32() >= 2.0 : null);
             addBar(ja, r.model(), r.config() + "_psnr_vs_fake_db", 40.0, r.psnrVsFake(), r.psnrVsFake() >= 40);
         }
