@@ -37,6 +37,8 @@ import io.diffquant.engine.tensor.NativeThreads;
 import io.diffquant.engine.tensor.Ops;
 import io.diffquant.engine.tensor.Parallel;
 import io.diffquant.engine.tensor.Tensor;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -61,8 +63,9 @@ import java.util.concurrent.Callable;
 @Command(name = "bench-backends", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Execution backends benchmark, one run, same models: int8 vs FP32 kernels at the model shapes, end-to-end",
                 "sampling time for FP32, fake W8A8 (jvm) and real W8A8 (cpu-int8, or other --backend), image PSNR against fake",
-                "quantization, and weight memory FP32 vs packed W8/W4. Models: dit-fmnist shape (28x28x1, random weights unless",
-                "--dit-fmnist DIR) and a random DiT-S/2 (32x32x4 latent, 1000 classes). See docs/backends.md."})
+                "quantization, and weight memory FP32 vs packed W8/W4 checkpoints; a summary against issue 7's bars. Models: the",
+                "shipped dit-fmnist (assets/dit-fmnist, or --dit-fmnist DIR) and a random DiT-S/2 (32x32x4 latent, 1000 classes,",
+                "learn_sigma). Prints Markdown tables; --out/--json keep them. See docs/backends.md."})
 final class BenchBackendsCommand implements Callable<Integer> {
     @Option(names = "--backend", split = ",", defaultValue = "cpu-int8", paramLabel = "ID",
             description = "backends to measure against FP32 and fake W8A8 (default: ${DEFAULT-VALUE})") List<String> backends;
@@ -72,11 +75,18 @@ final class BenchBackendsCommand implements Callable<Integer> {
     @Option(names = "--dit-s-batch", defaultValue = "2", description = "images per sampling run of the DiT-S/2 model (default: ${DEFAULT-VALUE})") int ditSBatch;
     @Option(names = "--fmnist-batch", defaultValue = "16", description = "images per sampling run of the dit-fmnist model (default: ${DEFAULT-VALUE})") int fmnistBatch;
     @Option(names = "--kernel-seconds", defaultValue = "0.4", description = "minimum time per kernel measurement (default: ${DEFAULT-VALUE})") double kernelSeconds;
-    @Option(names = "--dit-fmnist", paramLabel = "DIR", description = "a trained dit-fmnist model folder to use instead of random weights") Path ditFmnist;
+    @Option(names = "--dit-fmnist", paramLabel = "DIR", description = "the dit-fmnist model folder (default: the shipped assets/dit-fmnist; random weights of its shape when that is missing)") Path ditFmnist;
     @Option(names = "--models", split = ",", defaultValue = "dit-fmnist,dit-s-2", description = "models to run (default: ${DEFAULT-VALUE})") List<String> models;
     @Option(names = "--skip-kernels", description = "no per-kernel table") boolean skipKernels;
     @Option(names = "--skip-sampling", description = "no end-to-end sampling") boolean skipSampling;
     @Option(names = "--skip-memory", description = "no weight-memory table") boolean skipMemory;
+    @Option(names = "--out", paramLabel = "FILE", description = "also write the report (Markdown tables, as printed) to FILE") Path out;
+    @Option(names = "--json", paramLabel = "FILE", description = "also write every measured number as JSON to FILE") Path json;
+
+    private BenchReport report;
+    private final List<SamplingRow> samplingRows = new ArrayList<>();
+    private final List<MemoryRow> memoryRows = new ArrayList<>();
+    private final Map<String, double[]> blockLinear = new LinkedHashMap<>();
 
     private static final java.lang.management.ThreadMXBean MX = java.lang.management.ManagementFactory.getThreadMXBean();
 
@@ -93,24 +103,37 @@ final class BenchBackendsCommand implements Callable<Integer> {
     @Override public Integer call() throws Exception {
         if (threads < 1 || steps < 1 || reps < 1 || ditSBatch < 1 || fmnistBatch < 1) throw new IllegalArgumentException("--threads, --steps, --reps and the batches must be >= 1");
         for (String b : backends) ExecutionBackends.requireKnown(b);   // typos fail before any work
+        for (Path f : new Path[] {out, json}) if (f != null && Files.isDirectory(f)) throw new IllegalArgumentException("--out/--json: " + f + " is a directory, expected a file");
         Parallel.setThreads(threads);
+        report = new BenchReport(System.out);
         String load0 = loadAverage();
-        System.out.printf(Locale.ROOT, "machine: %d cores visible, load average %s (other processes share the cores: compare the ratios, not the absolute times)%n",
-                Runtime.getRuntime().availableProcessors(), load0);
-        System.out.printf(Locale.ROOT, "threads: %d engine / %d oneDNN for every side; FP32 GEMM %s (zero-copy %s), int8 GEMM oneDNN dnnl_gemm_s8s8s32 (zero-copy %s)%n",
-                threads, threads, Blas.get().name(), DnnlBlas.zeroCopy(), Int8Gemm.zeroCopy());
-        System.out.println(cpuClock() ? "clock: CPU time of the benchmark thread (one thread does all the work, so other processes on the cores do not inflate it); sampling also shows wall time"
-                : "clock: wall time");
+        ObjectNode machine = report.json.putObject("machine");
+        machine.put("cores", Runtime.getRuntime().availableProcessors());
+        machine.put("load_average_start", load0);
+        machine.put("threads", threads);
+        machine.put("fp32_gemm", Blas.get().name());
+        machine.put("clock", cpuClock() ? "thread CPU time" : "wall");
+        machine.put("started", java.time.ZonedDateTime.now().format(java.time.format.DateTimeFormatter.ISO_OFFSET_DATE_TIME));
+        report.line("## bench-backends");
+        report.blank();
+        report.line(BenchReport.f("- machine: %d cores visible, load average %s at the start (other processes share the cores: compare the ratios, not the absolute times)",
+                Runtime.getRuntime().availableProcessors(), load0));
+        report.line(BenchReport.f("- threads: %d engine / %d oneDNN for every side; FP32 GEMM %s (zero-copy %s), int8 GEMM oneDNN dnnl_gemm_s8s8s32 (zero-copy %s)",
+                threads, threads, Blas.get().name(), DnnlBlas.zeroCopy(), Int8Gemm.zeroCopy()));
+        report.line(cpuClock() ? "- clock: CPU time of the benchmark thread (one thread does all the work, oneDNN included, so other processes on the cores do not inflate it); sampling also shows wall time"
+                : "- clock: wall time");
         String why = Int8Gemm.unavailableReason();
-        if (why != null) System.out.println("int8 GEMM unavailable: " + why);
+        if (why != null) report.line("- int8 GEMM unavailable: " + why);
         List<DiffusionModel> ms = new ArrayList<>();
         List<String> names = new ArrayList<>();
         for (String name : models) {
             switch (name) {
                 case "dit-fmnist" -> {
-                    ms.add(ditFmnist != null ? ModelFolder.load(ditFmnist).model()
-                            : randomDiT(DiTConfig.fromJson(root().resolve("tools/train/dit-fmnist.json")), 1));
-                    names.add(ditFmnist != null ? "dit-fmnist (" + ditFmnist.getFileName() + ")" : "dit-fmnist (random)");
+                    Path dir = ditFmnist != null ? ditFmnist : root().resolve("assets/dit-fmnist");
+                    boolean shipped = Files.isRegularFile(dir.resolve("config.json"));
+                    if (ditFmnist != null && !shipped) throw new IllegalArgumentException("--dit-fmnist: " + ditFmnist + " holds no model (config.json missing)");
+                    ms.add(shipped ? ModelFolder.load(dir).model() : randomDiT(DiTConfig.fromJson(root().resolve("tools/train/dit-fmnist.json")), 1));
+                    names.add(shipped ? "dit-fmnist (" + dir.getFileName() + ")" : "dit-fmnist (random)");
                 }
                 case "dit-s-2" -> {
                     ms.add(randomDiT(DiTConfig.named("DiT-S/2", 32, 1000, true), 2));
@@ -121,11 +144,19 @@ final class BenchBackendsCommand implements Callable<Integer> {
         }
         int[] batches = new int[ms.size()];
         for (int i = 0; i < ms.size(); i++) batches[i] = models.get(i).equals("dit-s-2") ? ditSBatch : fmnistBatch;
+        for (int i = 0; i < ms.size(); i++) {
+            ObjectNode mo = report.array("models").addObject();
+            mo.put("id", models.get(i));
+            mo.put("name", names.get(i));
+            mo.put("parameters", ms.get(i).parameterCount());
+            mo.put("batch", batches[i]);
+        }
+        report.line("- models: " + String.join("; ", names.stream().map(n -> n + " (" + BenchReport.f("%.2f M parameters", ms.get(names.indexOf(n)).parameterCount() / 1e6) + ")").toList()));
         Runnable body = () -> {
             try {
                 if (!skipKernels) kernels(ms, names, batches);
-                if (!skipSampling) for (int i = 0; i < ms.size(); i++) sampling(ms.get(i), names.get(i), batches[i]);
-                if (!skipMemory) for (int i = 0; i < ms.size(); i++) memory(ms.get(i), names.get(i));
+                if (!skipSampling) for (int i = 0; i < ms.size(); i++) sampling(ms.get(i), names.get(i), models.get(i), batches[i]);
+                if (!skipMemory) for (int i = 0; i < ms.size(); i++) memory(ms.get(i), names.get(i), models.get(i));
             } catch (Exception e) {
                 throw new IllegalStateException(e.getMessage(), e);
             }
@@ -133,17 +164,26 @@ final class BenchBackendsCommand implements Callable<Integer> {
         // one thread: oneDNN's OpenMP on this thread is single-threaded too, for FP32 and int8 alike
         if (threads == 1) NativeThreads.singleThreaded(body);
         else body.run();
-        System.out.printf(Locale.ROOT, "load average at the end: %s%n", loadAverage());
+        summary();
+        String load1 = loadAverage();
+        machine.put("load_average_end", load1);
+        report.blank();
+        report.line("load average at the end: " + load1);
+        report.write(out, json);
+        if (out != null || json != null) System.out.println("written: " + (out == null ? "" : out + " ") + (json == null ? "" : json));
         return 0;
     }
 
     // ------------------------------------------------------------------ kernels
 
     private void kernels(List<DiffusionModel> ms, List<String> names, int[] batches) {
-        System.out.println();
-        System.out.println("== kernels at the model shapes (M = images x tokens; adaLN layers have M = images)");
-        System.out.printf("%-26s %-22s %17s %12s %12s %7s %12s %12s %7s%n", "model", "layer", "M x K x N", "FP32 linear", "int8 linear", "ratio",
-                "sgemm", "s8 GEMM", "ratio");
+        report.heading("Kernels at the model shapes (one DiT block's Linear layers; M = images x tokens, adaLN layers M = images)");
+        report.line("FP32 linear = the engine's Linear (oneDNN sgemm + bias); int8 linear = per-token quantization + oneDNN s8*s8->s32 GEMM + "
+                + "dequantization and bias; sgemm / s8 GEMM = the bare GEMMs on the same shapes (random data). Throughput in GFLOP/s "
+                + "(GOP/s for int8) counting 2 M K N; ratio = int8 / FP32.");
+        report.blank();
+        List<List<String>> rows = new ArrayList<>();
+        ArrayNode ja = report.array("kernels");
         for (int mi = 0; mi < ms.size(); mi++) {
             DiffusionModel m = ms.get(mi);
             if (!(m instanceof DiT d)) continue;
@@ -151,36 +191,48 @@ final class BenchBackendsCommand implements Callable<Integer> {
             Map<String, int[]> shapes = new LinkedHashMap<>();
             for (Layer l : m.layers().all()) {
                 if (!(l instanceof Linear lin) || !l.name().startsWith("blocks.0.")) continue;
-                int rows = l.name().contains("adaLN") ? batches[mi] : batches[mi] * tokens;
-                shapes.put(l.name().substring("blocks.0.".length()), new int[] {rows, lin.in(), lin.out()});
+                int rowsM = l.name().contains("adaLN") ? batches[mi] : batches[mi] * tokens;
+                shapes.put(l.name().substring("blocks.0.".length()), new int[] {rowsM, lin.in(), lin.out()});
             }
             QuantizedModel q = Int8Specs.attach(m, 8);
             double fl = 0, fi = 0, gs = 0, gi = 0;
             for (var e : shapes.entrySet()) {
-                int rows = e.getValue()[0], in = e.getValue()[1], out = e.getValue()[2];
+                int rowsM = e.getValue()[0], in = e.getValue()[1], outN = e.getValue()[2];
                 Linear lin = (Linear) m.layers().get("blocks.0." + e.getKey());
                 Int8Linear packed = Int8Linear.pack(lin.name(), q.weightCodes(lin.name()), lin.param("bias"), IntFormat.symmetric(8));
-                Random r = new Random(rows);
-                Tensor x = Tensor.zeros(rows, in);
+                Random r = new Random(rowsM);
+                Tensor x = Tensor.zeros(rowsM, in);
                 for (int i = 0; i < x.size(); i++) x.data()[i] = (float) r.nextGaussian();
                 Tensor w = lin.param("weight"), b = lin.param("bias");
-                double ops = 2.0 * rows * in * out;
+                double ops = 2.0 * rowsM * in * outN;
                 double tLin = time(() -> Ops.linear(x, w, b));
                 double tInt = time(() -> packed.forward(x));
-                float[] c = new float[rows * out];
-                byte[] a8 = new byte[rows * in], w8 = new byte[out * in];
+                float[] c = new float[rowsM * outN];
+                byte[] a8 = new byte[rowsM * in], w8 = new byte[outN * in];
                 for (int i = 0; i < a8.length; i++) a8[i] = (byte) (r.nextInt(255) - 127);
                 for (int i = 0; i < w8.length; i++) w8[i] = (byte) (r.nextInt(255) - 127);
-                int[] c32 = new int[rows * out];
-                double tS = time(() -> Blas.get().sgemm(false, true, rows, out, in, 1f, x.data(), 0, in, w.data(), 0, in, 0f, c, 0, out));
-                double tI = time(() -> Int8Gemm.gemm(rows, out, in, a8, w8, c32, out));
+                int[] c32 = new int[rowsM * outN];
+                double tS = time(() -> Blas.get().sgemm(false, true, rowsM, outN, in, 1f, x.data(), 0, in, w.data(), 0, in, 0f, c, 0, outN));
+                double tI = time(() -> Int8Gemm.gemm(rowsM, outN, in, a8, w8, c32, outN));
                 fl += tLin; fi += tInt; gs += tS; gi += tI;
-                System.out.printf(Locale.ROOT, "%-26s %-22s %17s %8.1f GF/s %7.1f GOP/s %6.2fx %7.1f GF/s %6.1f GOP/s %6.2fx%n", names.get(mi), e.getKey(),
-                        rows + "x" + in + "x" + out, ops / tLin / 1e9, ops / tInt / 1e9, tLin / tInt, ops / tS / 1e9, ops / tI / 1e9, tS / tI);
+                rows.add(List.of(names.get(mi), e.getKey(), rowsM + "x" + in + "x" + outN, BenchReport.f("%.1f", ops / tLin / 1e9), BenchReport.f("%.1f", ops / tInt / 1e9),
+                        BenchReport.ratio(tLin / tInt), BenchReport.f("%.1f", ops / tS / 1e9), BenchReport.f("%.1f", ops / tI / 1e9), BenchReport.ratio(tS / tI)));
+                ObjectNode o = ja.addObject();
+                o.put("model", models.get(mi));
+                o.put("layer", e.getKey());
+                o.put("m", rowsM);
+                o.put("k", in);
+                o.put("n", outN);
+                o.put("fp32_linear_s", tLin);
+                o.put("int8_linear_s", tInt);
+                o.put("sgemm_s", tS);
+                o.put("s8_gemm_s", tI);
             }
-            System.out.printf(Locale.ROOT, "%-26s %-22s %17s %12s %12s %6.2fx %12s %12s %6.2fx%n", names.get(mi), "one block, all Linear", "", "", "", fl / fi, "", "", gs / gi);
+            rows.add(List.of(names.get(mi), "**one block, all Linear**", "", "", "", BenchReport.ratio(fl / fi), "", "", BenchReport.ratio(gs / gi)));
+            blockLinear.put(models.get(mi), new double[] {fl / fi, gs / gi});
             q.detach();
         }
+        report.table(List.of("model", "layer", "M x K x N", "FP32 linear GF/s", "int8 linear GOP/s", "ratio", "sgemm GF/s", "s8 GEMM GOP/s", "ratio"), rows);
     }
 
     private double time(Runnable body) {
@@ -199,22 +251,28 @@ final class BenchBackendsCommand implements Callable<Integer> {
     // ------------------------------------------------------------------ sampling
 
     /** One sampling configuration: a name and how to open its denoiser. */
-    private record Config(String name, java.util.function.Supplier<PreparedDenoiser> open) {}
+    private record Config(String name, String id, java.util.function.Supplier<PreparedDenoiser> open) {}
 
-    private void sampling(DiffusionModel m, String name, int batch) {
-        System.out.println();
-        System.out.printf(Locale.ROOT, "== end-to-end sampling: %s, %d images, DDIM %d steps, eta 0, no guidance, seed 0; %d timed runs each after a warm-up, interleaved%n",
-                name, batch, steps, reps);
+    /** End-to-end result of one configuration, for the summary. */
+    record SamplingRow(String model, String config, double seconds, double wall, double vsFp32, double wallVsFp32, double psnrVsFake, double forwardPsnr, String execution) {}
+
+    private void sampling(DiffusionModel m, String name, String modelId, int batch) {
+        report.heading(BenchReport.f("End-to-end sampling: %s, %d images, DDIM %d steps", name, batch, steps));
+        report.line(BenchReport.f("eta 0, no guidance, seed 0, labels (7 i) mod classes; %d timed runs per configuration after one warm-up, interleaved "
+                + "(a load change hits every configuration alike); median per run. PSNR of the images (clamped to [-1, 1]) against fake W8A8; \"1 forward PSNR\": of one denoiser "
+                + "output (same noise input, t = 500) against fake W8A8's, over its value range: the kernels' agreement before the sampler amplifies "
+                + "differences (a random network amplifies them more than a trained one).", reps));
+        report.blank();
         List<Config> configs = new ArrayList<>();
-        configs.add(new Config("FP32", () -> ExecutionBackends.prepare(ExecutionBackend.JVM, m, null)));
+        configs.add(new Config("FP32", "fp32", () -> ExecutionBackends.prepare(ExecutionBackend.JVM, m, null)));
         QuantizedModel[] att = new QuantizedModel[1];
-        configs.add(new Config("fake W8A8 (jvm)", () -> {
+        configs.add(new Config("fake W8A8 (jvm)", "fake-w8a8", () -> {
             att[0] = Int8Specs.attach(m, 8);
             return ExecutionBackends.prepare(ExecutionBackend.JVM, m, att[0]);
         }));
         for (String b : backends) {
             ExecutionBackends.Choice choice = ExecutionBackends.choose(b);     // one log line if it falls back
-            configs.add(new Config("real W8A8 (" + b + ")", () -> {
+            configs.add(new Config("real W8A8 (" + b + ")", "real-w8a8-" + b, () -> {
                 att[0] = Int8Specs.attach(m, 8);
                 return ExecutionBackends.prepare(choice, m, att[0]);
             }));
@@ -243,16 +301,58 @@ final class BenchBackendsCommand implements Callable<Integer> {
                 }
             }
         }
+        // one denoiser call on the same input (t = 500): the kernels' agreement, without the sampler's amplification
+        Tensor x0 = Tensor.zeros(batch, m.inChannels(), m.sampleSize(), m.sampleSize());
+        Random rx = new Random(5);
+        for (int i = 0; i < x0.size(); i++) x0.data()[i] = (float) rx.nextGaussian();
+        float[] t500 = new float[batch];
+        Arrays.fill(t500, 500f);
+        int[] ys = m.numClasses() > 0 ? new int[batch] : null;
+        for (int i = 0; ys != null && i < batch; i++) ys[i] = (i * 7) % m.numClasses();     // as request()
+        Tensor[] eps = new Tensor[nc];
+        for (int c = 0; c < nc; c++) {
+            try (PreparedDenoiser d = configs.get(c).open().get()) {
+                eps[c] = d.forward(x0, t500, ys);
+            } finally {
+                if (att[0] != null) {
+                    att[0].detach();
+                    att[0] = null;
+                }
+            }
+        }
+        float lo = Float.POSITIVE_INFINITY, hi = Float.NEGATIVE_INFINITY;
+        for (float v : eps[1].data()) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+        double epsRange = Math.max(1e-30, (double) hi - lo);
         double fp = median(times[0]), fake = median(times[1]), fpWall = median(walls[0]);
-        System.out.printf("%-22s %12s %10s %10s %12s %10s %15s  %s%n", "configuration", cpuClock() ? "CPU s/run" : "s per run", "vs FP32", "vs fake",
-                "wall s/run", "vs FP32", "PSNR vs fake", "execution");
+        List<List<String>> rows = new ArrayList<>();
+        ArrayNode ja = report.array("sampling");
         for (int c = 0; c < nc; c++) {
             double t = median(times[c]), w = median(walls[c]);
-            String psnr = c == 1 ? "-" : String.format(Locale.ROOT, "%.1f dB", ImageMetrics.psnr(clamp(images[1]), clamp(images[c]), ImageMetrics.RANGE_SIGNED_UNIT));
-            System.out.printf(Locale.ROOT, "%-22s %12.3f %9.2fx %9.2fx %12.3f %9.2fx %15s  %s%n", configs.get(c).name(), t, fp / t, fake / t, w, fpWall / w,
-                    psnr, infos[c].label());
+            double psnr = c == 1 ? Double.NaN : ImageMetrics.psnr(clamp(images[1]), clamp(images[c]), ImageMetrics.RANGE_SIGNED_UNIT);
+            double psnrEps = c == 1 ? Double.NaN : ImageMetrics.psnr(eps[1].data(), eps[c].data(), epsRange);
+            rows.add(List.of(configs.get(c).name(), BenchReport.f("%.3f", t), BenchReport.ratio(fp / t), BenchReport.ratio(fake / t), BenchReport.f("%.3f", w),
+                    BenchReport.ratio(fpWall / w), c == 1 ? "-" : BenchReport.f("%.1f dB", psnr), c == 1 ? "-" : BenchReport.f("%.1f dB", psnrEps), infos[c].label()));
+            SamplingRow sr = new SamplingRow(modelId, configs.get(c).id(), t, w, fp / t, fpWall / w, psnr, psnrEps, infos[c].label());
+            samplingRows.add(sr);
+            ObjectNode o = ja.addObject();
+            o.put("model", modelId);
+            o.put("config", configs.get(c).id());
+            o.put("images", batch);
+            o.put("steps", steps);
+            o.put(cpuClock() ? "cpu_seconds" : "seconds", t);
+            o.put("wall_seconds", w);
+            o.put("speedup_vs_fp32", fp / t);
+            o.put("wall_speedup_vs_fp32", fpWall / w);
+            o.put("speedup_vs_fake", fake / t);
+            if (c != 1) {
+                o.put("psnr_vs_fake_db", psnr);
+                o.put("one_forward_psnr_vs_fake_db", psnrEps);
+            }
+            o.put("execution", infos[c].label());
+            ArrayNode runs = o.putArray("runs");
+            for (int i = 0; i < reps; i++) runs.addArray().add(times[c][i]).add(walls[c][i]);
         }
-        System.out.printf(Locale.ROOT, "(per run, %s: %s; wall: %s)%n", cpuClock() ? "CPU" : "wall", Arrays.deepToString(round(times)), Arrays.deepToString(round(walls)));
+        report.table(List.of("configuration", cpuClock() ? "CPU s/run" : "s/run", "vs FP32", "vs fake", "wall s/run", "wall vs FP32", "PSNR vs fake", "1 forward PSNR", "execution"), rows);
     }
 
     private SampleRequest request(DiffusionModel m, Denoiser d, int batch) {
@@ -267,38 +367,117 @@ final class BenchBackendsCommand implements Callable<Integer> {
 
     // ------------------------------------------------------------------ memory
 
-    private void memory(DiffusionModel m, String name) throws Exception {
-        System.out.println();
-        System.out.println("== weight memory: " + name + " (quantized: every Linear/Conv2d weight; biases, norms, embeddings and pos_embed stay FP32)");
-        System.out.printf("%-34s %14s %14s %10s %14s %10s%n", "format", "weights MB", "FP32 MB", "ratio", "file MB", "of FP32");
+    /** Weight memory of one packing, for the summary. */
+    record MemoryRow(String model, String format, double quantizedMb, double fp32Mb, double weightRatio, double fileMb, double fileRatio) {}
+
+    private void memory(DiffusionModel m, String name, String modelId) throws Exception {
+        report.heading("Weight memory: " + name);
+        report.line("Packed checkpoints (`quantize`'s safetensors export, docs/export-format.md): every Linear/Conv2d weight as packed codes "
+                + "plus its FP32 scales (and zero points); biases, norms, embeddings and pos_embed stay FP32. \"weights\" = codes + scales + zero "
+                + "points of the quantized tensors vs their FP32 size; \"file\" = the whole checkpoint file (config and header included) vs the FP32 "
+                + "model's tensors.");
+        report.blank();
+        List<List<String>> rows = new ArrayList<>();
+        ArrayNode ja = report.array("memory");
+        long fp32Model = 0;
+        for (Tensor t : m.stateDict().values()) fp32Model += 4L * t.size();
+        rows.add(List.of("FP32 (all tensors)", "-", "-", "-", BenchReport.f("%.3f", fp32Model / 1e6), "100.0%"));
         Path tmp = Files.createTempDirectory("diffquant-bench-mem");
         try {
-            for (Object[] v : new Object[][] {{"W8 int8-sym per channel", IntFormat.symmetric(8), Granularity.CHANNEL},
-                    {"W4 int4-sym per channel", IntFormat.symmetric(4), Granularity.CHANNEL},
-                    {"W4 int4-asym group 128 (Q-DiT)", IntFormat.asymmetric(4), Granularity.group(128)}}) {
-                PointSpec spec = new PointSpec(TensorSpec.weight((io.diffquant.engine.quant.format.NumberFormat) v[1], (Granularity) v[2], RangeSpec.MINMAX), TensorSpec.OFF);
+            for (Object[] v : new Object[][] {{"W8 int8-sym per channel", "w8-channel", IntFormat.symmetric(8), Granularity.CHANNEL},
+                    {"W4 int4-sym per channel", "w4-channel", IntFormat.symmetric(4), Granularity.CHANNEL},
+                    {"W4 int4-asym group 128 (Q-DiT)", "w4-group128", IntFormat.asymmetric(4), Granularity.group(128)}}) {
+                PointSpec spec = new PointSpec(TensorSpec.weight((io.diffquant.engine.quant.format.NumberFormat) v[2], (Granularity) v[3], RangeSpec.MINMAX), TensorSpec.OFF);
                 QuantPlan plan = QuantPlan.resolve(m, spec, List.<LayerOverride>of());
                 QuantizedModel q = QuantizedModel.attach(m, plan, WeightCalibrator.calibrate(m, plan));
                 QuantConfig cfg = new QuantConfig(ModelIdentity.of(m, "bench"), null, null, spec, List.of(), q.params(), null, null);
                 Path f = tmp.resolve("w.safetensors");
-                QuantizedCheckpoint.Summary s = QuantizedCheckpoint.write(q, cfg, f);
-                q.detach();
-                Files.deleteIfExists(f);
-                System.out.printf(Locale.ROOT, "%-34s %14.3f %14.3f %9.1f%% %14.3f %9.1f%%%n", v[0], s.quantizedBytes() / 1e6, s.quantizedFp32Bytes() / 1e6,
-                        100 * s.weightRatio(), s.fileBytes() / 1e6, 100 * s.fileRatio());
+                QuantizedCheckpoint.Summary s;
+                try {
+                    s = QuantizedCheckpoint.write(q, cfg, f);
+                } finally {
+                    q.detach();
+                    Files.deleteIfExists(f);
+                }
+                rows.add(List.of((String) v[0], BenchReport.f("%.3f", s.quantizedBytes() / 1e6), BenchReport.f("%.3f", s.quantizedFp32Bytes() / 1e6),
+                        BenchReport.f("%.1f%%", 100 * s.weightRatio()), BenchReport.f("%.3f", s.fileBytes() / 1e6), BenchReport.f("%.1f%% (1/%.2f)", 100 * s.fileRatio(), 1 / s.fileRatio())));
+                memoryRows.add(new MemoryRow(modelId, (String) v[1], s.quantizedBytes() / 1e6, s.quantizedFp32Bytes() / 1e6, s.weightRatio(), s.fileBytes() / 1e6, s.fileRatio()));
+                ObjectNode o = ja.addObject();
+                o.put("model", modelId);
+                o.put("format", (String) v[1]);
+                o.put("quantized_bytes", s.quantizedBytes());
+                o.put("quantized_fp32_bytes", s.quantizedFp32Bytes());
+                o.put("other_bytes", s.otherBytes());
+                o.put("file_bytes", s.fileBytes());
+                o.put("weight_ratio", s.weightRatio());
+                o.put("file_ratio", s.fileRatio());
             }
             QuantizedModel q = Int8Specs.attach(m, 8);
             try (PreparedDenoiser d = ExecutionBackends.prepare(ExecutionBackend.CPU_INT8, m, q)) {
                 long packed = io.diffquant.engine.backend.cpu.CpuInt8Backend.packedBytes(d);
                 long fp = 0;
                 for (Layer l : m.layers().all()) if (l instanceof Linear) fp += 4L * l.parameterCount();
-                if (packed >= 0) System.out.printf(Locale.ROOT, "%-34s %14.3f %14.3f %9.1f%%   (int8 levels + FP32 steps + FP32 bias of the Linear layers)%n",
-                        "cpu-int8 in memory (W8, Linear)", packed / 1e6, fp / 1e6, 100.0 * packed / fp);
+                if (packed >= 0) {
+                    rows.add(List.of("cpu-int8 in memory (W8, Linear layers: int8 levels + FP32 steps + FP32 bias)", BenchReport.f("%.3f", packed / 1e6),
+                            BenchReport.f("%.3f", fp / 1e6), BenchReport.f("%.1f%%", 100.0 * packed / fp), "-", "-"));
+                    ObjectNode o = ja.addObject();
+                    o.put("model", modelId);
+                    o.put("format", "cpu-int8-in-memory");
+                    o.put("quantized_bytes", packed);
+                    o.put("quantized_fp32_bytes", fp);
+                }
+            } finally {
+                q.detach();
             }
-            q.detach();
         } finally {
             Files.deleteIfExists(tmp);
         }
+        report.table(List.of("format", "weights MB", "FP32 MB", "weights of FP32", "file MB", "file of FP32 model"), rows);
+    }
+
+    // ------------------------------------------------------------------ summary
+
+    /** The issue-7 bars against what this run measured (DiT-S/2 speed and PSNR, packed W4 size), as a table and JSON. */
+    private void summary() {
+        report.heading("Summary against issue 7's bars");
+        List<List<String>> rows = new ArrayList<>();
+        ArrayNode ja = report.array("bars");
+        for (SamplingRow r : samplingRows) {
+            if (!r.config().startsWith("real-w8a8-")) continue;
+            boolean ditS = r.model().equals("dit-s-2");
+            String clock = cpuClock() ? "CPU" : "wall";
+            rows.add(List.of(r.model(), r.config() + " vs FP32, end-to-end (" + clock + ")", ditS ? ">= 2.00x" : "(info)", BenchReport.ratio(r.vsFp32()),
+                    ditS ? BenchReport.bar(r.vsFp32() >= 2.0) : "-"));
+            if (cpuClock()) rows.add(List.of(r.model(), r.config() + " vs FP32, end-to-end (wall)", ditS ? ">= 2.00x" : "(info)", BenchReport.ratio(r.wallVsFp32()),
+                    ditS ? BenchReport.bar(r.wallVsFp32() >= 2.0) : "-"));
+            rows.add(List.of(r.model(), r.config() + " images vs fake W8A8", ">= 40 dB", BenchReport.f("%.1f dB", r.psnrVsFake()), BenchReport.bar(r.psnrVsFake() >= 40)));
+            rows.add(List.of(r.model(), r.config() + " one denoiser output vs fake W8A8 (same input)", "(info)", BenchReport.f("%.1f dB", r.forwardPsnr()), "-"));
+            addBar(ja, r.model(), r.config() + "_speedup_vs_fp32", 2.0, r.vsFp32(), ditS ? r.vsFp32() >= 2.0 : null);
+            addBar(ja, r.model(), r.config() + "_psnr_vs_fake_db", 40.0, r.psnrVsFake(), r.psnrVsFake() >= 40);
+        }
+        for (Map.Entry<String, double[]> e : blockLinear.entrySet())
+            rows.add(List.of(e.getKey(), "one block's Linear layers: int8 linear vs FP32 linear (bare GEMMs)", "(info)",
+                    BenchReport.ratio(e.getValue()[0]) + " (" + BenchReport.ratio(e.getValue()[1]) + ")", "-"));
+        for (MemoryRow r : memoryRows) {
+            boolean w4 = r.format().startsWith("w4");
+            rows.add(List.of(r.model(), "packed " + r.format() + " checkpoint file vs FP32, scales included", w4 ? "<= 16.7% (1/6)" : "(info)",
+                    BenchReport.f("%.1f%%", 100 * r.fileRatio()), w4 ? BenchReport.bar(r.fileRatio() <= 1.0 / 6) : "-"));
+            if (w4) addBar(ja, r.model(), r.format() + "_file_ratio", 1.0 / 6, r.fileRatio(), r.fileRatio() <= 1.0 / 6);
+        }
+        if (rows.isEmpty()) {
+            report.line("(nothing measured that a bar applies to)");
+            return;
+        }
+        report.table(List.of("model", "measure", "bar", "measured", "result"), rows);
+    }
+
+    private static void addBar(ArrayNode ja, String model, String measure, double bar, double value, Boolean pass) {
+        ObjectNode o = ja.addObject();
+        o.put("model", model);
+        o.put("measure", measure);
+        o.put("bar", bar);
+        o.put("value", value);
+        if (pass != null) o.put("pass", pass);
     }
 
     // ------------------------------------------------------------------ helpers

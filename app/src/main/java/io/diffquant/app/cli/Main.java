@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
                 ImportCommand.class,
                 TrainClassifierCommand.class, EvalCommand.class, CardCommand.class,
                 CalibrateCommand.class, QuantizeCommand.class, ResultsCommand.class,
-                AnalyzeCommand.class, BenchBackendsCommand.class, BenchFullCommand.class,
+                AnalyzeCommand.class, BenchBackendsCommand.class, BenchFullCommand.class, BenchQuantCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;

@@ -8,6 +8,7 @@ import io.diffquant.engine.model.ForwardContext;
 import io.diffquant.engine.model.Layer;
 import io.diffquant.engine.model.LayerHook;
 import io.diffquant.engine.model.Linear;
+import io.diffquant.engine.model.dit.DiT;
 import io.diffquant.engine.quant.ActivationParams;
 import io.diffquant.engine.quant.InputParams;
 import io.diffquant.engine.quant.QuantizedModel;
@@ -189,6 +190,7 @@ public final class CpuInt8Backend implements ExecutionBackend {
         private final DiffusionModel model;
         private final QuantizedModel quantized;
         private final List<Hook> hooks;
+        private final Map<String, Hook> byLayer = new LinkedHashMap<>();
         private final ExecutionInfo info;
         private volatile boolean closed;
 
@@ -197,12 +199,23 @@ public final class CpuInt8Backend implements ExecutionBackend {
             this.quantized = quantized;
             this.hooks = hooks;
             this.info = info;
+            for (Hook h : hooks) byLayer.put(h.layer.name(), h);
         }
 
+        /**
+         * The model's forward with the int8 hooks; a DiT runs its all-int8 blocks fused ({@link Int8DiTForward}: the
+         * same kernels in the same order, without the defensive copies).
+         */
         @Override public Tensor forward(Tensor x, float[] t, int[] y) {
             if (closed) throw new IllegalStateException("this cpu-int8 denoiser was closed");
             if (quantized != null && !quantized.attached()) throw new IllegalStateException("the QuantizedModel of this cpu-int8 denoiser was detached");
+            if (quantized != null && model instanceof DiT dit && !byLayer.isEmpty()) return Int8DiTForward.forward(dit, quantized, byLayer, x, t, y);
             return model.forward(x, t, y);
+        }
+
+        /** Blocks of a DiT that run fused now (0 for other models). */
+        int fusedBlocks() {
+            return quantized != null && model instanceof DiT dit ? Int8DiTForward.fusedBlocks(dit, quantized, byLayer) : 0;
         }
 
         @Override public DiffusionModel model() { return model; }
