@@ -17,7 +17,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The temporal panel's bar on the shipped model: toggling a temporal method updates its plot within 1 s on
@@ -91,9 +90,10 @@ class TemporalLatencyTest {
                 + "mean rel. L2 %.4g -> %.4g; load average %.1f on %d cores%n", secs, cpu, e.error().seconds(), mean(before), mean(after), load, cores);
         // CPU time does not depend on what else the machine runs: under 1 CPU-second, the re-plot takes under 1 s on one idle core
         assertTrue(cpu < 1.0, "the re-plot used " + cpu + " CPU-seconds");
-        assumeTrue(load < cores, String.format(java.util.Locale.ROOT, "machine overloaded (load %.1f on %d cores): measured %.3f s, bound not asserted",
-                load, cores, secs));
-        assertTrue(secs < 1.0, "the re-plot took " + secs + " s");
+        // the wall clock only when the machine is not overloaded (the CPU bound above was asserted either way)
+        if (load < cores) assertTrue(secs < 1.0, "the re-plot took " + secs + " s");
+        else System.out.printf(java.util.Locale.ROOT, "machine overloaded (load %.1f on %d cores): wall clock %.3f s reported, not asserted%n",
+                load, cores, secs);
     }
 
     /** The error chart's current-config series (y values). */
