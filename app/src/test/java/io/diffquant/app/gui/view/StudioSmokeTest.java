@@ -12,6 +12,8 @@ import io.diffquant.app.gui.vm.Exporter;
 import io.diffquant.app.gui.vm.SpecDiff;
 import io.diffquant.app.gui.vm.StudioViewModel;
 import io.diffquant.app.gui.vm.TemporalViewModel;
+import org.jfree.chart.entity.CategoryItemEntity;
+import org.jfree.chart.fx.ChartViewer;
 import org.jfree.chart.plot.XYPlot;
 import org.jfree.data.xy.XYSeriesCollection;
 import io.diffquant.app.gui.vm.TinyModels;
@@ -59,7 +61,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * everything (config JSON, quantized checkpoint, images, plots as PNG and SVG, Markdown and HTML report) and re-imports
  * the config through the diff dialog (it shows the one layer it changes; the re-imported config equals the exported one),
  * calibrates two TFMQ methods on the temporal panel and toggles TIAR and FSC (the error chart's current-config series
- * follows within a second and changes with FSC), cancels a long sampling job from the status bar, and a corrupt folder
+ * follows within a second and changes with FSC), runs the per-layer sensitivity and clicks a bar (the table selects that
+ * layer), cancels a long sampling job from the status bar, and a corrupt folder
  * gives an error dialog naming the file while the app keeps its model.
  */
 class StudioSmokeTest {
@@ -242,6 +245,34 @@ class StudioSmokeTest {
         waitFor(10, () -> java.util.Arrays.equals(ys(errorPlot, "no maintenance"), ys(errorPlot, currentName(errorPlot))));
         assertFalse(java.util.Arrays.equals(ys(errorPlot, "FSC"), ys(errorPlot, currentName(errorPlot))), "the series changed with FSC");
         assertNotNull(w.temporalView().mismatchViewer().getChart());
+
+        // --- the sensitivity panel: per-layer sensitivity, then a click on one of its bars selects that layer in the table
+        robot.interact(() -> {
+            w.showSensitivity();
+            assertNotNull(vm.runLayerSensitivity(), "layer sensitivity started");
+        });
+        waitFor(300, () -> !vm.jobs().isBusy());
+        assertNoErrorDialog();
+        ChartViewer bars = w.sensitivityView().barsViewer();
+        Object[] bar = {null, null};   // the layer of a bar other than the selected one, and the screen point of its centre
+        waitFor(20, () -> {
+            var info = bars.getCanvas().getRenderingInfo();
+            if (info == null || info.getEntityCollection() == null) return false;
+            for (Object o : info.getEntityCollection().getEntities()) {
+                if (o instanceof CategoryItemEntity c && !LAYER.equals(String.valueOf(c.getColumnKey()))) {
+                    var b = c.getArea().getBounds2D();
+                    bar[0] = String.valueOf(c.getColumnKey());
+                    bar[1] = bars.getCanvas().localToScreen(b.getCenterX(), b.getCenterY());
+                }
+            }
+            return bar[0] != null;
+        });
+        String clickedLayer = (String) bar[0];
+        assertFalse(Double.isNaN(vm.layers().row(clickedLayer).sensitivityProperty().get()), "the table's sensitivity column is filled: " + clickedLayer);
+        robot.clickOn((javafx.geometry.Point2D) bar[1]);
+        waitFor(20, () -> w.tabs().getSelectionModel().getSelectedItem().getId().equals("tab-layers")
+                && table.getSelectionModel().getSelectedItem() != null
+                && clickedLayer.equals(table.getSelectionModel().getSelectedItem().name()));
 
         // --- a long job is cancelled from the status bar: sampling stops between steps, the frames so far stay
         robot.interact(() -> {
