@@ -67,12 +67,7 @@ public class StudioApp extends Application {
     @Override public void stop() {
         if (viewModel == null) return;
         if (!options.screenshotMode() && stage != null) {
-            boolean max = stage.isMaximized();
-            double x = stage.getX(), y = stage.getY(), w = stage.getWidth(), h = stage.getHeight();
-            StudioSettings cur = viewModel.settings();
-            int tab = window.selectedTab();
-            viewModel.updateSettings(st -> (max ? st.withWindow(cur.x(), cur.y(), cur.width(), cur.height(), true)
-                    : st.withWindow(x, y, w, h, false)).withSelectedTab(tab));
+            viewModel.rememberWindow(stage.getX(), stage.getY(), stage.getWidth(), stage.getHeight(), stage.isMaximized(), window.selectedTab());
             viewModel.rememberSession();
             viewModel.saveSettings();
         }

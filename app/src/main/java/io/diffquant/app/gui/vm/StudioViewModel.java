@@ -96,6 +96,16 @@ public final class StudioViewModel {
     public StudioSettings settings() { return settings; }
     public void updateSettings(java.util.function.UnaryOperator<StudioSettings> change) { settings = change.apply(settings); }
 
+    /**
+     * Remembers the window on close: its geometry and selected tab; a maximized window keeps the last normal geometry
+     * (restored when it is un-maximized) and is remembered as maximized.
+     */
+    public void rememberWindow(double x, double y, double width, double height, boolean maximized, int selectedTab) {
+        StudioSettings s = settings;
+        settings = (maximized ? s.withWindow(s.x(), s.y(), s.width(), s.height(), true) : s.withWindow(x, y, width, height, false))
+                .withSelectedTab(selectedTab);
+    }
+
     /** Writes the settings file atomically; a failure is logged, not shown (the session goes on). */
     public void saveSettings() {
         if (settingsFile == null) return;

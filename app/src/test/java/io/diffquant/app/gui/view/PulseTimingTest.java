@@ -5,7 +5,6 @@ import io.diffquant.app.gui.StudioOptions;
 import io.diffquant.app.gui.vm.MethodChoice;
 import io.diffquant.app.gui.vm.StudioViewModel;
 import io.diffquant.app.gui.vm.TinyModels;
-import javafx.animation.AnimationTimer;
 import javafx.application.Platform;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -16,9 +15,8 @@ import org.testfx.api.FxToolkit;
 import org.testfx.util.WaitForAsyncUtils;
 
 import java.lang.management.ManagementFactory;
-import java.lang.management.ThreadMXBean;
 import java.nio.file.Path;
-import java.util.Locale;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
@@ -28,40 +26,21 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The FX thread is never blocked for more than 100 ms during calibration and generation: an {@link AnimationTimer}
- * records the time between consecutive pulses while the real studio calibrates a configuration and generates side by
- * side (FP32, baseline, current config, with their calibrations), and, for every gap, the CPU time the FX thread itself
- * spent in it. A gap in which the FX thread worked for 100 ms means the app blocked it; a long gap in which it did not run
- * means the operating system did not schedule the process (an overloaded machine). The first is always asserted; the
- * wall-clock gap is asserted when the machine's load average is below its core count.
+ * The FX thread is never blocked for more than 100 ms during a calibration and during a side-by-side generation (issue
+ * 6's bar): the real studio on a tiny DiT calibrates a configuration, then generates FP32, baseline and current config
+ * (calibrating the baseline and the edited current config on the way), each watched by a {@link FxBlockWatch}: an
+ * {@code AnimationTimer} marks the pulses, and in every gap between two pulses the time the FX thread spent inside
+ * handlers — its own CPU time plus its parks, lock and monitor waits, sleeps and I/O outside the event loop (JFR) — must
+ * stay under 100 ms. Those two measures do not grow when the machine is merely overloaded (the thread is then runnable
+ * but unscheduled: no CPU time, no recorded wait), so the bound is asserted on a loaded 2-core CI machine; that it
+ * catches a blocked FX thread (computing, sleeping or waiting for a lock) is {@link FxBlockWatchTest}'s job. The
+ * wall-clock gap between pulses is asserted as well when the load average is below the core count, else reported.
  */
 class PulseTimingTest {
     static final long LIMIT_NANOS = 100_000_000L;
     @TempDir static Path tmp;
     private static StudioApp app;
     private final FxRobot robot = new FxRobot();
-
-    /** Pulse gaps and the FX thread's CPU time in each (FX thread only). */
-    static final class PulseWatch extends AnimationTimer {
-        private final ThreadMXBean mx = ManagementFactory.getThreadMXBean();
-        private long lastWall = -1, lastCpu, fxThread;
-        long pulses, maxGap, maxCpuInGap, gapsOver;
-
-        @Override public void handle(long now) {
-            long wall = System.nanoTime();
-            if (fxThread == 0) fxThread = Thread.currentThread().threadId();
-            long cpu = mx.getThreadCpuTime(fxThread);
-            if (lastWall >= 0) {
-                long gap = wall - lastWall, used = cpu - lastCpu;
-                maxGap = Math.max(maxGap, gap);
-                maxCpuInGap = Math.max(maxCpuInGap, used);
-                if (gap > LIMIT_NANOS) gapsOver++;
-            }
-            lastWall = wall;
-            lastCpu = cpu;
-            pulses++;
-        }
-    }
 
     @BeforeAll static void start() throws Exception {
         Path model = TinyModels.ditFolder(tmp.resolve("tiny-dit"), 8);
@@ -76,41 +55,54 @@ class PulseTimingTest {
         FxToolkit.cleanupStages();
     }
 
-    @Test void noPulseGapOver100msDuringCalibrationAndGeneration() throws Exception {
+    @Test void fxThreadNeverBlockedOver100msDuringCalibrationAndGeneration() throws Exception {
         StudioViewModel vm = app.viewModel();
         waitFor(120, () -> vm.model() != null && !vm.jobs().isBusy());
-        ThreadMXBean mx = ManagementFactory.getThreadMXBean();
-        if (mx.isThreadCpuTimeSupported() && !mx.isThreadCpuTimeEnabled()) mx.setThreadCpuTimeEnabled(true);
-        PulseWatch watch = new PulseWatch();
         robot.interact(() -> {
             vm.quant().calibrationImagesProperty().set(4);
             vm.applyPreset(new MethodChoice("rtn", Map.of("w_bits", 4)));
             app.window().showGeneration();
-            watch.start();
         });
+
+        // --- a calibration (the status bar shows its progress)
+        FxBlockWatch calibration = new FxBlockWatch();
+        robot.interact(calibration::start);
         WaitForAsyncUtils.sleep(300, TimeUnit.MILLISECONDS);
         robot.interact(() -> assertNotNull(vm.calibrateCurrent(), "calibration started"));
         waitFor(300, () -> !vm.jobs().isBusy());
+        WaitForAsyncUtils.sleep(200, TimeUnit.MILLISECONDS);
+        robot.interact(calibration::stop);
+        calibration.collect(tmp);
+        assertNotNull(vm.quant().currentConfigProperty().get(), "the calibration finished");
+
+        // --- a side-by-side generation of a new current config (calibrated on the worker first), 10 steps, 8 images
+        FxBlockWatch generation = new FxBlockWatch();
+        robot.interact(generation::start);
+        WaitForAsyncUtils.sleep(300, TimeUnit.MILLISECONDS);
         robot.interact(() -> {
-            vm.layers().setWeightFormat(java.util.List.of(vm.layers().row("blocks.1.mlp.fc1")), "int8-asym");   // a new current config
+            vm.layers().setWeightFormat(List.of(vm.layers().row("blocks.1.mlp.fc1")), "int8-asym");
             vm.generation().stepsProperty().set(10);
             vm.generation().imageCountProperty().set(8);
             assertNotNull(vm.generate(), "generation started");
         });
         waitFor(600, () -> !vm.jobs().isBusy());
         WaitForAsyncUtils.sleep(200, TimeUnit.MILLISECONDS);
-        robot.interact(watch::stop);
+        robot.interact(generation::stop);
+        generation.collect(tmp);
         assertNotNull(vm.generation().currentResultProperty().get(), "the side-by-side run finished");
         assertTrue(vm.generation().currentResultProperty().get().complete());
+
         double load = ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
         int cores = Runtime.getRuntime().availableProcessors();
-        String report = String.format(Locale.ROOT, "%d pulses; largest gap %.1f ms (%d over 100 ms); most FX-thread CPU time in one gap %.1f ms; "
-                + "load average %.1f on %d cores", watch.pulses, watch.maxGap / 1e6, watch.gapsOver, watch.maxCpuInGap / 1e6, load, cores);
-        System.out.println("pulse timing: " + report);
-        assertTrue(watch.pulses > 20, "pulses kept coming: " + report);
-        assertTrue(watch.maxCpuInGap < LIMIT_NANOS, "the FX thread was busy for 100 ms or more between two pulses: " + report);
-        if (load < cores) assertTrue(watch.maxGap < LIMIT_NANOS, "a pulse gap over 100 ms: " + report);
-        else System.out.println("pulse timing: machine overloaded, the wall-clock gap is reported, not asserted");
+        for (var e : List.of(Map.entry("calibration", calibration), Map.entry("generation", generation))) {
+            FxBlockWatch w = e.getValue();
+            String report = e.getKey() + ": " + w.report();
+            System.out.println("pulse timing, " + report);
+            assertTrue(w.gaps().size() > 10, "pulses kept coming: " + report);
+            assertTrue(w.maxBlockedNanos() < LIMIT_NANOS, "the FX thread was kept in handlers for 100 ms or more between two pulses: " + report);
+            if (load < cores) assertTrue(w.maxGapNanos() < LIMIT_NANOS, "a pulse gap over 100 ms: " + report);
+            else System.out.println("pulse timing: machine overloaded, the wall-clock gap is reported, not asserted");
+        }
     }
 
     private static void waitFor(int seconds, Callable<Boolean> condition) throws TimeoutException {

@@ -3,11 +3,17 @@ package io.diffquant.app.gui.view;
 import io.diffquant.app.gui.StudioApp;
 import io.diffquant.app.gui.StudioOptions;
 import io.diffquant.app.gui.vm.GenerationResult;
+import io.diffquant.app.gui.vm.GenerationViewModel;
+import io.diffquant.engine.quant.config.QuantConfig;
+import io.diffquant.engine.quant.config.QuantConfigCodec;
+import io.diffquant.engine.quant.export.QuantizedCheckpoint;
 import io.diffquant.app.gui.vm.LayerRow;
 import io.diffquant.app.gui.vm.Exporter;
 import io.diffquant.app.gui.vm.SpecDiff;
 import io.diffquant.app.gui.vm.StudioViewModel;
 import io.diffquant.app.gui.vm.TemporalViewModel;
+import org.jfree.chart.entity.CategoryItemEntity;
+import org.jfree.chart.fx.ChartViewer;
 import org.jfree.chart.plot.XYPlot;
 import org.jfree.data.xy.XYSeriesCollection;
 import io.diffquant.app.gui.vm.TinyModels;
@@ -32,6 +38,7 @@ import org.testfx.api.FxRobot;
 import org.testfx.api.FxToolkit;
 import org.testfx.util.WaitForAsyncUtils;
 
+import javax.imageio.ImageIO;
 import java.awt.image.BufferedImage;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -51,9 +58,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Headless smoke test of the real studio (TestFX on Monocle, properties from surefire) on a tiny random 28x28x1 DiT:
  * opens it, applies a preset with one click, changes a layer's weight format by typing into the table cell, runs a
  * 5-step side-by-side generation from the panel (FP32, baseline, current config, heatmap, metrics), exports the config
- * and re-imports it through the diff dialog, calibrates two TFMQ methods on the temporal panel and toggles TIAR and FSC
- * (the error chart's current-config series follows within a second); a corrupt folder gives an error dialog naming the file while the app keeps
- * its model.
+ * everything (config JSON, quantized checkpoint, images, plots as PNG and SVG, Markdown and HTML report) and re-imports
+ * the config through the diff dialog (it shows the one layer it changes; the re-imported config equals the exported one),
+ * calibrates two TFMQ methods on the temporal panel and toggles TIAR and FSC (the error chart's current-config series
+ * follows within a second and changes with FSC), runs the per-layer sensitivity and clicks a bar (the table selects that
+ * layer), cancels a long sampling job from the status bar, and a corrupt folder
+ * gives an error dialog naming the file while the app keeps its model.
  */
 class StudioSmokeTest {
     private static final String LAYER = "blocks.0.attn.qkv";
@@ -156,14 +166,34 @@ class StudioSmokeTest {
         assertSamePixels(vm.generation().outcomeProperty().get().currentHeatmap().grid(1, true), w.generationView().heatmapImageView().getImage());
         assertTrue(robot.lookup("#step-label").queryAs(Label.class).getText().startsWith("step 2 of 5"));
 
-        // --- export the config, change the table, re-import the config: the diff dialog shows the change, Apply restores it
+        // --- export everything in one action: config, quantized checkpoint, images, plots (PNG + SVG), report (MD + HTML)
         Path out = tmp.resolve("export");
-        robot.interact(() -> vm.exportAll(out, new Exporter.Options(true, false, false, true, true)));
+        QuantConfig exported = vm.quant().currentConfigProperty().get();
+        robot.interact(() -> vm.exportAll(out, Exporter.Options.ALL));
         waitFor(120, () -> !vm.jobs().isBusy());
-        assertTrue(Files.isRegularFile(out.resolve("config.json")), "config exported");
-        assertTrue(Files.readString(out.resolve("report.md")).contains("| FP32 |"), "report with the metrics table");
-        assertTrue(Files.readString(out.resolve("plots/predx0-change.svg")).contains("<svg"), "plots as SVG");
-        assertTrue(Files.size(out.resolve("plots/predx0-change.png")) > 1000, "and as PNG");
+        assertNoErrorDialog();
+        String configJson = Files.readString(out.resolve("config.json"));
+        assertEquals(QuantConfigCodec.toJson(exported).strip(), configJson.strip(), "the config exported is the current calibrated config");
+        Path ckpt = out.resolve("quantized.safetensors");
+        assertEquals(configJson.strip(), QuantConfigCodec.toJson(QuantizedCheckpoint.readConfig(ckpt)).strip(), "the checkpoint carries the config");
+        assertTrue(Files.size(ckpt) < Files.size(model.resolve("model.safetensors")), "W4 (one layer W8) weights: smaller than FP32");
+        assertSamePixels(fp.finalGrid(), ImageIO.read(out.resolve("images/fp32.png").toFile()));
+        assertSamePixels(cur.finalGrid(), ImageIO.read(out.resolve("images/current.png").toFile()));
+        assertTrue(Files.isRegularFile(out.resolve("images/baseline.png")) && Files.isRegularFile(out.resolve("images/difference-current.png")));
+        List<String> pngs, svgs;
+        try (var files = Files.list(out.resolve("plots"))) {
+            List<String> names = files.map(f -> f.getFileName().toString()).sorted().toList();
+            pngs = names.stream().filter(n -> n.endsWith(".png")).map(n -> n.replace(".png", "")).toList();
+            svgs = names.stream().filter(n -> n.endsWith(".svg")).map(n -> n.replace(".svg", "")).toList();
+        }
+        assertTrue(pngs.contains("predx0-change"), pngs.toString());
+        assertEquals(pngs, svgs, "every plot as PNG and as SVG");
+        for (String stem : svgs) assertTrue(Files.readString(out.resolve("plots/" + stem + ".svg")).contains("<svg"), stem + ".svg");
+        String md = Files.readString(out.resolve("report.md")), html = Files.readString(out.resolve("report.html"));
+        assertTrue(md.contains("| FP32 |") && md.contains("`" + LAYER + "`") && md.contains("plots/predx0-change.svg"), "markdown report: metrics, overrides, plots");
+        assertTrue(html.contains("<details><summary>config.json</summary>") && html.contains("images/current.png"), "HTML report embeds the config");
+
+        // --- change the table, re-import the config: the diff dialog shows what it changes, Apply restores the exported config
         robot.interact(() -> vm.layers().undo());
         assertEquals("int4-asym", row.spec().weightFormat());
         robot.interact(() -> vm.importConfig(out.resolve("config.json")));
@@ -172,11 +202,18 @@ class StudioSmokeTest {
         assertTrue(diff.getHeaderText().contains("1 layer changes"), diff.getHeaderText());
         TableView<?> diffTable = (TableView<?>) diff.lookup("#diff-table");
         assertEquals(1, diffTable.getItems().size());
-        assertEquals(LAYER, ((SpecDiff.Change) diffTable.getItems().getFirst()).layer());
+        SpecDiff.Change change = (SpecDiff.Change) diffTable.getItems().getFirst();
+        assertEquals(LAYER, change.layer());
+        assertTrue(change.weightChanged() && !change.inputChanged(), change.toString());
+        assertEquals("int4-asym", change.before().weightFormat());
+        assertEquals("int8-sym", change.after().weightFormat());
         robot.clickOn("Apply");
         waitFor(10, () -> diffDialog() == null);
         assertEquals("int8-sym", row.spec().weightFormat(), "the imported config is back in the table");
-        assertNotNull(vm.quant().currentConfigProperty().get(), "its calibrated parameters came with it");
+        assertEquals(2, vm.layers().history().undoSize(), "the import is one undoable edit (after the preset and the undone edit)");
+        QuantConfig imported = vm.quant().currentConfigProperty().get();
+        assertNotNull(imported, "its calibrated parameters came with it");
+        assertEquals(configJson.strip(), QuantConfigCodec.toJson(imported).strip(), "the re-imported config equals the exported one");
 
         // --- the temporal panel: calibrate and evaluate two TFMQ methods, then toggle TIAR and FSC and watch the error chart
         TemporalViewModel tv = vm.temporal();
@@ -208,6 +245,50 @@ class StudioSmokeTest {
         waitFor(10, () -> java.util.Arrays.equals(ys(errorPlot, "no maintenance"), ys(errorPlot, currentName(errorPlot))));
         assertFalse(java.util.Arrays.equals(ys(errorPlot, "FSC"), ys(errorPlot, currentName(errorPlot))), "the series changed with FSC");
         assertNotNull(w.temporalView().mismatchViewer().getChart());
+
+        // --- the sensitivity panel: per-layer sensitivity, then a click on one of its bars selects that layer in the table
+        robot.interact(() -> {
+            w.showSensitivity();
+            assertNotNull(vm.runLayerSensitivity(), "layer sensitivity started");
+        });
+        waitFor(300, () -> !vm.jobs().isBusy());
+        assertNoErrorDialog();
+        ChartViewer bars = w.sensitivityView().barsViewer();
+        Object[] bar = {null, null};   // the layer of a bar other than the selected one, and the screen point of its centre
+        waitFor(20, () -> {
+            var info = bars.getCanvas().getRenderingInfo();
+            if (info == null || info.getEntityCollection() == null) return false;
+            for (Object o : info.getEntityCollection().getEntities()) {
+                if (o instanceof CategoryItemEntity c && !LAYER.equals(String.valueOf(c.getColumnKey()))) {
+                    var b = c.getArea().getBounds2D();
+                    bar[0] = String.valueOf(c.getColumnKey());
+                    bar[1] = bars.getCanvas().localToScreen(b.getCenterX(), b.getCenterY());
+                }
+            }
+            return bar[0] != null;
+        });
+        String clickedLayer = (String) bar[0];
+        assertFalse(Double.isNaN(vm.layers().row(clickedLayer).sensitivityProperty().get()), "the table's sensitivity column is filled: " + clickedLayer);
+        robot.clickOn((javafx.geometry.Point2D) bar[1]);
+        waitFor(20, () -> w.tabs().getSelectionModel().getSelectedItem().getId().equals("tab-layers")
+                && table.getSelectionModel().getSelectedItem() != null
+                && clickedLayer.equals(table.getSelectionModel().getSelectedItem().name()));
+
+        // --- a long job is cancelled from the status bar: sampling stops between steps, the frames so far stay
+        robot.interact(() -> {
+            w.showGeneration();
+            vm.generation().stepsProperty().set(GenerationViewModel.MAX_STEPS);
+            vm.generation().imageCountProperty().set(16);
+        });
+        robot.clickOn("#generate-fp");
+        waitFor(120, () -> vm.generation().fpResultProperty().get() != null && vm.generation().fpResultProperty().get().stepsDone() >= 2);
+        assertTrue(robot.lookup("#cancel-job").queryAs(javafx.scene.control.Button.class).isVisible(), "the status bar offers Cancel");
+        robot.clickOn("#cancel-job");
+        waitFor(60, () -> !vm.jobs().isBusy());
+        GenerationResult partial = vm.generation().fpResultProperty().get();
+        assertTrue(partial.stepsDone() < GenerationViewModel.MAX_STEPS, partial.stepsDone() + " steps");
+        assertTrue(vm.statusProperty().get().startsWith("Sampling cancelled after "), vm.statusProperty().get());
+        assertNoErrorDialog();
 
         // --- a corrupt folder: an error dialog naming the file, the app keeps its model and stays responsive
         Path bad = Files.createDirectories(tmp.resolve("corrupt-model"));
@@ -275,6 +356,13 @@ class StudioSmokeTest {
         assertEquals(expected.getHeight(), (int) shown.getHeight());
         for (int y = 0; y < expected.getHeight(); y++) for (int x = 0; x < expected.getWidth(); x++)
             assertEquals(expected.getRGB(x, y) | 0xFF000000, pr.getArgb(x, y), "pixel " + x + "," + y);
+    }
+
+    private static void assertSamePixels(BufferedImage expected, BufferedImage written) {
+        assertEquals(expected.getWidth(), written.getWidth());
+        assertEquals(expected.getHeight(), written.getHeight());
+        for (int y = 0; y < expected.getHeight(); y++) for (int x = 0; x < expected.getWidth(); x++)
+            assertEquals(expected.getRGB(x, y) | 0xFF000000, written.getRGB(x, y) | 0xFF000000, "pixel " + x + "," + y);
     }
 
     private static void waitFor(int seconds, Callable<Boolean> condition) throws TimeoutException {

@@ -103,6 +103,26 @@ class StudioSettingsTest {
         assertEquals(0, c.layers().quantizedLayersProperty().get());
     }
 
+    @Test void windowGeometryAndTabAreRememberedAndAMaximizedWindowKeepsItsNormalBounds() throws IOException {
+        Path file = tmp.resolve("studio.json");
+        StudioViewModel a = new StudioViewModel(file, new JobRunner());
+        a.rememberWindow(40, 30, 1000, 700, false, 3);
+        a.saveSettings();
+        StudioSettings s = StudioSettings.load(file);
+        assertEquals(List.of(40.0, 30.0, 1000.0, 700.0), List.of(s.x(), s.y(), s.width(), s.height()));
+        assertEquals(3, s.selectedTab());
+        assertEquals(false, s.maximized());
+
+        StudioViewModel b = new StudioViewModel(file, new JobRunner());   // a new start reads them back
+        assertEquals(s, b.settings());
+        b.rememberWindow(0, 0, 1600, 1000, true, 1);   // closed maximized: the normal bounds stay, the flag is set
+        b.saveSettings();
+        StudioSettings m = StudioSettings.load(file);
+        assertEquals(List.of(40.0, 30.0, 1000.0, 700.0), List.of(m.x(), m.y(), m.width(), m.height()));
+        assertTrue(m.maximized());
+        assertEquals(1, m.selectedTab());
+    }
+
     @Test void errorReportsNameTheFileAndSkipRepeatedMessages() {
         ErrorReport r = ErrorReport.of("Cannot open model folder", "/m", new NoSuchFileException("/m/config.json", null, "not a model folder"));
         assertEquals("/m/config.json: not a model folder", r.message());
