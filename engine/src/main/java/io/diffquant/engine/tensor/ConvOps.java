@@ -87,7 +87,120 @@ public final class ConvOps {
             return y;
         }
         Geometry g = new Geometry(n, c, h, wd, kh, kw, stride, padding, ho, wo);
-        float[] xd = x.data(), wdat = w.data(), yd = y.data(), bias = b == null ? null : b.data();
+        convInto(x.data(), w.data(), b == null ? null : b.data(), y.data(), o, g, false);
+        recordConv(x, w, b, y, stride, padding);
+        return y;
+    }
+
+    private static void recordConv(Tensor x, Tensor w, Tensor b, Tensor y, int stride, int padding) {
+        Tape tape = Tape.active();
+        if (tape == null) return;
+        tape.save(x, w);
+        tape.record("conv2d", y, (gy, g) -> conv2dBackward(gy, g, x, w, b, stride, padding), x, w, b);
+    }
+
+    /** Output columns per tile of the backward's weight-gradient GEMMs (tests lower it to get several tiles on small shapes). */
+    static int backwardTileCols = 1024;
+    /** The weight gradient is summed in at most this many partial sums (fixed: the sum does not depend on the thread count). */
+    private static final int WEIGHT_GRAD_PARTS = 8;
+
+    /**
+     * Backward of {@link #conv2d}. Bias: channel sums of dY. Weights: dW^T [kdim, O] += col(x) dY^T over column tiles
+     * (im2col of the tile into a reused per-thread scratch, as the forward), the tiles split into a fixed number of
+     * contiguous parts summed in order. Input, for stride 1 and a square kernel k with padding p <= k - 1: dX is
+     * itself a convolution, of dY with the kernel transposed (in/out channels swapped) and flipped, padding k - 1 - p,
+     * run by the forward's tiled kernel straight into dX (a long-K GEMM and a gather instead of a short-K GEMM and a
+     * col2im scatter); other geometries (the stride-2 downsamplers) take {@link OpsBackward#conv2d}'s col2im path.
+     */
+    static void conv2dBackward(float[] gy, Tape.Grads g, Tensor x, Tensor w, Tensor b, int stride, int padding) {
+        int n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3);
+        int o = w.dim(0), kh = w.dim(2), kw = w.dim(3);
+        int ho = (h + 2 * padding - kh) / stride + 1, wo = (wd + 2 * padding - kw) / stride + 1;
+        float[] gx = g.of(x), gw = g.of(w), gb = b == null ? null : g.of(b);
+        if (gb != null) OpsBackward.channelSums(gy, gb, n, o, ho * wo, false);
+        if (n == 0 || c == 0 || o == 0 || ho * wo == 0) return;
+        Geometry geo = new Geometry(n, c, h, wd, kh, kw, stride, padding, ho, wo);
+        if (gw != null) weightGrad(gy, x.data(), gw, o, geo);
+        if (gx == null) return;
+        if (stride == 1 && kh == kw && padding <= kh - 1) {
+            float[] wsrc = w.data(), wt = new float[c * o * kh * kw];
+            for (int oc = 0; oc < o; oc++)
+                for (int ci = 0; ci < c; ci++)
+                    for (int ki = 0; ki < kh; ki++)
+                        for (int kj = 0; kj < kw; kj++)
+                            wt[((ci * o + oc) * kh + kh - 1 - ki) * kw + kw - 1 - kj] = wsrc[((oc * c + ci) * kh + ki) * kw + kj];
+            convInto(gy, wt, null, gx, c, new Geometry(n, o, ho, wo, kh, kw, 1, kh - 1 - padding, h, wd), true);
+        } else {
+            OpsBackward.conv2d(gy, t -> t == x ? gx : null, x, w, null, stride, padding);
+        }
+    }
+
+    /** gw [O, kdim] += sum over tiles of dY_tile [O, cols] col_tile^T, accumulated transposed per part. */
+    private static void weightGrad(float[] gy, float[] xd, float[] gw, int o, Geometry g) {
+        int kdim = g.kdim(), hw = g.hw(), wo = g.wo;
+        List<int[]> tiles = new ArrayList<>();
+        int ipt = Math.max(1, Math.min(g.n, backwardTileCols / hw));
+        if (hw <= backwardTileCols) {
+            for (int i0 = 0; i0 < g.n; i0 += ipt) tiles.add(new int[] {i0, Math.min(ipt, g.n - i0), 0, g.ho});
+        } else {
+            int rpt = Math.max(1, backwardTileCols / wo);
+            for (int i = 0; i < g.n; i++)
+                for (int oy0 = 0; oy0 < g.ho; oy0 += rpt) tiles.add(new int[] {i, 1, oy0, Math.min(g.ho, oy0 + rpt)});
+        }
+        int parts = Math.min(WEIGHT_GRAD_PARTS, tiles.size());
+        float[][] acc = new float[parts][kdim * o];
+        Blas blas = Blas.get();
+        boolean dnnl = blas instanceof DnnlBlas;
+        Parallel.RangeBody body = (p0, p1) -> {
+            for (int p = p0; p < p1; p++) {
+                int t0 = (int) ((long) tiles.size() * p / parts), t1 = (int) ((long) tiles.size() * (p + 1) / parts);
+                for (int ti = t0; ti < t1; ti++) {
+                    int[] tile = tiles.get(ti);
+                    int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3], seg = (oy1 - oy0) * wo, cols = gi * seg;
+                    float[] col = scratch(SLOT_COL, kdim * cols);
+                    float[] row = g.fastIm2col() ? null : new float[cols];
+                    for (int r = 0; r < kdim; r++) im2colRow(xd, g, r, i0, gi, oy0, oy1, col, r * cols, row);
+                    float[] dy;
+                    int dyOff, ld;
+                    if (gi == 1) {
+                        dy = gy;
+                        dyOff = i0 * o * hw + oy0 * wo;
+                        ld = hw;
+                    } else {
+                        dy = scratch(SLOT_TMP, o * cols);
+                        for (int oc = 0; oc < o; oc++)
+                            for (int i = 0; i < gi; i++) System.arraycopy(gy, ((i0 + i) * o + oc) * hw, dy, oc * cols + i * hw, hw);
+                        dyOff = 0;
+                        ld = cols;
+                    }
+                    // dW^T [kdim, O] += col [kdim, cols] dY^T [cols, O]
+                    blas.sgemm(false, true, kdim, o, cols, 1f, col, 0, cols, dy, dyOff, ld, 1f, acc[p], 0, o);
+                }
+            }
+        };
+        if (parts >= 2 && Parallel.threads() > 1 && (!dnnl || NativeThreads.available())) {
+            Parallel.forRange(parts, 1, (p0, p1) -> {
+                if (dnnl) NativeThreads.singleThreaded(() -> body.run(p0, p1));
+                else body.run(p0, p1);
+            });
+        } else {
+            body.run(0, parts);
+        }
+        Parallel.forRange(o, Math.max(1, EW_CHUNK / Math.max(1, kdim * parts)), (o0, o1) -> {
+            for (int oc = o0; oc < o1; oc++)
+                for (int k = 0; k < kdim; k++) {
+                    float sum = acc[0][k * o + oc];
+                    for (int p = 1; p < parts; p++) sum += acc[p][k * o + oc];
+                    gw[oc * kdim + k] += sum;
+                }
+        });
+    }
+
+    /**
+     * y (+)= conv(x, w) + bias for the geometry g ({@code accumulate}: added to y's current values, else y is
+     * overwritten); the tiled kernel of {@link #conv2d} without checks or recording.
+     */
+    private static void convInto(float[] xd, float[] wdat, float[] bias, float[] yd, int o, Geometry g, boolean accumulate) {
         Blas blas = Blas.get();
         boolean dnnl = blas instanceof DnnlBlas;
         List<int[]> tiles = tiles(g);
@@ -101,23 +214,14 @@ public final class ConvOps {
             // one tile per task: im2col, a single-threaded GEMM and the copy-out stay on one core and in its cache
             Parallel.forRange(tiles.size(), 1, (t0, t1) -> {
                 Runnable run = () -> {
-                    for (int ti = t0; ti < t1; ti++) convTile(blas, wn, xd, wdat, bias, yd, o, g, tiles.get(ti), false);
+                    for (int ti = t0; ti < t1; ti++) convTile(blas, wn, xd, wdat, bias, yd, o, g, tiles.get(ti), false, accumulate);
                 };
                 if (dnnl) NativeThreads.singleThreaded(run);
                 else run.run();
             });
         } else {
-            for (int[] tile : tiles) convTile(blas, wn, xd, wdat, bias, yd, o, g, tile, true);
+            for (int[] tile : tiles) convTile(blas, wn, xd, wdat, bias, yd, o, g, tile, true, accumulate);
         }
-        recordConv(x, w, b, y, stride, padding);
-        return y;
-    }
-
-    private static void recordConv(Tensor x, Tensor w, Tensor b, Tensor y, int stride, int padding) {
-        Tape tape = Tape.active();
-        if (tape == null) return;
-        tape.save(x, w);
-        tape.record("conv2d", y, (gy, g) -> OpsBackward.conv2d(gy, g, x, w, b, stride, padding), x, w, b);
     }
 
     /**
@@ -126,7 +230,7 @@ public final class ConvOps {
      * uses oneDNN's own threads).
      */
     private static void convTile(Blas blas, MemorySegment wn, float[] xd, float[] wdat, float[] bias, float[] yd, int o,
-                                 Geometry g, int[] tile, boolean inner) {
+                                 Geometry g, int[] tile, boolean inner, boolean accumulate) {
         int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3];
         int kdim = g.kdim(), hw = g.hw(), wo = g.wo, seg = (oy1 - oy0) * wo, cols = gi * seg;
         if (wn != null) {
@@ -143,10 +247,16 @@ public final class ConvOps {
             else im2col.run(0, kdim);
             DnnlBlas.sgemmNative(false, false, o, cols, kdim, 1f, wn, kdim, col, cols, 0f, out, cols);
             Parallel.RangeBody copy = (o0, o1) -> {
+                float[] add = accumulate ? new float[seg] : null;
                 for (int oc = o0; oc < o1; oc++)
                     for (int i = 0; i < gi; i++) {
                         int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
-                        MemorySegment.copy(out, F32, 4L * (oc * cols + i * seg), yd, yo, seg);
+                        if (accumulate) {
+                            MemorySegment.copy(out, F32, 4L * (oc * cols + i * seg), add, 0, seg);
+                            addTo(add, 0, yd, yo, seg);
+                        } else {
+                            MemorySegment.copy(out, F32, 4L * (oc * cols + i * seg), yd, yo, seg);
+                        }
                         if (bias != null) addScalar(yd, yo, seg, bias[oc]);
                     }
             };
@@ -164,7 +274,7 @@ public final class ConvOps {
         if (gi == 1) {
             // C[oc, j] = y[i0, oc, oy0 * wo + j]: rows hw apart
             int yo = i0 * o * hw + oy0 * wo;
-            blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, yd, yo, hw);
+            blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, accumulate ? 1f : 0f, yd, yo, hw);
             if (bias != null) for (int oc = 0; oc < o; oc++) addScalar(yd, yo + oc * hw, seg, bias[oc]);
         } else {
             float[] tmp = scratch(SLOT_TMP, o * cols);
@@ -173,7 +283,8 @@ public final class ConvOps {
                 for (int oc = o0; oc < o1; oc++)
                     for (int i = 0; i < gi; i++) {
                         int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
-                        System.arraycopy(tmp, oc * cols + i * seg, yd, yo, seg);
+                        if (accumulate) addTo(tmp, oc * cols + i * seg, yd, yo, seg);
+                        else System.arraycopy(tmp, oc * cols + i * seg, yd, yo, seg);
                         if (bias != null) addScalar(yd, yo, seg, bias[oc]);
                     }
             };
@@ -204,6 +315,11 @@ public final class ConvOps {
         int rowsPerTile() { return hw() <= TARGET_COLS ? ho : Math.max(1, TARGET_COLS / wo); }
         /** Stride 1 and output width = input width: every tap is a constant shift of the flattened plane. */
         boolean fastIm2col() { return stride == 1 && wo == w && kw <= w; }
+    }
+
+    /** y[yo ..+len) += a[ao ..+len). */
+    private static void addTo(float[] a, int ao, float[] y, int yo, int len) {
+        for (int i = 0; i < len; i++) y[yo + i] += a[ao + i];
     }
 
     private static void addScalar(float[] y, int o, int len, float v) {
@@ -623,27 +739,34 @@ public final class ConvOps {
         if (t == 0 || s == 0) return out;
         float[] qd = q.data(), kd = k.data(), vd = v.data(), od = out.data();
         Blas blas = Blas.get();
+        Tape tape = Tape.active();
+        // under a tape the probabilities are kept for backward (no recomputation of q k^T and the softmax) unless large
+        boolean keep = tape != null && (long) n * heads * t * s <= maxSavedProbs;
+        float[] probs = keep ? new float[n * heads * t * s] : null;
         gemmTasks(n * heads, (i0, i1) -> {
-            float[] p = new float[t * s];
+            float[] p = keep ? null : new float[t * s];
             for (int i = i0; i < i1; i++) {
                 int b = i / heads, h = i % heads, qo = b * t * inner + h * d, ko = b * s * inner + h * d;
-                blas.sgemm(false, true, t, s, d, scale, qd, qo, inner, kd, ko, inner, 0f, p, 0, s);
-                TransformerOps.softmaxRows(p, 0, t, s);
-                blas.sgemm(false, false, t, d, s, 1f, p, 0, s, vd, ko, inner, 0f, od, qo, inner);
+                float[] pp = keep ? probs : p;
+                int po = keep ? i * t * s : 0;
+                blas.sgemm(false, true, t, s, d, scale, qd, qo, inner, kd, ko, inner, 0f, pp, po, s);
+                TransformerOps.softmaxRows(pp, po, t, s);
+                blas.sgemm(false, false, t, d, s, 1f, pp, po, s, vd, ko, inner, 0f, od, qo, inner);
             }
         });
-        Tape tape = Tape.active();
         if (tape != null) {
             tape.save(q, k, v);
             tape.record("multiHeadAttention", out, (gy, g) -> {
                 float[] gq = g.of(q), gk = g.of(k), gv = g.of(v);
                 if (gq == null && gk == null && gv == null) return;
                 gemmTasks(n * heads, (j0, j1) -> { // (sample, head) pairs own disjoint column blocks
-                    float[] pp = new float[t * s], dp = new float[t * s];
+                    float[] pp = keep ? null : new float[t * s], dp = new float[t * s];
                     for (int j = j0; j < j1; j++) {
                         int i = j / heads, h = j % heads;
                         int qo = i * t * inner + h * d, ko = i * s * inner + h * d;
-                        FusedOpsBackward.attentionHead(qd, qo, inner, kd, ko, inner, vd, ko, inner, gy, qo, inner,
+                        if (keep) FusedOpsBackward.attentionHeadFromProbs(qd, qo, inner, kd, ko, inner, vd, ko, inner, gy, qo, inner,
+                                gq, gk, gv, t, s, d, scale, probs, j * t * s, dp);
+                        else FusedOpsBackward.attentionHead(qd, qo, inner, kd, ko, inner, vd, ko, inner, gy, qo, inner,
                                 gq, gk, gv, t, s, d, scale, pp, dp);
                     }
                 });
@@ -651,6 +774,12 @@ public final class ConvOps {
         }
         return out;
     }
+
+    /**
+     * Most attention probabilities (floats) that {@link #multiHeadAttention} keeps for its backward pass under a tape
+     * (2^25 = 128 MiB); larger ones are recomputed there. Package-private for tests.
+     */
+    static long maxSavedProbs = 1L << 25;
 
     /** Attention logits per head: [N, heads, T, S] = q_h k_h^T * scale (explicit path; see {@link #multiHeadAttention}). */
     public static Tensor attentionScores(Tensor q, Tensor k, int heads, float scale) {

@@ -112,13 +112,16 @@ public final class Tape implements AutoCloseable {
     /** Number of recorded ops (for tests and diagnostics). */
     public int size() { return nodes.size(); }
 
-    /** Collect the wall time of each op's backward rule (diagnostics; off by default). */
+    /**
+     * Collect the wall time and the calling thread's CPU time of each op's backward rule (diagnostics; off by default).
+     * With one engine thread (and single-threaded native GEMMs) the CPU time is the rule's whole cost on a loaded machine.
+     */
     public Tape profileBackward(boolean on) {
         profile = on ? new java.util.LinkedHashMap<>() : null;
         return this;
     }
 
-    /** Per op name: {calls, nanoseconds} spent in backward rules, when {@link #profileBackward} was on. */
+    /** Per op name: {calls, wall nanoseconds, calling-thread CPU nanoseconds} spent in backward rules, when {@link #profileBackward} was on. */
     public Map<String, long[]> backwardProfile() {
         return profile == null ? Map.of() : java.util.Collections.unmodifiableMap(profile);
     }
@@ -227,11 +230,14 @@ public final class Tape implements AutoCloseable {
             if (profile == null) {
                 n.fn.apply(gy, sink);
             } else {
-                long t0 = System.nanoTime();
+                var mx = java.lang.management.ManagementFactory.getThreadMXBean();
+                long c0 = mx.getCurrentThreadCpuTime(), t0 = System.nanoTime();
                 n.fn.apply(gy, sink);
-                long[] acc = profile.computeIfAbsent(n.op, k -> new long[2]);
+                long t1 = System.nanoTime(), c1 = mx.getCurrentThreadCpuTime();
+                long[] acc = profile.computeIfAbsent(n.op, k -> new long[3]);
                 acc[0]++;
-                acc[1] += System.nanoTime() - t0;
+                acc[1] += t1 - t0;
+                acc[2] += c1 - c0;
             }
         }
         nodes.clear();
