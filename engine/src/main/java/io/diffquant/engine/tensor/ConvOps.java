@@ -100,7 +100,7 @@ public final class ConvOps {
     }
 
     /** Output columns per tile of the backward's weight-gradient GEMMs (tests lower it to get several tiles on small shapes). */
-    static int backwardTileCols = 1024;
+    static int backwardTileCols = 512;
     /** The weight gradient is summed in at most this many partial sums (fixed: the sum does not depend on the thread count). */
     private static final int WEIGHT_GRAD_PARTS = 8;
 
@@ -117,10 +117,11 @@ public final class ConvOps {
         int o = w.dim(0), kh = w.dim(2), kw = w.dim(3);
         int ho = (h + 2 * padding - kh) / stride + 1, wo = (wd + 2 * padding - kw) / stride + 1;
         float[] gx = g.of(x), gw = g.of(w), gb = b == null ? null : g.of(b);
-        if (gb != null) OpsBackward.channelSums(gy, gb, n, o, ho * wo, false);
+        boolean fusedBias = gw != null && n * c > 0;
+        if (gb != null && !fusedBias) OpsBackward.channelSums(gy, gb, n, o, ho * wo, false);
         if (n == 0 || c == 0 || o == 0 || ho * wo == 0) return;
         Geometry geo = new Geometry(n, c, h, wd, kh, kw, stride, padding, ho, wo);
-        if (gw != null) weightGrad(gy, x.data(), gw, o, geo);
+        if (gw != null) weightGrad(gy, x.data(), gw, gb, o, geo);
         if (gx == null) return;
         if (stride == 1 && kh == kw && padding <= kh - 1) {
             float[] wsrc = w.data(), wt = new float[c * o * kh * kw];
@@ -135,9 +136,12 @@ public final class ConvOps {
         }
     }
 
-    /** gw [O, kdim] += sum over tiles of dY_tile [O, cols] col_tile^T, accumulated transposed per part. */
-    private static void weightGrad(float[] gy, float[] xd, float[] gw, int o, Geometry g) {
-        int kdim = g.kdim(), hw = g.hw(), wo = g.wo;
+    /**
+     * gw [O, kdim] += sum over tiles of dY_tile [O, cols] col_tile^T, accumulated transposed per part; with gb non-null
+     * the im2col gets a last row of ones, so that the GEMM's last row is the bias gradient (the channel sums of dY).
+     */
+    private static void weightGrad(float[] gy, float[] xd, float[] gw, float[] gb, int o, Geometry g) {
+        int kdim = g.kdim(), hw = g.hw(), wo = g.wo, rows = gb != null ? kdim + 1 : kdim;
         List<int[]> tiles = new ArrayList<>();
         int ipt = Math.max(1, Math.min(g.n, backwardTileCols / hw));
         if (hw <= backwardTileCols) {
@@ -148,7 +152,7 @@ public final class ConvOps {
                 for (int oy0 = 0; oy0 < g.ho; oy0 += rpt) tiles.add(new int[] {i, 1, oy0, Math.min(g.ho, oy0 + rpt)});
         }
         int parts = Math.min(WEIGHT_GRAD_PARTS, tiles.size());
-        float[][] acc = new float[parts][kdim * o];
+        float[][] acc = new float[parts][rows * o];
         Blas blas = Blas.get();
         boolean dnnl = blas instanceof DnnlBlas;
         Parallel.RangeBody body = (p0, p1) -> {
@@ -157,9 +161,10 @@ public final class ConvOps {
                 for (int ti = t0; ti < t1; ti++) {
                     int[] tile = tiles.get(ti);
                     int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3], seg = (oy1 - oy0) * wo, cols = gi * seg;
-                    float[] col = scratch(SLOT_COL, kdim * cols);
+                    float[] col = scratch(SLOT_COL, rows * cols);
                     float[] row = g.fastIm2col() ? null : new float[cols];
                     for (int r = 0; r < kdim; r++) im2colRow(xd, g, r, i0, gi, oy0, oy1, col, r * cols, row);
+                    if (rows > kdim) Arrays.fill(col, kdim * cols, rows * cols, 1f);
                     float[] dy;
                     int dyOff, ld;
                     if (gi == 1) {
@@ -173,8 +178,8 @@ public final class ConvOps {
                         dyOff = 0;
                         ld = cols;
                     }
-                    // dW^T [kdim, O] += col [kdim, cols] dY^T [cols, O]
-                    blas.sgemm(false, true, kdim, o, cols, 1f, col, 0, cols, dy, dyOff, ld, 1f, acc[p], 0, o);
+                    // dW^T [kdim, O] += col [kdim, cols] dY^T [cols, O] (+ the bias row: ones [1, cols] dY^T)
+                    blas.sgemm(false, true, rows, o, cols, 1f, col, 0, cols, dy, dyOff, ld, 1f, acc[p], 0, o);
                 }
             }
         };
@@ -194,6 +199,13 @@ public final class ConvOps {
                     gw[oc * kdim + k] += sum;
                 }
         });
+        if (gb != null) {
+            for (int oc = 0; oc < o; oc++) {
+                float sum = acc[0][kdim * o + oc];
+                for (int p = 1; p < parts; p++) sum += acc[p][kdim * o + oc];
+                gb[oc] += sum;
+            }
+        }
     }
 
     /**
@@ -743,10 +755,13 @@ public final class ConvOps {
         // under a tape the probabilities are kept for backward (no recomputation of q k^T and the softmax) unless large
         boolean keep = tape != null && (long) n * heads * t * s <= maxSavedProbs;
         float[] probs = keep ? new float[n * heads * t * s] : null;
+        boolean nat = NativeFused.available();
         gemmTasks(n * heads, (i0, i1) -> {
             float[] p = keep ? null : new float[t * s];
+            MemorySegment ps = nat ? nativeScratch(NSLOT_OUT, (long) t * s) : null;
             for (int i = i0; i < i1; i++) {
                 int b = i / heads, h = i % heads, qo = b * t * inner + h * d, ko = b * s * inner + h * d;
+                if (ps != null && nativeHead(qd, kd, vd, od, qo, ko, inner, t, s, d, scale, ps, probs, i * t * s)) continue;
                 float[] pp = keep ? probs : p;
                 int po = keep ? i * t * s : 0;
                 blas.sgemm(false, true, t, s, d, scale, qd, qo, inner, kd, ko, inner, 0f, pp, po, s);
@@ -773,6 +788,21 @@ public final class ConvOps {
             }, q, k, v);
         }
         return out;
+    }
+
+    /**
+     * One head of {@link #multiHeadAttention} with the probabilities in native memory ps (oneDNN softmax: vectorised exp),
+     * copied to probs[po ...] when probs is non-null. False when the native path is (or was switched) off midway: the
+     * caller recomputes the head in Java.
+     */
+    private static boolean nativeHead(float[] qd, float[] kd, float[] vd, float[] od, int qo, int ko, int inner, int t, int s,
+                                      int d, float scale, MemorySegment ps, float[] probs, int po) {
+        MemorySegment q = MemorySegment.ofArray(qd), k = MemorySegment.ofArray(kd), v = MemorySegment.ofArray(vd);
+        if (!DnnlBlas.sgemmSegments(false, true, t, s, d, scale, q.asSlice(4L * qo), inner, k.asSlice(4L * ko), inner, 0f, ps, s)
+                || !DnnlPrimitives.softmaxRows(ps, t, s)) return false;
+        if (probs != null) MemorySegment.copy(ps, F32, 0, probs, po, t * s);
+        return DnnlBlas.sgemmSegments(false, false, t, d, s, 1f, ps, s, v.asSlice(4L * ko), inner, 0f,
+                MemorySegment.ofArray(od).asSlice(4L * qo), inner);
     }
 
     /**

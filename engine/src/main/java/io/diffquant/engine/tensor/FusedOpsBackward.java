@@ -171,9 +171,7 @@ final class FusedOpsBackward {
         blas.sgemm(false, true, t, tk, d, 1f, gy, go, ldo, vd, vo, ldv, 0f, dp, 0, tk);
         for (int i = 0; i < t; i++) {
             int o = i * tk, q = po + o;
-            double dot = 0;
-            for (int j = 0; j < tk; j++) dot += (double) dp[o + j] * p[q + j];
-            float df = (float) dot;
+            float df = dot(dp, o, p, q, tk);
             for (int j = 0; j < tk; j++) dp[o + j] = p[q + j] * (dp[o + j] - df);
         }
         if (gq != null) blas.sgemm(false, false, t, d, tk, scale, dp, 0, tk, kd, ko, ldk, 1f, gq, qo, ldq);

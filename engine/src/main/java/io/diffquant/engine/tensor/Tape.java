@@ -126,6 +126,34 @@ public final class Tape implements AutoCloseable {
         return profile == null ? Map.of() : java.util.Collections.unmodifiableMap(profile);
     }
 
+    private Map<String, long[]> forwardProfile;
+    private long lastRecordCpu;
+
+    /**
+     * Attribute the calling thread's CPU time between consecutive recordings to the op recorded at the end of each
+     * interval (diagnostics; off by default): ops record themselves when they finish, so with one engine thread this is
+     * each op's forward cost (plus whatever unrecorded work ran just before it).
+     */
+    public Tape profileForward(boolean on) {
+        forwardProfile = on ? new java.util.LinkedHashMap<>() : null;
+        lastRecordCpu = on ? java.lang.management.ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime() : 0;
+        return this;
+    }
+
+    /** Per op name: {calls, calling-thread CPU nanoseconds} of the forward pass, when {@link #profileForward} was on. */
+    public Map<String, long[]> forwardProfile() {
+        return forwardProfile == null ? Map.of() : java.util.Collections.unmodifiableMap(forwardProfile);
+    }
+
+    private void tick(String op) {
+        if (forwardProfile == null) return;
+        long now = java.lang.management.ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime();
+        long[] acc = forwardProfile.computeIfAbsent(op, k -> new long[2]);
+        acc[0]++;
+        acc[1] += now - lastRecordCpu;
+        lastRecordCpu = now;
+    }
+
     // ------------------------------------------------------------------ recording API for op implementations
 
     /**
@@ -134,6 +162,7 @@ public final class Tape implements AutoCloseable {
      */
     public void record(String op, Tensor out, Backward fn, Tensor... inputs) {
         checkOpen(op);
+        tick(op);
         for (Tensor in : inputs) if (in != null && in.data() == out.data()) throw new IllegalStateException(
                 op + ": output shares its buffer with an input; record it with recordInPlace");
         if (needs != null) {
@@ -154,6 +183,7 @@ public final class Tape implements AutoCloseable {
      */
     public void recordInPlace(String op, Tensor target, Backward fn, Tensor... others) {
         checkOpen(op);
+        tick(op);
         if (saved.containsKey(target.data())) throw new IllegalStateException(op + ": in-place update of a "
                 + Arrays.toString(target.shape()) + " tensor whose values an earlier recorded op needs for its "
                 + "backward pass; use the out-of-place op (e.g. Ops.add) while a Tape is recording");

@@ -151,7 +151,7 @@ public final class TrainStepBenchmark {
         var tmx = java.lang.management.ManagementFactory.getThreadMXBean();
         System.out.printf("%s (%s): %d params, batch %d, %s, %d threads%n", file, model.architecture(), model.parameterCount(), batch,
                 Blas.get().name(), Parallel.threads());
-        for (int i = 0; i < 2; i++) run.next(); // warm-up (JIT)
+        for (int i = 0; i < 3; i++) run.next(); // warm-up (JIT)
         double best = Double.MAX_VALUE, sum = 0;
         for (int i = 0; i < steps; i++) {
             long p0 = os.getProcessCpuTime(), t0 = tmx.getCurrentThreadCpuTime(), w0 = System.nanoTime();
@@ -170,7 +170,7 @@ public final class TrainStepBenchmark {
         int[] y = new int[batch];
         for (int i = 0; i < batch; i++) { t[i] = r.nextInt(1000); y[i] = labels[i]; }
         try (Tape tape = Tape.start(DiffusionTrainer.trainableParameters(model).values())) {
-            tape.profileBackward(true);
+            tape.profileBackward(true).profileForward(true);
             long a = tmx.getCurrentThreadCpuTime();
             Tensor out = model.forward(x, t, dit ? y : null);
             long b = tmx.getCurrentThreadCpuTime();
@@ -180,6 +180,9 @@ public final class TrainStepBenchmark {
             tape.backwardProfile().entrySet().stream().sorted((p, q) -> Long.compare(q.getValue()[2], p.getValue()[2])).limit(14)
                     .forEach(e -> System.out.printf("  %-22s %4d calls %8.1f ms wall %8.1f ms CPU%n", e.getKey(), e.getValue()[0],
                             e.getValue()[1] / 1e6, e.getValue()[2] / 1e6));
+            System.out.println("forward by op (CPU time since the previous recorded op):");
+            tape.forwardProfile().entrySet().stream().sorted((p, q) -> Long.compare(q.getValue()[1], p.getValue()[1])).limit(10)
+                    .forEach(e -> System.out.printf("  %-22s %4d calls %8.1f ms CPU%n", e.getKey(), e.getValue()[0], e.getValue()[1] / 1e6));
         }
     }
 
