@@ -141,6 +141,10 @@ public final class ConvOps {
      * the im2col gets a last row of ones, so that the GEMM's last row is the bias gradient (the channel sums of dY).
      */
     private static void weightGrad(float[] gy, float[] xd, float[] gw, float[] gb, int o, Geometry g) {
+        if (g.sameConv()) {
+            sameWeightGrad(gy, xd, gw, gb, o, g);
+            return;
+        }
         int kdim = g.kdim(), hw = g.hw(), wo = g.wo, rows = gb != null ? kdim + 1 : kdim;
         List<int[]> tiles = new ArrayList<>();
         int ipt = Math.max(1, Math.min(g.n, backwardTileCols / hw));
@@ -209,10 +213,89 @@ public final class ConvOps {
     }
 
     /**
+     * {@link #weightGrad} of a "same" stride-1 convolution on the row-shift buffers of {@link #sameConvInto}: per tile and
+     * kernel row ki, dW_ki^T [(ci, kj), O] += S[:, ki*w ...] dY^T (dY with zeros in the dropped columns between images),
+     * and the bias gradient as ones [1, cols] dY^T; tiles split into a fixed number of parts summed in order.
+     */
+    private static void sameWeightGrad(float[] gy, float[] xd, float[] gw, float[] gb, int o, Geometry g) {
+        int kh = g.kh, kw = g.kw, c = g.c, w = g.w, hw = g.hw(), rs = g.shiftRows(), kdim = g.kdim();
+        List<int[]> tiles = tiles(g, 2 * backwardTileCols);
+        int parts = Math.min(WEIGHT_GRAD_PARTS, tiles.size()), accLen = (kh * rs + 1) * o;
+        float[][] acc = new float[parts][accLen];
+        Blas blas = Blas.get();
+        boolean dnnl = blas instanceof DnnlBlas;
+        Parallel.RangeBody body = (p0, p1) -> {
+            for (int p = p0; p < p1; p++) {
+                int t0 = (int) ((long) tiles.size() * p / parts), t1 = (int) ((long) tiles.size() * (p + 1) / parts);
+                for (int ti = t0; ti < t1; ti++) {
+                    int[] tile = tiles.get(ti);
+                    int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3], th = oy1 - oy0, seg = th * w;
+                    int ext = (th + kh - 1) * w, len = gi * ext, cols = (gi - 1) * ext + seg;
+                    float[] sb = scratch(SLOT_COL, (rs + 1) * len);
+                    shiftRowsOf(xd, g, i0, gi, oy0, oy1, sb);
+                    float[] dy;
+                    int dyOff, ld;
+                    if (gi == 1) {
+                        dy = gy;
+                        dyOff = i0 * o * hw + oy0 * w;
+                        ld = hw;
+                    } else {
+                        dy = scratch(SLOT_TMP, o * cols);
+                        for (int oc = 0; oc < o; oc++)
+                            for (int i = 0; i < gi; i++) {
+                                int d0 = oc * cols + i * ext;
+                                System.arraycopy(gy, ((i0 + i) * o + oc) * hw + oy0 * w, dy, d0, seg);
+                                if (i + 1 < gi) Arrays.fill(dy, d0 + seg, d0 + ext, 0f);
+                            }
+                        dyOff = 0;
+                        ld = cols;
+                    }
+                    for (int ki = 0; ki < kh; ki++)
+                        blas.sgemm(false, true, rs, o, cols, 1f, sb, ki * w, len, dy, dyOff, ld, 1f, acc[p], ki * rs * o, o);
+                    if (gb != null) {
+                        Arrays.fill(sb, rs * len, rs * len + cols, 1f);
+                        blas.sgemm(false, true, 1, o, cols, 1f, sb, rs * len, len, dy, dyOff, ld, 1f, acc[p], kh * rs * o, o);
+                    }
+                }
+            }
+        };
+        if (parts >= 2 && Parallel.threads() > 1 && (!dnnl || NativeThreads.available())) {
+            Parallel.forRange(parts, 1, (p0, p1) -> {
+                if (dnnl) NativeThreads.singleThreaded(() -> body.run(p0, p1));
+                else body.run(p0, p1);
+            });
+        } else {
+            body.run(0, parts);
+        }
+        Parallel.forRange(o, Math.max(1, EW_CHUNK / Math.max(1, kdim * parts)), (o0, o1) -> {
+            for (int oc = o0; oc < o1; oc++)
+                for (int ci = 0; ci < c; ci++)
+                    for (int ki = 0; ki < kh; ki++)
+                        for (int kj = 0; kj < kw; kj++) {
+                            int a = (ki * rs + ci * kw + kj) * o + oc;
+                            float sum = acc[0][a];
+                            for (int p = 1; p < parts; p++) sum += acc[p][a];
+                            gw[((oc * c + ci) * kh + ki) * kw + kj] += sum;
+                        }
+        });
+        if (gb != null) {
+            for (int oc = 0; oc < o; oc++) {
+                float sum = acc[0][kh * rs * o + oc];
+                for (int p = 1; p < parts; p++) sum += acc[p][kh * rs * o + oc];
+                gb[oc] += sum;
+            }
+        }
+    }
+
+    /**
      * y (+)= conv(x, w) + bias for the geometry g ({@code accumulate}: added to y's current values, else y is
      * overwritten); the tiled kernel of {@link #conv2d} without checks or recording.
      */
     private static void convInto(float[] xd, float[] wdat, float[] bias, float[] yd, int o, Geometry g, boolean accumulate) {
+        if (g.sameConv()) {
+            sameConvInto(xd, wdat, bias, yd, o, g, accumulate);
+            return;
+        }
         Blas blas = Blas.get();
         boolean dnnl = blas instanceof DnnlBlas;
         List<int[]> tiles = tiles(g);
@@ -234,6 +317,93 @@ public final class ConvOps {
         } else {
             for (int[] tile : tiles) convTile(blas, wn, xd, wdat, bias, yd, o, g, tile, true, accumulate);
         }
+    }
+
+    /** Output columns per tile of the row-shift convolution (whole images up to about this many pixels). */
+    private static final int SHIFT_TILE_COLS = 1024;
+
+    /** Tiles {img0, images, oy0, oy1} of about {@code target} output pixels; they depend on the shapes only. */
+    private static List<int[]> tiles(Geometry g, int target) {
+        List<int[]> r = new ArrayList<>();
+        int hw = g.hw();
+        if (hw <= target) {
+            int ipt = Math.max(1, Math.min(g.n, target / hw));
+            for (int i0 = 0; i0 < g.n; i0 += ipt) r.add(new int[] {i0, Math.min(ipt, g.n - i0), 0, g.ho});
+        } else {
+            int rpt = Math.max(1, target / g.wo);
+            for (int i = 0; i < g.n; i++)
+                for (int oy0 = 0; oy0 < g.ho; oy0 += rpt) r.add(new int[] {i, 1, oy0, Math.min(g.ho, oy0 + rpt)});
+        }
+        return r;
+    }
+
+    /**
+     * "Same" stride-1 convolution as kh GEMMs per tile instead of one im2col GEMM: the buffer S [(ci, kj), ...] holds,
+     * per image of the tile, the input rows oy0 - pad .. oy1 - pad + kh - 2 shifted horizontally by kj - pad (zero
+     * outside), (th + kh - 1) * w values; kernel row ki then reads S from column ki * w on, so
+     * y (+)= sum over ki of W_ki [O, C*kw] S[:, ki*w ...]. S is kh times smaller than the im2col matrix. With several
+     * images per tile the GEMM also computes (kh - 1) * w columns between images that are dropped.
+     */
+    private static void sameConvInto(float[] xd, float[] wdat, float[] bias, float[] yd, int o, Geometry g, boolean accumulate) {
+        int kh = g.kh, kw = g.kw, c = g.c, rs = g.shiftRows();
+        float[] wk = new float[kh * o * rs]; // W_ki [O, (ci, kj)]
+        for (int oc = 0; oc < o; oc++)
+            for (int ci = 0; ci < c; ci++)
+                for (int ki = 0; ki < kh; ki++)
+                    for (int kj = 0; kj < kw; kj++)
+                        wk[(ki * o + oc) * rs + ci * kw + kj] = wdat[((oc * c + ci) * kh + ki) * kw + kj];
+        Blas blas = Blas.get();
+        boolean dnnl = blas instanceof DnnlBlas;
+        List<int[]> tiles = tiles(g, SHIFT_TILE_COLS);
+        Parallel.RangeBody body = (t0, t1) -> {
+            for (int ti = t0; ti < t1; ti++) sameConvTile(blas, xd, wk, bias, yd, o, g, tiles.get(ti), accumulate);
+        };
+        if (tiles.size() >= 2 && Parallel.threads() > 1 && (!dnnl || NativeThreads.available())) {
+            Parallel.forRange(tiles.size(), 1, (t0, t1) -> {
+                if (dnnl) NativeThreads.singleThreaded(() -> body.run(t0, t1));
+                else body.run(t0, t1);
+            });
+        } else {
+            body.run(0, tiles.size());
+        }
+    }
+
+    /** The row-shift buffer S of one tile into dst [rs, gi * ext] (ext = (th + kh - 1) * w); writes every element. */
+    private static void shiftRowsOf(float[] xd, Geometry g, int i0, int gi, int oy0, int oy1, float[] dst) {
+        int w = g.w, h = g.h, kw = g.kw, th = oy1 - oy0, ext = (th + g.kh - 1) * w, len = gi * ext;
+        for (int ci = 0; ci < g.c; ci++)
+            for (int kj = 0; kj < kw; kj++) {
+                int r = ci * kw + kj;
+                for (int img = 0; img < gi; img++)
+                    shiftedPlane(xd, ((i0 + img) * g.c + ci) * h * w, h, w, -g.pad, kj - g.pad, oy0, oy1 + g.kh - 1, dst,
+                            r * len + img * ext);
+            }
+    }
+
+    private static void sameConvTile(Blas blas, float[] xd, float[] wk, float[] bias, float[] yd, int o, Geometry g, int[] tile,
+                                     boolean accumulate) {
+        int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3];
+        int w = g.w, hw = g.hw(), kh = g.kh, rs = g.shiftRows(), th = oy1 - oy0, seg = th * w;
+        int ext = (th + kh - 1) * w, len = gi * ext, cols = (gi - 1) * ext + seg;
+        float[] sb = scratch(SLOT_COL, rs * len);
+        shiftRowsOf(xd, g, i0, gi, oy0, oy1, sb);
+        if (gi == 1) {
+            int yo = i0 * o * hw + oy0 * w;
+            for (int ki = 0; ki < kh; ki++)
+                blas.sgemm(false, false, o, seg, rs, 1f, wk, ki * o * rs, rs, sb, ki * w, len, accumulate || ki > 0 ? 1f : 0f, yd, yo, hw);
+            if (bias != null) for (int oc = 0; oc < o; oc++) addScalar(yd, yo + oc * hw, seg, bias[oc]);
+            return;
+        }
+        float[] tmp = scratch(SLOT_TMP, o * cols);
+        for (int ki = 0; ki < kh; ki++)
+            blas.sgemm(false, false, o, cols, rs, 1f, wk, ki * o * rs, rs, sb, ki * w, len, ki > 0 ? 1f : 0f, tmp, 0, cols);
+        for (int oc = 0; oc < o; oc++)
+            for (int i = 0; i < gi; i++) {
+                int yo = ((i0 + i) * o + oc) * hw + oy0 * w;
+                if (accumulate) addTo(tmp, oc * cols + i * ext, yd, yo, seg);
+                else System.arraycopy(tmp, oc * cols + i * ext, yd, yo, seg);
+                if (bias != null) addScalar(yd, yo, seg, bias[oc]);
+            }
     }
 
     /**
@@ -327,6 +497,10 @@ public final class ConvOps {
         int rowsPerTile() { return hw() <= TARGET_COLS ? ho : Math.max(1, TARGET_COLS / wo); }
         /** Stride 1 and output width = input width: every tap is a constant shift of the flattened plane. */
         boolean fastIm2col() { return stride == 1 && wo == w && kw <= w; }
+        /** Stride 1 and output = input size (padding (k - 1) / 2 both ways): the row-shift formulation applies. */
+        boolean sameConv() { return stride == 1 && ho == h && wo == w && kw <= w && pad < kh; }
+        /** Rows of the row-shift buffer: (input channel, kernel column). */
+        int shiftRows() { return c * kw; }
     }
 
     /** y[yo ..+len) += a[ao ..+len). */
