@@ -725,7 +725,8 @@ public final class ConvOps {
         float[] ss = scaleShift == null ? null : scaleShift.data();
         Tape tape = Tape.active();
         // under a tape: normalised values and 1/std per (sample, group) kept for backward
-        float[] xhat = tape == null ? null : new float[xd.length], rstd = tape == null ? null : new float[n * groups];
+        // under a tape: mean and 1/std per (sample, group) kept for backward (which recomputes the normalised values)
+        float[] means = tape == null ? null : new float[n * groups], rstd = tape == null ? null : new float[n * groups];
         Parallel.forRange(n * groups, 1, (r0, r1) -> {
             float[] xs = new float[BLK], e = new float[BLK];
             int[] bits = new int[BLK];
@@ -737,7 +738,7 @@ public final class ConvOps {
                 float inv = (float) (1.0 / Math.sqrt(var + eps));
                 if (rstd != null) {
                     rstd[r] = inv;
-                    for (int j = 0; j < gsize; j++) xhat[o + j] = (xd[o + j] - mf) * inv;
+                    means[r] = mf;
                 }
                 for (int ci = 0; ci < cg; ci++) {
                     int ch = g0 + ci;
@@ -755,9 +756,9 @@ public final class ConvOps {
             }
         });
         if (tape != null) {
-            tape.save(gamma, beta, scaleShift);
+            tape.save(x, gamma, beta, scaleShift);
             tape.record("groupNormAct", y, (gy, gr) -> FusedOpsBackward.groupNormAct(gy, gr, x, gamma, beta, scaleShift, silu,
-                    xhat, rstd, n, c, groups, inner), x, gamma, beta, scaleShift);
+                    means, rstd, n, c, groups, inner), x, gamma, beta, scaleShift);
         }
         return y;
     }

@@ -277,7 +277,8 @@ final class FusedOpsBackward {
 
     /**
      * y = act(z), z = u (1 + s[n, c]) + sh[n, c] (or z = u without scale-shift), u = xhat gamma + beta, xhat the
-     * GroupNorm of x. Saved: xhat, rstd per (sample, group).
+     * GroupNorm of x. Saved: x, mean and rstd per (sample, group); xhat = (x - mean) rstd is recomputed per block with the
+     * forward's float operations (the same values).
      * <p>One task per (sample, group), two passes over its elements: dz = dy act'(z) into a scratch (act' with z
      * recomputed from xhat) with, per channel, A = sum dz and B = sum dz xhat; then dx. Everything else follows from
      * A and B: d shift = A, d scale = gamma B + beta A, d beta = (1 + s) A, d gamma = (1 + s) B summed over the samples in
@@ -285,7 +286,8 @@ final class FusedOpsBackward {
      * Sums: float in blocks, blocks accumulated in double; independent of the thread count.
      */
     static void groupNormAct(float[] gy, Tape.Grads g, Tensor x, Tensor gamma, Tensor beta, Tensor scaleShift,
-                             boolean silu, float[] xhat, float[] rstd, int n, int c, int groups, int inner) {
+                             boolean silu, float[] means, float[] rstd, int n, int c, int groups, int inner) {
+        float[] xd = x.data();
         float[] gx = g.of(x), gg = gamma == null ? null : g.of(gamma), gb = beta == null ? null : g.of(beta);
         float[] gss = scaleShift == null ? null : g.of(scaleShift);
         float[] gam = gamma == null ? null : gamma.data(), bet = beta == null ? null : beta.data();
@@ -293,10 +295,11 @@ final class FusedOpsBackward {
         int cg = c / groups, gsize = cg * inner;
         double[] sumA = new double[n * c], sumB = new double[n * c];
         Parallel.forRange(n * groups, 1, (r0, r1) -> {
-            float[] dzs = silu ? new float[gsize] : null, es = new float[GN_BLK];
+            float[] dzs = silu ? new float[gsize] : null, es = new float[GN_BLK], xh = new float[GN_BLK];
             int[] bits = new int[GN_BLK];
             for (int r = r0; r < r1; r++) {
                 int img = r / groups, ch0 = (r % groups) * cg, o = r * gsize;
+                float mf = means[r], rsf = rstd[r];
                 double m1 = 0, m2 = 0;
                 for (int ci = 0; ci < cg; ci++) {
                     int ch = ch0 + ci, co = o + ci * inner;
@@ -305,17 +308,18 @@ final class FusedOpsBackward {
                     double a = 0, b = 0;
                     for (int b0 = 0; b0 < inner; b0 += GN_BLK) {
                         int len = Math.min(GN_BLK, inner - b0), q = co + b0;
+                        for (int i = 0; i < len; i++) xh[i] = (xd[q + i] - mf) * rsf;
                         float[] dz;
                         int dzo;
                         if (silu) {
                             dz = dzs;
                             dzo = ci * inner + b0;
                             float a1 = ga * s1, a0 = be * s1 + sh;
-                            for (int i = 0; i < len; i++) es[i] = -(xhat[q + i] * a1 + a0);
+                            for (int i = 0; i < len; i++) es[i] = -(xh[i] * a1 + a0);
                             TransformerOps.expInPlace(es, 0, len, 0f, bits);
                             // silu'(z) = sg (1 + z (1 - sg)), sg = 1 / (1 + exp(-z)), z recomputed from xhat
                             for (int i = 0; i < len; i++) {
-                                float z = xhat[q + i] * a1 + a0, sg = 1f / (1f + es[i]);
+                                float z = xh[i] * a1 + a0, sg = 1f / (1f + es[i]);
                                 dz[dzo + i] = gy[q + i] * (sg * (1f + z * (1f - sg)));
                             }
                         } else {
@@ -323,7 +327,7 @@ final class FusedOpsBackward {
                             dzo = q;
                         }
                         a += TransformerOps.sum(dz, dzo, len);
-                        b += dot(dz, dzo, xhat, q, len);
+                        b += dot(dz, dzo, xh, 0, len);
                     }
                     sumA[img * c + ch] = a;
                     sumB[img * c + ch] = b;
@@ -342,7 +346,7 @@ final class FusedOpsBackward {
                     float k0 = rs * s1 * ga;
                     float[] dz = silu ? dzs : gy;
                     int dzo = silu ? ci * inner : co;
-                    for (int j = 0; j < inner; j++) gx[co + j] += k0 * dz[dzo + j] - k1 - k2 * xhat[co + j];
+                    for (int j = 0; j < inner; j++) gx[co + j] += k0 * dz[dzo + j] - k1 - k2 * ((xd[co + j] - mf) * rsf);
                 }
             }
         });
