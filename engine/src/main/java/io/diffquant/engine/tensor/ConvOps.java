@@ -87,7 +87,215 @@ public final class ConvOps {
             return y;
         }
         Geometry g = new Geometry(n, c, h, wd, kh, kw, stride, padding, ho, wo);
-        float[] xd = x.data(), wdat = w.data(), yd = y.data(), bias = b == null ? null : b.data();
+        convInto(x.data(), w.data(), b == null ? null : b.data(), y.data(), o, g, false);
+        recordConv(x, w, b, y, stride, padding);
+        return y;
+    }
+
+    private static void recordConv(Tensor x, Tensor w, Tensor b, Tensor y, int stride, int padding) {
+        Tape tape = Tape.active();
+        if (tape == null) return;
+        tape.save(x, w);
+        tape.record("conv2d", y, (gy, g) -> conv2dBackward(gy, g, x, w, b, stride, padding), x, w, b);
+    }
+
+    /** Output columns per tile of the backward's weight-gradient GEMMs (tests lower it to get several tiles on small shapes). */
+    static int backwardTileCols = 512;
+    /** The weight gradient is summed in at most this many partial sums (fixed: the sum does not depend on the thread count). */
+    private static final int WEIGHT_GRAD_PARTS = 8;
+
+    /**
+     * Backward of {@link #conv2d}. Bias: channel sums of dY. Weights: dW^T [kdim, O] += col(x) dY^T over column tiles
+     * (im2col of the tile into a reused per-thread scratch, as the forward), the tiles split into a fixed number of
+     * contiguous parts summed in order. Input, for stride 1 and a square kernel k with padding p <= k - 1: dX is
+     * itself a convolution, of dY with the kernel transposed (in/out channels swapped) and flipped, padding k - 1 - p,
+     * run by the forward's tiled kernel straight into dX (a long-K GEMM and a gather instead of a short-K GEMM and a
+     * col2im scatter); other geometries (the stride-2 downsamplers) take {@link OpsBackward#conv2d}'s col2im path.
+     */
+    static void conv2dBackward(float[] gy, Tape.Grads g, Tensor x, Tensor w, Tensor b, int stride, int padding) {
+        int n = x.dim(0), c = x.dim(1), h = x.dim(2), wd = x.dim(3);
+        int o = w.dim(0), kh = w.dim(2), kw = w.dim(3);
+        int ho = (h + 2 * padding - kh) / stride + 1, wo = (wd + 2 * padding - kw) / stride + 1;
+        float[] gx = g.of(x), gw = g.of(w), gb = b == null ? null : g.of(b);
+        boolean fusedBias = gw != null && n * c > 0;
+        if (gb != null && !fusedBias) OpsBackward.channelSums(gy, gb, n, o, ho * wo, false);
+        if (n == 0 || c == 0 || o == 0 || ho * wo == 0) return;
+        Geometry geo = new Geometry(n, c, h, wd, kh, kw, stride, padding, ho, wo);
+        if (gw != null) weightGrad(gy, x.data(), gw, gb, o, geo);
+        if (gx == null) return;
+        if (stride == 1 && kh == kw && padding <= kh - 1) {
+            float[] wsrc = w.data(), wt = new float[c * o * kh * kw];
+            for (int oc = 0; oc < o; oc++)
+                for (int ci = 0; ci < c; ci++)
+                    for (int ki = 0; ki < kh; ki++)
+                        for (int kj = 0; kj < kw; kj++)
+                            wt[((ci * o + oc) * kh + kh - 1 - ki) * kw + kw - 1 - kj] = wsrc[((oc * c + ci) * kh + ki) * kw + kj];
+            convInto(gy, wt, null, gx, c, new Geometry(n, o, ho, wo, kh, kw, 1, kh - 1 - padding, h, wd), true);
+        } else {
+            OpsBackward.conv2d(gy, t -> t == x ? gx : null, x, w, null, stride, padding);
+        }
+    }
+
+    /**
+     * gw [O, kdim] += sum over tiles of dY_tile [O, cols] col_tile^T, accumulated transposed per part; with gb non-null
+     * the im2col gets a last row of ones, so that the GEMM's last row is the bias gradient (the channel sums of dY).
+     */
+    private static void weightGrad(float[] gy, float[] xd, float[] gw, float[] gb, int o, Geometry g) {
+        if (g.sameConv()) {
+            sameWeightGrad(gy, xd, gw, gb, o, g);
+            return;
+        }
+        int kdim = g.kdim(), hw = g.hw(), wo = g.wo, rows = gb != null ? kdim + 1 : kdim;
+        List<int[]> tiles = new ArrayList<>();
+        int ipt = Math.max(1, Math.min(g.n, backwardTileCols / hw));
+        if (hw <= backwardTileCols) {
+            for (int i0 = 0; i0 < g.n; i0 += ipt) tiles.add(new int[] {i0, Math.min(ipt, g.n - i0), 0, g.ho});
+        } else {
+            int rpt = Math.max(1, backwardTileCols / wo);
+            for (int i = 0; i < g.n; i++)
+                for (int oy0 = 0; oy0 < g.ho; oy0 += rpt) tiles.add(new int[] {i, 1, oy0, Math.min(g.ho, oy0 + rpt)});
+        }
+        int parts = Math.min(WEIGHT_GRAD_PARTS, tiles.size());
+        float[][] acc = new float[parts][rows * o];
+        Blas blas = Blas.get();
+        boolean dnnl = blas instanceof DnnlBlas;
+        Parallel.RangeBody body = (p0, p1) -> {
+            for (int p = p0; p < p1; p++) {
+                int t0 = (int) ((long) tiles.size() * p / parts), t1 = (int) ((long) tiles.size() * (p + 1) / parts);
+                for (int ti = t0; ti < t1; ti++) {
+                    int[] tile = tiles.get(ti);
+                    int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3], seg = (oy1 - oy0) * wo, cols = gi * seg;
+                    float[] col = scratch(SLOT_COL, rows * cols);
+                    float[] row = g.fastIm2col() ? null : new float[cols];
+                    for (int r = 0; r < kdim; r++) im2colRow(xd, g, r, i0, gi, oy0, oy1, col, r * cols, row);
+                    if (rows > kdim) Arrays.fill(col, kdim * cols, rows * cols, 1f);
+                    float[] dy;
+                    int dyOff, ld;
+                    if (gi == 1) {
+                        dy = gy;
+                        dyOff = i0 * o * hw + oy0 * wo;
+                        ld = hw;
+                    } else {
+                        dy = scratch(SLOT_TMP, o * cols);
+                        for (int oc = 0; oc < o; oc++)
+                            for (int i = 0; i < gi; i++) System.arraycopy(gy, ((i0 + i) * o + oc) * hw, dy, oc * cols + i * hw, hw);
+                        dyOff = 0;
+                        ld = cols;
+                    }
+                    // dW^T [kdim, O] += col [kdim, cols] dY^T [cols, O] (+ the bias row: ones [1, cols] dY^T)
+                    blas.sgemm(false, true, rows, o, cols, 1f, col, 0, cols, dy, dyOff, ld, 1f, acc[p], 0, o);
+                }
+            }
+        };
+        if (parts >= 2 && Parallel.threads() > 1 && (!dnnl || NativeThreads.available())) {
+            Parallel.forRange(parts, 1, (p0, p1) -> {
+                if (dnnl) NativeThreads.singleThreaded(() -> body.run(p0, p1));
+                else body.run(p0, p1);
+            });
+        } else {
+            body.run(0, parts);
+        }
+        Parallel.forRange(o, Math.max(1, EW_CHUNK / Math.max(1, kdim * parts)), (o0, o1) -> {
+            for (int oc = o0; oc < o1; oc++)
+                for (int k = 0; k < kdim; k++) {
+                    float sum = acc[0][k * o + oc];
+                    for (int p = 1; p < parts; p++) sum += acc[p][k * o + oc];
+                    gw[oc * kdim + k] += sum;
+                }
+        });
+        if (gb != null) {
+            for (int oc = 0; oc < o; oc++) {
+                float sum = acc[0][kdim * o + oc];
+                for (int p = 1; p < parts; p++) sum += acc[p][kdim * o + oc];
+                gb[oc] += sum;
+            }
+        }
+    }
+
+    /**
+     * {@link #weightGrad} of a "same" stride-1 convolution on the row-shift buffers of {@link #sameConvInto}: per tile and
+     * kernel row ki, dW_ki^T [(ci, kj), O] += S[:, ki*w ...] dY^T (dY with zeros in the dropped columns between images),
+     * and the bias gradient as ones [1, cols] dY^T; tiles split into a fixed number of parts summed in order.
+     */
+    private static void sameWeightGrad(float[] gy, float[] xd, float[] gw, float[] gb, int o, Geometry g) {
+        int kh = g.kh, kw = g.kw, c = g.c, w = g.w, hw = g.hw(), rs = g.shiftRows(), kdim = g.kdim();
+        List<int[]> tiles = tiles(g, 2 * backwardTileCols);
+        int parts = Math.min(WEIGHT_GRAD_PARTS, tiles.size()), accLen = (kh * rs + 1) * o;
+        float[][] acc = new float[parts][accLen];
+        Blas blas = Blas.get();
+        boolean dnnl = blas instanceof DnnlBlas;
+        Parallel.RangeBody body = (p0, p1) -> {
+            for (int p = p0; p < p1; p++) {
+                int t0 = (int) ((long) tiles.size() * p / parts), t1 = (int) ((long) tiles.size() * (p + 1) / parts);
+                for (int ti = t0; ti < t1; ti++) {
+                    int[] tile = tiles.get(ti);
+                    int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3], th = oy1 - oy0, seg = th * w;
+                    int ext = (th + kh - 1) * w, len = gi * ext, cols = (gi - 1) * ext + seg;
+                    float[] sb = scratch(SLOT_COL, (rs + 1) * len);
+                    shiftRowsOf(xd, g, i0, gi, oy0, oy1, sb);
+                    float[] dy;
+                    int dyOff, ld;
+                    if (gi == 1) {
+                        dy = gy;
+                        dyOff = i0 * o * hw + oy0 * w;
+                        ld = hw;
+                    } else {
+                        dy = scratch(SLOT_TMP, o * cols);
+                        for (int oc = 0; oc < o; oc++)
+                            for (int i = 0; i < gi; i++) {
+                                int d0 = oc * cols + i * ext;
+                                System.arraycopy(gy, ((i0 + i) * o + oc) * hw + oy0 * w, dy, d0, seg);
+                                if (i + 1 < gi) Arrays.fill(dy, d0 + seg, d0 + ext, 0f);
+                            }
+                        dyOff = 0;
+                        ld = cols;
+                    }
+                    for (int ki = 0; ki < kh; ki++)
+                        blas.sgemm(false, true, rs, o, cols, 1f, sb, ki * w, len, dy, dyOff, ld, 1f, acc[p], ki * rs * o, o);
+                    if (gb != null) {
+                        Arrays.fill(sb, rs * len, rs * len + cols, 1f);
+                        blas.sgemm(false, true, 1, o, cols, 1f, sb, rs * len, len, dy, dyOff, ld, 1f, acc[p], kh * rs * o, o);
+                    }
+                }
+            }
+        };
+        if (parts >= 2 && Parallel.threads() > 1 && (!dnnl || NativeThreads.available())) {
+            Parallel.forRange(parts, 1, (p0, p1) -> {
+                if (dnnl) NativeThreads.singleThreaded(() -> body.run(p0, p1));
+                else body.run(p0, p1);
+            });
+        } else {
+            body.run(0, parts);
+        }
+        Parallel.forRange(o, Math.max(1, EW_CHUNK / Math.max(1, kdim * parts)), (o0, o1) -> {
+            for (int oc = o0; oc < o1; oc++)
+                for (int ci = 0; ci < c; ci++)
+                    for (int ki = 0; ki < kh; ki++)
+                        for (int kj = 0; kj < kw; kj++) {
+                            int a = (ki * rs + ci * kw + kj) * o + oc;
+                            float sum = acc[0][a];
+                            for (int p = 1; p < parts; p++) sum += acc[p][a];
+                            gw[((oc * c + ci) * kh + ki) * kw + kj] += sum;
+                        }
+        });
+        if (gb != null) {
+            for (int oc = 0; oc < o; oc++) {
+                float sum = acc[0][kh * rs * o + oc];
+                for (int p = 1; p < parts; p++) sum += acc[p][kh * rs * o + oc];
+                gb[oc] += sum;
+            }
+        }
+    }
+
+    /**
+     * y (+)= conv(x, w) + bias for the geometry g ({@code accumulate}: added to y's current values, else y is
+     * overwritten); the tiled kernel of {@link #conv2d} without checks or recording.
+     */
+    private static void convInto(float[] xd, float[] wdat, float[] bias, float[] yd, int o, Geometry g, boolean accumulate) {
+        if (g.sameConv()) {
+            sameConvInto(xd, wdat, bias, yd, o, g, accumulate);
+            return;
+        }
         Blas blas = Blas.get();
         boolean dnnl = blas instanceof DnnlBlas;
         List<int[]> tiles = tiles(g);
@@ -101,23 +309,101 @@ public final class ConvOps {
             // one tile per task: im2col, a single-threaded GEMM and the copy-out stay on one core and in its cache
             Parallel.forRange(tiles.size(), 1, (t0, t1) -> {
                 Runnable run = () -> {
-                    for (int ti = t0; ti < t1; ti++) convTile(blas, wn, xd, wdat, bias, yd, o, g, tiles.get(ti), false);
+                    for (int ti = t0; ti < t1; ti++) convTile(blas, wn, xd, wdat, bias, yd, o, g, tiles.get(ti), false, accumulate);
                 };
                 if (dnnl) NativeThreads.singleThreaded(run);
                 else run.run();
             });
         } else {
-            for (int[] tile : tiles) convTile(blas, wn, xd, wdat, bias, yd, o, g, tile, true);
+            for (int[] tile : tiles) convTile(blas, wn, xd, wdat, bias, yd, o, g, tile, true, accumulate);
         }
-        recordConv(x, w, b, y, stride, padding);
-        return y;
     }
 
-    private static void recordConv(Tensor x, Tensor w, Tensor b, Tensor y, int stride, int padding) {
-        Tape tape = Tape.active();
-        if (tape == null) return;
-        tape.save(x, w);
-        tape.record("conv2d", y, (gy, g) -> OpsBackward.conv2d(gy, g, x, w, b, stride, padding), x, w, b);
+    /** Output columns per tile of the row-shift convolution (whole images up to about this many pixels). */
+    private static final int SHIFT_TILE_COLS = 1024;
+
+    /** Tiles {img0, images, oy0, oy1} of about {@code target} output pixels; they depend on the shapes only. */
+    private static List<int[]> tiles(Geometry g, int target) {
+        List<int[]> r = new ArrayList<>();
+        int hw = g.hw();
+        if (hw <= target) {
+            int ipt = Math.max(1, Math.min(g.n, target / hw));
+            for (int i0 = 0; i0 < g.n; i0 += ipt) r.add(new int[] {i0, Math.min(ipt, g.n - i0), 0, g.ho});
+        } else {
+            int rpt = Math.max(1, target / g.wo);
+            for (int i = 0; i < g.n; i++)
+                for (int oy0 = 0; oy0 < g.ho; oy0 += rpt) r.add(new int[] {i, 1, oy0, Math.min(g.ho, oy0 + rpt)});
+        }
+        return r;
+    }
+
+    /**
+     * "Same" stride-1 convolution as kh GEMMs per tile instead of one im2col GEMM: the buffer S [(ci, kj), ...] holds,
+     * per image of the tile, the input rows oy0 - pad .. oy1 - pad + kh - 2 shifted horizontally by kj - pad (zero
+     * outside), (th + kh - 1) * w values; kernel row ki then reads S from column ki * w on, so
+     * y (+)= sum over ki of W_ki [O, C*kw] S[:, ki*w ...]. S is kh times smaller than the im2col matrix. With several
+     * images per tile the GEMM also computes (kh - 1) * w columns between images that are dropped.
+     */
+    private static void sameConvInto(float[] xd, float[] wdat, float[] bias, float[] yd, int o, Geometry g, boolean accumulate) {
+        int kh = g.kh, kw = g.kw, c = g.c, rs = g.shiftRows();
+        float[] wk = new float[kh * o * rs]; // W_ki [O, (ci, kj)]
+        for (int oc = 0; oc < o; oc++)
+            for (int ci = 0; ci < c; ci++)
+                for (int ki = 0; ki < kh; ki++)
+                    for (int kj = 0; kj < kw; kj++)
+                        wk[(ki * o + oc) * rs + ci * kw + kj] = wdat[((oc * c + ci) * kh + ki) * kw + kj];
+        Blas blas = Blas.get();
+        boolean dnnl = blas instanceof DnnlBlas;
+        List<int[]> tiles = tiles(g, SHIFT_TILE_COLS);
+        Parallel.RangeBody body = (t0, t1) -> {
+            for (int ti = t0; ti < t1; ti++) sameConvTile(blas, xd, wk, bias, yd, o, g, tiles.get(ti), accumulate);
+        };
+        if (tiles.size() >= 2 && Parallel.threads() > 1 && (!dnnl || NativeThreads.available())) {
+            Parallel.forRange(tiles.size(), 1, (t0, t1) -> {
+                if (dnnl) NativeThreads.singleThreaded(() -> body.run(t0, t1));
+                else body.run(t0, t1);
+            });
+        } else {
+            body.run(0, tiles.size());
+        }
+    }
+
+    /** The row-shift buffer S of one tile into dst [rs, gi * ext] (ext = (th + kh - 1) * w); writes every element. */
+    private static void shiftRowsOf(float[] xd, Geometry g, int i0, int gi, int oy0, int oy1, float[] dst) {
+        int w = g.w, h = g.h, kw = g.kw, th = oy1 - oy0, ext = (th + g.kh - 1) * w, len = gi * ext;
+        for (int ci = 0; ci < g.c; ci++)
+            for (int kj = 0; kj < kw; kj++) {
+                int r = ci * kw + kj;
+                for (int img = 0; img < gi; img++)
+                    shiftedPlane(xd, ((i0 + img) * g.c + ci) * h * w, h, w, -g.pad, kj - g.pad, oy0, oy1 + g.kh - 1, dst,
+                            r * len + img * ext);
+            }
+    }
+
+    private static void sameConvTile(Blas blas, float[] xd, float[] wk, float[] bias, float[] yd, int o, Geometry g, int[] tile,
+                                     boolean accumulate) {
+        int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3];
+        int w = g.w, hw = g.hw(), kh = g.kh, rs = g.shiftRows(), th = oy1 - oy0, seg = th * w;
+        int ext = (th + kh - 1) * w, len = gi * ext, cols = (gi - 1) * ext + seg;
+        float[] sb = scratch(SLOT_COL, rs * len);
+        shiftRowsOf(xd, g, i0, gi, oy0, oy1, sb);
+        if (gi == 1) {
+            int yo = i0 * o * hw + oy0 * w;
+            for (int ki = 0; ki < kh; ki++)
+                blas.sgemm(false, false, o, seg, rs, 1f, wk, ki * o * rs, rs, sb, ki * w, len, accumulate || ki > 0 ? 1f : 0f, yd, yo, hw);
+            if (bias != null) for (int oc = 0; oc < o; oc++) addScalar(yd, yo + oc * hw, seg, bias[oc]);
+            return;
+        }
+        float[] tmp = scratch(SLOT_TMP, o * cols);
+        for (int ki = 0; ki < kh; ki++)
+            blas.sgemm(false, false, o, cols, rs, 1f, wk, ki * o * rs, rs, sb, ki * w, len, ki > 0 ? 1f : 0f, tmp, 0, cols);
+        for (int oc = 0; oc < o; oc++)
+            for (int i = 0; i < gi; i++) {
+                int yo = ((i0 + i) * o + oc) * hw + oy0 * w;
+                if (accumulate) addTo(tmp, oc * cols + i * ext, yd, yo, seg);
+                else System.arraycopy(tmp, oc * cols + i * ext, yd, yo, seg);
+                if (bias != null) addScalar(yd, yo, seg, bias[oc]);
+            }
     }
 
     /**
@@ -126,7 +412,7 @@ public final class ConvOps {
      * uses oneDNN's own threads).
      */
     private static void convTile(Blas blas, MemorySegment wn, float[] xd, float[] wdat, float[] bias, float[] yd, int o,
-                                 Geometry g, int[] tile, boolean inner) {
+                                 Geometry g, int[] tile, boolean inner, boolean accumulate) {
         int i0 = tile[0], gi = tile[1], oy0 = tile[2], oy1 = tile[3];
         int kdim = g.kdim(), hw = g.hw(), wo = g.wo, seg = (oy1 - oy0) * wo, cols = gi * seg;
         if (wn != null) {
@@ -143,10 +429,16 @@ public final class ConvOps {
             else im2col.run(0, kdim);
             DnnlBlas.sgemmNative(false, false, o, cols, kdim, 1f, wn, kdim, col, cols, 0f, out, cols);
             Parallel.RangeBody copy = (o0, o1) -> {
+                float[] add = accumulate ? new float[seg] : null;
                 for (int oc = o0; oc < o1; oc++)
                     for (int i = 0; i < gi; i++) {
                         int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
-                        MemorySegment.copy(out, F32, 4L * (oc * cols + i * seg), yd, yo, seg);
+                        if (accumulate) {
+                            MemorySegment.copy(out, F32, 4L * (oc * cols + i * seg), add, 0, seg);
+                            addTo(add, 0, yd, yo, seg);
+                        } else {
+                            MemorySegment.copy(out, F32, 4L * (oc * cols + i * seg), yd, yo, seg);
+                        }
                         if (bias != null) addScalar(yd, yo, seg, bias[oc]);
                     }
             };
@@ -164,7 +456,7 @@ public final class ConvOps {
         if (gi == 1) {
             // C[oc, j] = y[i0, oc, oy0 * wo + j]: rows hw apart
             int yo = i0 * o * hw + oy0 * wo;
-            blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, 0f, yd, yo, hw);
+            blas.sgemm(false, false, o, cols, kdim, 1f, wdat, 0, kdim, col, 0, cols, accumulate ? 1f : 0f, yd, yo, hw);
             if (bias != null) for (int oc = 0; oc < o; oc++) addScalar(yd, yo + oc * hw, seg, bias[oc]);
         } else {
             float[] tmp = scratch(SLOT_TMP, o * cols);
@@ -173,7 +465,8 @@ public final class ConvOps {
                 for (int oc = o0; oc < o1; oc++)
                     for (int i = 0; i < gi; i++) {
                         int yo = ((i0 + i) * o + oc) * hw + oy0 * wo;
-                        System.arraycopy(tmp, oc * cols + i * seg, yd, yo, seg);
+                        if (accumulate) addTo(tmp, oc * cols + i * seg, yd, yo, seg);
+                        else System.arraycopy(tmp, oc * cols + i * seg, yd, yo, seg);
                         if (bias != null) addScalar(yd, yo, seg, bias[oc]);
                     }
             };
@@ -204,6 +497,15 @@ public final class ConvOps {
         int rowsPerTile() { return hw() <= TARGET_COLS ? ho : Math.max(1, TARGET_COLS / wo); }
         /** Stride 1 and output width = input width: every tap is a constant shift of the flattened plane. */
         boolean fastIm2col() { return stride == 1 && wo == w && kw <= w; }
+        /** Stride 1 and output = input size (padding (k - 1) / 2 both ways): the row-shift formulation applies. */
+        boolean sameConv() { return stride == 1 && ho == h && wo == w && kw <= w && pad < kh; }
+        /** Rows of the row-shift buffer: (input channel, kernel column). */
+        int shiftRows() { return c * kw; }
+    }
+
+    /** y[yo ..+len) += a[ao ..+len). */
+    private static void addTo(float[] a, int ao, float[] y, int yo, int len) {
+        for (int i = 0; i < len; i++) y[yo + i] += a[ao + i];
     }
 
     private static void addScalar(float[] y, int o, int len, float v) {
@@ -423,7 +725,8 @@ public final class ConvOps {
         float[] ss = scaleShift == null ? null : scaleShift.data();
         Tape tape = Tape.active();
         // under a tape: normalised values and 1/std per (sample, group) kept for backward
-        float[] xhat = tape == null ? null : new float[xd.length], rstd = tape == null ? null : new float[n * groups];
+        // under a tape: mean and 1/std per (sample, group) kept for backward (which recomputes the normalised values)
+        float[] means = tape == null ? null : new float[n * groups], rstd = tape == null ? null : new float[n * groups];
         Parallel.forRange(n * groups, 1, (r0, r1) -> {
             float[] xs = new float[BLK], e = new float[BLK];
             int[] bits = new int[BLK];
@@ -435,7 +738,7 @@ public final class ConvOps {
                 float inv = (float) (1.0 / Math.sqrt(var + eps));
                 if (rstd != null) {
                     rstd[r] = inv;
-                    for (int j = 0; j < gsize; j++) xhat[o + j] = (xd[o + j] - mf) * inv;
+                    means[r] = mf;
                 }
                 for (int ci = 0; ci < cg; ci++) {
                     int ch = g0 + ci;
@@ -453,9 +756,9 @@ public final class ConvOps {
             }
         });
         if (tape != null) {
-            tape.save(gamma, beta, scaleShift);
+            tape.save(x, gamma, beta, scaleShift);
             tape.record("groupNormAct", y, (gy, gr) -> FusedOpsBackward.groupNormAct(gy, gr, x, gamma, beta, scaleShift, silu,
-                    xhat, rstd, n, c, groups, inner), x, gamma, beta, scaleShift);
+                    means, rstd, n, c, groups, inner), x, gamma, beta, scaleShift);
         }
         return y;
     }
@@ -623,27 +926,37 @@ public final class ConvOps {
         if (t == 0 || s == 0) return out;
         float[] qd = q.data(), kd = k.data(), vd = v.data(), od = out.data();
         Blas blas = Blas.get();
+        Tape tape = Tape.active();
+        // under a tape the probabilities are kept for backward (no recomputation of q k^T and the softmax) unless large
+        boolean keep = tape != null && (long) n * heads * t * s <= maxSavedProbs;
+        float[] probs = keep ? new float[n * heads * t * s] : null;
+        boolean nat = NativeFused.available();
         gemmTasks(n * heads, (i0, i1) -> {
-            float[] p = new float[t * s];
+            float[] p = keep ? null : new float[t * s];
+            MemorySegment ps = nat ? nativeScratch(NSLOT_OUT, (long) t * s) : null;
             for (int i = i0; i < i1; i++) {
                 int b = i / heads, h = i % heads, qo = b * t * inner + h * d, ko = b * s * inner + h * d;
-                blas.sgemm(false, true, t, s, d, scale, qd, qo, inner, kd, ko, inner, 0f, p, 0, s);
-                TransformerOps.softmaxRows(p, 0, t, s);
-                blas.sgemm(false, false, t, d, s, 1f, p, 0, s, vd, ko, inner, 0f, od, qo, inner);
+                if (ps != null && nativeHead(qd, kd, vd, od, qo, ko, inner, t, s, d, scale, ps, probs, i * t * s)) continue;
+                float[] pp = keep ? probs : p;
+                int po = keep ? i * t * s : 0;
+                blas.sgemm(false, true, t, s, d, scale, qd, qo, inner, kd, ko, inner, 0f, pp, po, s);
+                TransformerOps.softmaxRows(pp, po, t, s);
+                blas.sgemm(false, false, t, d, s, 1f, pp, po, s, vd, ko, inner, 0f, od, qo, inner);
             }
         });
-        Tape tape = Tape.active();
         if (tape != null) {
             tape.save(q, k, v);
             tape.record("multiHeadAttention", out, (gy, g) -> {
                 float[] gq = g.of(q), gk = g.of(k), gv = g.of(v);
                 if (gq == null && gk == null && gv == null) return;
                 gemmTasks(n * heads, (j0, j1) -> { // (sample, head) pairs own disjoint column blocks
-                    float[] pp = new float[t * s], dp = new float[t * s];
+                    float[] pp = keep ? null : new float[t * s], dp = new float[t * s];
                     for (int j = j0; j < j1; j++) {
                         int i = j / heads, h = j % heads;
                         int qo = i * t * inner + h * d, ko = i * s * inner + h * d;
-                        FusedOpsBackward.attentionHead(qd, qo, inner, kd, ko, inner, vd, ko, inner, gy, qo, inner,
+                        if (keep) FusedOpsBackward.attentionHeadFromProbs(qd, qo, inner, kd, ko, inner, vd, ko, inner, gy, qo, inner,
+                                gq, gk, gv, t, s, d, scale, probs, j * t * s, dp);
+                        else FusedOpsBackward.attentionHead(qd, qo, inner, kd, ko, inner, vd, ko, inner, gy, qo, inner,
                                 gq, gk, gv, t, s, d, scale, pp, dp);
                     }
                 });
@@ -651,6 +964,27 @@ public final class ConvOps {
         }
         return out;
     }
+
+    /**
+     * One head of {@link #multiHeadAttention} with the probabilities in native memory ps (oneDNN softmax: vectorised exp),
+     * copied to probs[po ...] when probs is non-null. False when the native path is (or was switched) off midway: the
+     * caller recomputes the head in Java.
+     */
+    private static boolean nativeHead(float[] qd, float[] kd, float[] vd, float[] od, int qo, int ko, int inner, int t, int s,
+                                      int d, float scale, MemorySegment ps, float[] probs, int po) {
+        MemorySegment q = MemorySegment.ofArray(qd), k = MemorySegment.ofArray(kd), v = MemorySegment.ofArray(vd);
+        if (!DnnlBlas.sgemmSegments(false, true, t, s, d, scale, q.asSlice(4L * qo), inner, k.asSlice(4L * ko), inner, 0f, ps, s)
+                || !DnnlPrimitives.softmaxRows(ps, t, s)) return false;
+        if (probs != null) MemorySegment.copy(ps, F32, 0, probs, po, t * s);
+        return DnnlBlas.sgemmSegments(false, false, t, d, s, 1f, ps, s, v.asSlice(4L * ko), inner, 0f,
+                MemorySegment.ofArray(od).asSlice(4L * qo), inner);
+    }
+
+    /**
+     * Most attention probabilities (floats) that {@link #multiHeadAttention} keeps for its backward pass under a tape
+     * (2^25 = 128 MiB); larger ones are recomputed there. Package-private for tests.
+     */
+    static long maxSavedProbs = 1L << 25;
 
     /** Attention logits per head: [N, heads, T, S] = q_h k_h^T * scale (explicit path; see {@link #multiHeadAttention}). */
     public static Tensor attentionScores(Tensor q, Tensor k, int heads, float scale) {

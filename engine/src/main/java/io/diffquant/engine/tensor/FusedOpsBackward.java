@@ -151,20 +151,28 @@ final class FusedOpsBackward {
     static void attentionHead(float[] qd, int qo, int ldq, float[] kd, int ko, int ldk, float[] vd, int vo, int ldv,
                               float[] gy, int go, int ldo, float[] gq, float[] gk, float[] gv,
                               int t, int tk, int d, float scale, float[] p, float[] dp) {
-        Blas blas = Blas.get();
-        blas.sgemm(false, true, t, tk, d, scale, qd, qo, ldq, kd, ko, ldk, 0f, p, 0, tk);
+        Blas.get().sgemm(false, true, t, tk, d, scale, qd, qo, ldq, kd, ko, ldk, 0f, p, 0, tk);
         softmaxRowsSequential(p, t, tk);
+        attentionHeadFromProbs(qd, qo, ldq, kd, ko, ldk, vd, vo, ldv, gy, go, ldo, gq, gk, gv, t, tk, d, scale, p, 0, dp);
+    }
+
+    /**
+     * {@link #attentionHead} with the probabilities P [t, tk] given (saved by the forward) at p[po ...]; dp is
+     * scratch [t, tk].
+     */
+    static void attentionHeadFromProbs(float[] qd, int qo, int ldq, float[] kd, int ko, int ldk, float[] vd, int vo, int ldv,
+                                       float[] gy, int go, int ldo, float[] gq, float[] gk, float[] gv,
+                                       int t, int tk, int d, float scale, float[] p, int po, float[] dp) {
+        Blas blas = Blas.get();
         // dV [tk, d] += P^T dO
-        if (gv != null) blas.sgemm(true, false, tk, d, t, 1f, p, 0, tk, gy, go, ldo, 1f, gv, vo, ldv);
+        if (gv != null) blas.sgemm(true, false, tk, d, t, 1f, p, po, tk, gy, go, ldo, 1f, gv, vo, ldv);
         if (gq == null && gk == null) return;
         // dP = dO V^T ; dS = P * (dP - rowsum(dP * P))
         blas.sgemm(false, true, t, tk, d, 1f, gy, go, ldo, vd, vo, ldv, 0f, dp, 0, tk);
         for (int i = 0; i < t; i++) {
-            int o = i * tk;
-            double dot = 0;
-            for (int j = 0; j < tk; j++) dot += (double) dp[o + j] * p[o + j];
-            float df = (float) dot;
-            for (int j = 0; j < tk; j++) dp[o + j] = p[o + j] * (dp[o + j] - df);
+            int o = i * tk, q = po + o;
+            float df = dot(dp, o, p, q, tk);
+            for (int j = 0; j < tk; j++) dp[o + j] = p[q + j] * (dp[o + j] - df);
         }
         if (gq != null) blas.sgemm(false, false, t, d, tk, scale, dp, 0, tk, kd, ko, ldk, 1f, gq, qo, ldq);
         if (gk != null) blas.sgemm(true, false, tk, d, t, scale, dp, 0, tk, qd, qo, ldq, 1f, gk, ko, ldk);
@@ -269,48 +277,106 @@ final class FusedOpsBackward {
 
     /**
      * y = act(z), z = u (1 + s[n, c]) + sh[n, c] (or z = u without scale-shift), u = xhat gamma + beta, xhat the
-     * GroupNorm of x. Saved: xhat, rstd per (sample, group).
+     * GroupNorm of x. Saved: x, mean and rstd per (sample, group); xhat = (x - mean) rstd is recomputed per block with the
+     * forward's float operations (the same values).
+     * <p>One task per (sample, group), two passes over its elements: dz = dy act'(z) into a scratch (act' with z
+     * recomputed from xhat) with, per channel, A = sum dz and B = sum dz xhat; then dx. Everything else follows from
+     * A and B: d shift = A, d scale = gamma B + beta A, d beta = (1 + s) A, d gamma = (1 + s) B summed over the samples in
+     * order, and with dxhat = dz (1 + s) gamma, dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) over the group.
+     * Sums: float in blocks, blocks accumulated in double; independent of the thread count.
      */
     static void groupNormAct(float[] gy, Tape.Grads g, Tensor x, Tensor gamma, Tensor beta, Tensor scaleShift,
-                             boolean silu, float[] xhat, float[] rstd, int n, int c, int groups, int inner) {
+                             boolean silu, float[] means, float[] rstd, int n, int c, int groups, int inner) {
+        float[] xd = x.data();
         float[] gx = g.of(x), gg = gamma == null ? null : g.of(gamma), gb = beta == null ? null : g.of(beta);
         float[] gss = scaleShift == null ? null : g.of(scaleShift);
         float[] gam = gamma == null ? null : gamma.data(), bet = beta == null ? null : beta.data();
         float[] ss = scaleShift == null ? null : scaleShift.data();
-        // du = d loss / d u (the affine GroupNorm output), per element; first silu'(z) in the same buffer
-        float[] du = new float[xhat.length];
-        int chunk = Math.max(1, EW_CHUNK / Math.max(1, inner));
-        if (silu) {
-            Parallel.forRange(n * c, chunk, (r0, r1) -> {
-                for (int r = r0; r < r1; r++) {
-                    int img = r / c, ch = r % c, o = r * inner;
+        int cg = c / groups, gsize = cg * inner;
+        double[] sumA = new double[n * c], sumB = new double[n * c];
+        Parallel.forRange(n * groups, 1, (r0, r1) -> {
+            float[] dzs = silu ? new float[gsize] : null, es = new float[GN_BLK], xh = new float[GN_BLK];
+            int[] bits = new int[GN_BLK];
+            for (int r = r0; r < r1; r++) {
+                int img = r / groups, ch0 = (r % groups) * cg, o = r * gsize;
+                float mf = means[r], rsf = rstd[r];
+                double m1 = 0, m2 = 0;
+                for (int ci = 0; ci < cg; ci++) {
+                    int ch = ch0 + ci, co = o + ci * inner;
                     float ga = gam == null ? 1f : gam[ch], be = bet == null ? 0f : bet[ch];
                     float s1 = ss == null ? 1f : 1f + ss[img * 2 * c + ch], sh = ss == null ? 0f : ss[img * 2 * c + c + ch];
-                    for (int j = 0; j < inner; j++) du[o + j] = (xhat[o + j] * ga + be) * s1 + sh;
+                    double a = 0, b = 0;
+                    for (int b0 = 0; b0 < inner; b0 += GN_BLK) {
+                        int len = Math.min(GN_BLK, inner - b0), q = co + b0;
+                        for (int i = 0; i < len; i++) xh[i] = (xd[q + i] - mf) * rsf;
+                        float[] dz;
+                        int dzo;
+                        if (silu) {
+                            dz = dzs;
+                            dzo = ci * inner + b0;
+                            float a1 = ga * s1, a0 = be * s1 + sh;
+                            for (int i = 0; i < len; i++) es[i] = -(xh[i] * a1 + a0);
+                            TransformerOps.expInPlace(es, 0, len, 0f, bits);
+                            // silu'(z) = sg (1 + z (1 - sg)), sg = 1 / (1 + exp(-z)), z recomputed from xhat
+                            for (int i = 0; i < len; i++) {
+                                float z = xh[i] * a1 + a0, sg = 1f / (1f + es[i]);
+                                dz[dzo + i] = gy[q + i] * (sg * (1f + z * (1f - sg)));
+                            }
+                        } else {
+                            dz = gy;
+                            dzo = q;
+                        }
+                        a += TransformerOps.sum(dz, dzo, len);
+                        b += dot(dz, dzo, xh, 0, len);
+                    }
+                    sumA[img * c + ch] = a;
+                    sumB[img * c + ch] = b;
+                    if (gss != null) {
+                        gss[img * 2 * c + ch] += (float) (ga * b + be * a);
+                        gss[img * 2 * c + c + ch] += (float) a;
+                    }
+                    m1 += ga * s1 * a;
+                    m2 += ga * s1 * b;
                 }
-            });
-            TransformerOps.siluGrad(du, du);
-        }
-        Parallel.forRange(n * c, chunk, (r0, r1) -> {
-            for (int r = r0; r < r1; r++) {
-                int img = r / c, ch = r % c, o = r * inner;
-                float ga = gam == null ? 1f : gam[ch], be = bet == null ? 0f : bet[ch];
-                float s1 = ss == null ? 1f : 1f + ss[img * 2 * c + ch];
-                double dScale = 0, dShift = 0;
-                for (int j = 0; j < inner; j++) {
-                    float u = xhat[o + j] * ga + be;
-                    float dz = silu ? gy[o + j] * du[o + j] : gy[o + j];
-                    dShift += dz;
-                    dScale += (double) dz * u;
-                    du[o + j] = dz * s1;
-                }
-                if (gss != null) {
-                    gss[img * 2 * c + ch] += (float) dScale;
-                    gss[img * 2 * c + c + ch] += (float) dShift;
+                if (gx == null) continue;
+                float rs = rstd[r], k1 = (float) (rs * m1 / gsize), k2 = (float) (rs * m2 / gsize);
+                for (int ci = 0; ci < cg; ci++) {
+                    int ch = ch0 + ci, co = o + ci * inner;
+                    float ga = gam == null ? 1f : gam[ch], s1 = ss == null ? 1f : 1f + ss[img * 2 * c + ch];
+                    float k0 = rs * s1 * ga;
+                    float[] dz = silu ? dzs : gy;
+                    int dzo = silu ? ci * inner : co;
+                    for (int j = 0; j < inner; j++) gx[co + j] += k0 * dz[dzo + j] - k1 - k2 * ((xd[co + j] - mf) * rsf);
                 }
             }
         });
-        OpsBackward.groupNorm(du, g, x, gamma, beta, xhat, rstd, n, c, groups, inner);
+        if (gb == null && gg == null) return;
+        for (int ch = 0; ch < c; ch++) {
+            double db = 0, dg = 0;
+            for (int img = 0; img < n; img++) {
+                double s1 = ss == null ? 1.0 : 1.0 + ss[img * 2 * c + ch];
+                db += s1 * sumA[img * c + ch];
+                dg += s1 * sumB[img * c + ch];
+            }
+            if (gb != null) gb[ch] += (float) db;
+            if (gg != null) gg[ch] += (float) dg;
+        }
+    }
+
+    /** Elements per block of the GroupNorm backward's activation scratch. */
+    private static final int GN_BLK = 512;
+
+    /** Dot product of a[ao ..+len) and b[bo ..+len) with eight float accumulators. */
+    static float dot(float[] a, int ao, float[] b, int bo, int len) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        int j = 0;
+        for (; j + 8 <= len; j += 8) {
+            int p = ao + j, q = bo + j;
+            s0 += a[p] * b[q]; s1 += a[p + 1] * b[q + 1]; s2 += a[p + 2] * b[q + 2]; s3 += a[p + 3] * b[q + 3];
+            s4 += a[p + 4] * b[q + 4]; s5 += a[p + 5] * b[q + 5]; s6 += a[p + 6] * b[q + 6]; s7 += a[p + 7] * b[q + 7];
+        }
+        for (; j < len; j++) s0 += a[ao + j] * b[bo + j];
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7));
     }
 
     /** y = x (1 + s[n, c]) + sh[n, c]. */

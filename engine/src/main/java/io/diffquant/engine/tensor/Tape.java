@@ -112,15 +112,46 @@ public final class Tape implements AutoCloseable {
     /** Number of recorded ops (for tests and diagnostics). */
     public int size() { return nodes.size(); }
 
-    /** Collect the wall time of each op's backward rule (diagnostics; off by default). */
+    /**
+     * Collect the wall time and the calling thread's CPU time of each op's backward rule (diagnostics; off by default).
+     * With one engine thread (and single-threaded native GEMMs) the CPU time is the rule's whole cost on a loaded machine.
+     */
     public Tape profileBackward(boolean on) {
         profile = on ? new java.util.LinkedHashMap<>() : null;
         return this;
     }
 
-    /** Per op name: {calls, nanoseconds} spent in backward rules, when {@link #profileBackward} was on. */
+    /** Per op name: {calls, wall nanoseconds, calling-thread CPU nanoseconds} spent in backward rules, when {@link #profileBackward} was on. */
     public Map<String, long[]> backwardProfile() {
         return profile == null ? Map.of() : java.util.Collections.unmodifiableMap(profile);
+    }
+
+    private Map<String, long[]> forwardProfile;
+    private long lastRecordCpu;
+
+    /**
+     * Attribute the calling thread's CPU time between consecutive recordings to the op recorded at the end of each
+     * interval (diagnostics; off by default): ops record themselves when they finish, so with one engine thread this is
+     * each op's forward cost (plus whatever unrecorded work ran just before it).
+     */
+    public Tape profileForward(boolean on) {
+        forwardProfile = on ? new java.util.LinkedHashMap<>() : null;
+        lastRecordCpu = on ? java.lang.management.ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime() : 0;
+        return this;
+    }
+
+    /** Per op name: {calls, calling-thread CPU nanoseconds} of the forward pass, when {@link #profileForward} was on. */
+    public Map<String, long[]> forwardProfile() {
+        return forwardProfile == null ? Map.of() : java.util.Collections.unmodifiableMap(forwardProfile);
+    }
+
+    private void tick(String op) {
+        if (forwardProfile == null) return;
+        long now = java.lang.management.ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime();
+        long[] acc = forwardProfile.computeIfAbsent(op, k -> new long[2]);
+        acc[0]++;
+        acc[1] += now - lastRecordCpu;
+        lastRecordCpu = now;
     }
 
     // ------------------------------------------------------------------ recording API for op implementations
@@ -131,6 +162,7 @@ public final class Tape implements AutoCloseable {
      */
     public void record(String op, Tensor out, Backward fn, Tensor... inputs) {
         checkOpen(op);
+        tick(op);
         for (Tensor in : inputs) if (in != null && in.data() == out.data()) throw new IllegalStateException(
                 op + ": output shares its buffer with an input; record it with recordInPlace");
         if (needs != null) {
@@ -151,6 +183,7 @@ public final class Tape implements AutoCloseable {
      */
     public void recordInPlace(String op, Tensor target, Backward fn, Tensor... others) {
         checkOpen(op);
+        tick(op);
         if (saved.containsKey(target.data())) throw new IllegalStateException(op + ": in-place update of a "
                 + Arrays.toString(target.shape()) + " tensor whose values an earlier recorded op needs for its "
                 + "backward pass; use the out-of-place op (e.g. Ops.add) while a Tape is recording");
@@ -227,11 +260,14 @@ public final class Tape implements AutoCloseable {
             if (profile == null) {
                 n.fn.apply(gy, sink);
             } else {
-                long t0 = System.nanoTime();
+                var mx = java.lang.management.ManagementFactory.getThreadMXBean();
+                long c0 = mx.getCurrentThreadCpuTime(), t0 = System.nanoTime();
                 n.fn.apply(gy, sink);
-                long[] acc = profile.computeIfAbsent(n.op, k -> new long[2]);
+                long t1 = System.nanoTime(), c1 = mx.getCurrentThreadCpuTime();
+                long[] acc = profile.computeIfAbsent(n.op, k -> new long[3]);
                 acc[0]++;
-                acc[1] += System.nanoTime() - t0;
+                acc[1] += t1 - t0;
+                acc[2] += c1 - c0;
             }
         }
         nodes.clear();

@@ -17,10 +17,16 @@ import java.util.Random;
  * on 28x28x1 (Fashion-MNIST shape), class-conditional with learned sigma, random data. Run from the engine
  * module's test classpath:
  * {@code java --enable-native-access=ALL-UNNAMED -cp ... io.diffquant.engine.train.TrainStepBenchmark
- * [patch] [hidden] [depth] [heads] [batch] [steps] [blas native|java] [threads]} or {@code ... TrainStepBenchmark unet [ch0] [ch1] [layersPerBlock] [batch] [steps]}.
+ * [patch] [hidden] [depth] [heads] [batch] [steps] [blas native|java] [threads]} or {@code ... TrainStepBenchmark unet [ch0] [ch1] [layersPerBlock] [batch] [steps]}
+ * or {@code ... TrainStepBenchmark config <model config.json> [steps] [threads] [batch]} (the shipped configs under
+ * tools/train: CPU seconds per full training step, measured as process CPU time, plus the backward rules' profile).
  */
 public final class TrainStepBenchmark {
     public static void main(String[] args) {
+        if (args.length > 0 && args[0].equals("config")) {
+            config(args);
+            return;
+        }
         if (args.length > 0 && args[0].equals("unet")) {
             unet(args);
             return;
@@ -112,6 +118,71 @@ public final class TrainStepBenchmark {
             System.out.printf("forward under tape %.1f ms, backward %.1f ms%n", (b - a) / 1e6, (System.nanoTime() - b) / 1e6);
             tape.backwardProfile().entrySet().stream().sorted((p, q) -> Long.compare(q.getValue()[1], p.getValue()[1])).limit(10)
                     .forEach(e -> System.out.printf("  %-22s %4d calls %8.1f ms%n", e.getKey(), e.getValue()[0], e.getValue()[1] / 1e6));
+        }
+    }
+
+    /**
+     * config &lt;model config.json&gt; [steps] [threads] [batch]: the model of a shipped training config (DiT or UNet2DModel)
+     * initialised as {@code diffquant train} does (seed 0), trained on random images; CPU seconds per step of the whole
+     * process (all threads: the engine pool, oneDNN's OpenMP team, JIT and GC included) and of the calling thread.
+     */
+    private static void config(String[] args) {
+        String file = args[1];
+        int steps = arg(args, 2, 4), threads = arg(args, 3, 1), batch = arg(args, 4, 64);
+        Parallel.setThreads(threads);
+        io.diffquant.engine.tensor.NativeThreads.setCallerThreads(threads);
+        io.diffquant.engine.model.DiffusionModel model;
+        try {
+            model = TrainingJob.modelFromConfig(java.nio.file.Files.readString(java.nio.file.Path.of(file)), file);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        ModelInit.initialize(model, 0);
+        Random r = new Random(2);
+        Tensor images = Tensor.zeros(512, 1, 28, 28);
+        int[] labels = new int[512];
+        for (int i = 0; i < images.size(); i++) images.data()[i] = (float) Math.tanh(r.nextGaussian());
+        for (int i = 0; i < labels.length; i++) labels[i] = r.nextInt(10);
+        boolean dit = model instanceof DiT;
+        Dataset data = Dataset.of(images, dit ? labels : null);
+        TrainingRun run = DiffusionTrainer.start(model, data, TrainConfig.defaults(0, batch),
+                new DiffusionObjective.Config(NoiseSchedule.linear(1000), dit ? 0.1 : 0, 1.0));
+        var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        var tmx = java.lang.management.ManagementFactory.getThreadMXBean();
+        System.out.printf("%s (%s): %d params, batch %d, %s, %d threads%n", file, model.architecture(), model.parameterCount(), batch,
+                Blas.get().name(), Parallel.threads());
+        for (int i = 0; i < 3; i++) run.next(); // warm-up (JIT)
+        double best = Double.MAX_VALUE, sum = 0;
+        for (int i = 0; i < steps; i++) {
+            long p0 = os.getProcessCpuTime(), t0 = tmx.getCurrentThreadCpuTime(), w0 = System.nanoTime();
+            var rep = run.next();
+            long p1 = os.getProcessCpuTime(), t1 = tmx.getCurrentThreadCpuTime(), w1 = System.nanoTime();
+            double cpu = (p1 - p0) / 1e9;
+            best = Math.min(best, cpu);
+            sum += cpu;
+            System.out.printf("step %d: process CPU %.3f s, caller thread CPU %.3f s, wall %.3f s, loss %.5f%n", rep.step(), cpu,
+                    (t1 - t0) / 1e9, (w1 - w0) / 1e9, rep.loss());
+        }
+        System.out.printf("CPU-s per step: mean %.3f, min %.3f%n", sum / steps, best);
+        // the backward rules by op (wall time, one step, caller thread)
+        Tensor x = images.sliceRows(0, batch);
+        float[] t = new float[batch];
+        int[] y = new int[batch];
+        for (int i = 0; i < batch; i++) { t[i] = r.nextInt(1000); y[i] = labels[i]; }
+        try (Tape tape = Tape.start(DiffusionTrainer.trainableParameters(model).values())) {
+            tape.profileBackward(true).profileForward(true);
+            long a = tmx.getCurrentThreadCpuTime();
+            Tensor out = model.forward(x, t, dit ? y : null);
+            long b = tmx.getCurrentThreadCpuTime();
+            tape.backward(io.diffquant.engine.tensor.Ops.mean(io.diffquant.engine.tensor.Ops.mul(out, out)));
+            System.out.printf("forward under tape %.3f CPU-s, backward %.3f CPU-s (caller thread)%n", (b - a) / 1e9,
+                    (tmx.getCurrentThreadCpuTime() - b) / 1e9);
+            tape.backwardProfile().entrySet().stream().sorted((p, q) -> Long.compare(q.getValue()[2], p.getValue()[2])).limit(14)
+                    .forEach(e -> System.out.printf("  %-22s %4d calls %8.1f ms wall %8.1f ms CPU%n", e.getKey(), e.getValue()[0],
+                            e.getValue()[1] / 1e6, e.getValue()[2] / 1e6));
+            System.out.println("forward by op (CPU time since the previous recorded op):");
+            tape.forwardProfile().entrySet().stream().sorted((p, q) -> Long.compare(q.getValue()[1], p.getValue()[1])).limit(10)
+                    .forEach(e -> System.out.printf("  %-22s %4d calls %8.1f ms CPU%n", e.getKey(), e.getValue()[0], e.getValue()[1] / 1e6));
         }
     }
 
