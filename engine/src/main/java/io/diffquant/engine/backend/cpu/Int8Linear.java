@@ -26,12 +26,6 @@ import java.util.Arrays;
  */
 public final class Int8Linear {
     private static final float MAGIC = 12582912f;        // 1.5 * 2^23: (q + MAGIC) - MAGIC rounds half to even for |q| < 2^22
-    /**
-     * |q - rint(q)| * NEAR_HALF >= 1 exactly when |q - rint(q)| >= 0.5 - 2^-13 (up to the rounding of the product, which
-     * only widens the band a little): quotients x * (1/d) that close to a half-integer are redone from x / d, because
-     * |x * fl(1/d) - x / d| <= |q| 2^-23 (two roundings) <= 2^-15 for |q| <= 256.
-     */
-    private static final float NEAR_HALF = 1f / (0.5f - 0x1p-13f);
     /** Rows quantized, multiplied and dequantized together (GEMMs of this height keep the int8 kernels fastest here). */
     static final int ROW_BLOCK = 128;
     /** Below this many rows per worker a call stays on the caller thread (oneDNN may still use its own threads). */
@@ -329,40 +323,41 @@ public final class Int8Linear {
 
     /**
      * Codes of one row: round half to even of the exact quotient x / d, clamped, which is what the fake quantization's
-     * INT kernel computes (ActivationKernels: float quotient, ties redone in double), so the levels are identical.
-     * Here the quotient is x * (1/d), rounded with the 1.5 * 2^23 trick: for |q| <= 2^8 it is within 2^-15 of x / d, so
-     * where it lies more than 2^-13 away from a half-integer, x / d rounds to the same integer (beyond 128 the code
-     * clamps to qmax whatever the rounding). A row with an element closer to a half-integer redoes those elements from
-     * the exact quotient in double. The flag is an int OR (vectorized, reduced once after the loop); a float maximum
-     * or a per-element test made this loop two to three times slower. Inputs must be finite here (checked by the caller).
+     * INT kernel computes (ActivationKernels: float quotient x / d rounded, exact ties of the float quotient redone in
+     * double), so the levels are identical. The float quotient is computed the same way here: rounding is monotonic and
+     * half-integers are floats, so fl(x / d) rounds like x / d unless it lands exactly on a half-integer; those rows redo
+     * their tied elements from the quotient in double. (|q - rint(q)| <= 1/2 is exact, so (int) (2 |q - r|) is 1 exactly
+     * at a tie; the flag is an int OR, vectorized and reduced once after the loop.) An earlier version multiplied by
+     * 1/d and had to redo every row with a quotient within 2^-13 of a half-integer, about half of the rows of a
+     * 1536-wide layer, in a scalar loop. Inputs must be finite here (checked by the caller).
      */
     private void quantizeRow(float[] x, int xo, byte[] a, int ao, float d, boolean dynamic) {
         if (d == 0) {
             Arrays.fill(a, ao, ao + in, (byte) 0);
             return;
         }
-        float inv = 1f / d, lo = aqmin, hi = aqmax;
-        int near = 0;
+        float lo = aqmin, hi = aqmax;
+        int tie = 0;
         if (dynamic) {
-            // |x| <= absmax = qmax d: |q| <= qmax (1 + 2^-22), which rounds to at most qmax: no clamp (it halves the loop's speed)
+            // |x| <= absmax = qmax d (up to d's rounding): |q| rounds to at most qmax: no clamp (it halves the loop's speed)
             for (int i = 0; i < in; i++) {
-                float q = x[xo + i] * inv;
+                float q = x[xo + i] / d;
                 float r = (q + MAGIC) - MAGIC;
-                near |= (int) (Math.abs(q - r) * NEAR_HALF);  // 1 when |q - r| >= 0.5 - 2^-13 (a tie or nearly), else 0
+                tie |= (int) (Math.abs(q - r) * 2f);
                 a[ao + i] = (byte) (int) r;
             }
         } else {
             for (int i = 0; i < in; i++) {
-                float q = x[xo + i] * inv;
+                float q = x[xo + i] / d;
                 float r = (q + MAGIC) - MAGIC;
-                near |= (int) (Math.abs(q - r) * NEAR_HALF);
+                tie |= (int) (Math.abs(q - r) * 2f);
                 a[ao + i] = (byte) (int) Math.max(lo, Math.min(hi, r));
             }
         }
-        if (near != 0 || !(inv < Float.POSITIVE_INFINITY)) {
+        if (tie != 0) {
             for (int i = 0; i < in; i++) {
-                float v = x[xo + i], q = v * inv, r = (q + MAGIC) - MAGIC;
-                if ((int) (Math.abs(q - r) * NEAR_HALF) == 0 && inv < Float.POSITIVE_INFINITY) continue;
+                float v = x[xo + i], q = v / d, r = (q + MAGIC) - MAGIC;
+                if ((int) (Math.abs(q - r) * 2f) == 0) continue;
                 double t = Math.rint(v / (double) d);
                 a[ao + i] = (byte) (t < aqmin ? aqmin : t > aqmax ? aqmax : t);
             }
