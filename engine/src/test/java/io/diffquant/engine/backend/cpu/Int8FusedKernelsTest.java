@@ -85,6 +85,26 @@ class Int8FusedKernelsTest {
         assertArrayEquals(xBefore, x.data(), "the residual input is not modified");
     }
 
+    @Test void exactHalfIntegerQuotientsRoundHalfToEven() {
+        Random r = new Random(11);
+        Int8Linear l = linear("l", r, 4, 8, false);
+        // static step 0.25: x = (k + 1/2) * 0.25 has the exact quotient k + 1/2 (a float tie); 200 clamps to 127
+        float[] x = {0.125f, 0.375f, 0.625f, -0.125f, -0.375f, -0.625f, 31.875f, 200f};
+        byte[] codes = new byte[8];
+        l.quantizeInto(Tensor.of(x, 1, 8), 0.25f, codes, new float[1]);
+        assertArrayEquals(new byte[] {0, 2, 2, 0, -2, -2, 127, 127}, codes);
+        // dynamic: absmax 12.7, step ~0.1; values whose float quotient may land on a half-integer: every code must be the
+        // exactly rounded quotient (rint in double), as the fake quantization computes it
+        float[] y = {12.7f, 0.05f, 0.15f, -0.15f, 0.25f, 0f, 0f, 0f};
+        float[] st = new float[1];
+        l.quantizeInto(Tensor.of(y, 1, 8), Float.NaN, codes, st);
+        assertTrue(st[0] == (float) (12.7f / 127.0), "step " + st[0]);
+        for (int i = 0; i < 8; i++) {
+            double want = Math.rint(y[i] / (double) st[0]);
+            assertTrue(codes[i] == (byte) want, "element " + i + ": code " + codes[i] + ", exact rounding " + want);
+        }
+    }
+
     @Test void badShapesNameTheLayer() {
         Random r = new Random(9);
         Int8Linear fc1 = linear("blocks.0.mlp.fc1", r, 32, 16, true), fc2 = linear("blocks.0.mlp.fc2", r, 16, 24, true);
