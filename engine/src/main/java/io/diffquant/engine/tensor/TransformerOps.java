@@ -332,6 +332,21 @@ public final class TransformerOps {
         });
     }
 
+    /**
+     * y[i] = geluTanh(x[i]) for i < len (x and y distinct arrays, both from index 0), with exactly the float operations
+     * of {@link #geluTanhInPlace} (so the values are bit-identical to it); no {@link Tape}. For fused kernels that
+     * produce a row at a time (the cpu-int8 MLP epilogue). bits is scratch of at least min(len, 512) ints.
+     */
+    public static void geluTanhRow(float[] x, float[] y, int len, int[] bits) {
+        if (x == y) throw new IllegalArgumentException("geluTanhRow: x and y must be distinct arrays");
+        for (int i = 0; i < len; i++) {
+            float v = x[i];
+            y[i] = (v * v * 0.044715f + 1f) * v * TWO_SQRT_2_OVER_PI;                 // 2u
+        }
+        expInPlace(y, 0, len, 0f, bits);                                               // e = exp(2u)
+        for (int i = 0; i < len; i++) y[i] = x[i] * (y[i] / (y[i] + 1f));
+    }
+
     /** exp(r) for |r| <= ln(2)/2 (Cephes expf polynomial). */
     private static float expPoly(float r) {
         float p = 1.9875691500E-4f;

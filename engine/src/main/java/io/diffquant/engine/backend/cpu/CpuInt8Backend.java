@@ -162,7 +162,7 @@ public final class CpuInt8Backend implements ExecutionBackend {
             return packed;
         }
 
-        private float step(ForwardContext ctx) {
+        float step(ForwardContext ctx) {
             if (perT == null) return staticStep;
             float t = ctx.uniformT();
             if (Float.isNaN(t)) throw new IllegalArgumentException("layer '" + layer.name() + "': per-timestep input quantization needs a batch "
@@ -174,9 +174,14 @@ public final class CpuInt8Backend implements ExecutionBackend {
         }
 
         @Override public Tensor replace(Layer l, Tensor x, ForwardContext ctx) {
+            return running().forward(x, step(ctx));
+        }
+
+        /** The packed layer, after checking that weight and input quantization are still on. */
+        Int8Linear running() {
             if (!q.weightQuantization() || !q.inputQuantization()) throw new IllegalStateException("layer '" + layer.name()
                     + "': weight or input quantization was switched off while the cpu-int8 backend runs it; close the prepared denoiser first");
-            return current().forward(x, step(ctx));
+            return current();
         }
 
         void release() {

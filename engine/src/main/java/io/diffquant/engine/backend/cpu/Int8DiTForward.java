@@ -14,8 +14,9 @@ import java.util.Map;
 /**
  * The DiT forward pass of the {@code cpu-int8} backend (facebookresearch/DiT models.py, DiTBlock, the same op sequence
  * as {@link DiT#block}). A block whose five Linear layers all run on int8 kernels, and which has no other hook, runs
- * here: the int8 outputs belong to this pass, so GELU works in place on fc1's output and the gated residuals add into
- * proj's and fc2's outputs. The model's own block code must copy there, because a hook might keep the tensor. silu(c)
+ * here: the int8 outputs belong to this pass, so the MLP runs fused ({@link Int8Linear#mlpGeluTanhGatedResidual}: fc1's
+ * sums go through GELU straight to fc2's int8 codes) and the gated residuals are applied while proj's and fc2's outputs
+ * are dequantized. The model's own block code must copy there, because a hook might keep the tensor. silu(c)
  * is computed once for all blocks. Any other block (other hooks, fake-quantized layers, a recording tape) runs through
  * {@link DiT#block} unchanged. The embedding, conditioning and final layer always run through the model's layers, with
  * their hooks. The result equals the per-layer hook path exactly: same kernels, same order.
@@ -83,13 +84,12 @@ final class Int8DiTForward {
         Tensor h = TransformerOps.layerNormModulate(x, mod, 6, 0, 1, LN_EPS);
         Tensor qkv = run(hs[1], h, ctx);                                                   // [N, T, 3D]
         Tensor a = TransformerOps.attentionFromQkv(qkv, heads, scale);
-        Tensor ao = run(hs[2], a, ctx);
-        x = TransformerOps.gatedResidual(x, ao, mod, 6, 2, true);                          // into ao: ours
+        // x + gate_msa * proj(a), the gated residual applied while proj's output is dequantized
+        x = hs[2].running().forwardGatedResidual(a, hs[2].step(ctx), x, mod, 6, 2);
         h = TransformerOps.layerNormModulate(x, mod, 6, 3, 4, LN_EPS);
-        Tensor f = run(hs[3], h, ctx);                                                     // [N, T, mlp]
-        TransformerOps.geluTanhInPlace(f);                                                 // ours: in place
-        Tensor fo = run(hs[4], f, ctx);
-        return TransformerOps.gatedResidual(x, fo, mod, 6, 5, true);
+        // x + gate_mlp * fc2(gelu(fc1(h))) fused per block of rows: the hidden activation goes from fc1's s32 sums to
+        // fc2's int8 codes without becoming a tensor, and the gated residual is applied in fc2's dequantization
+        return Int8Linear.mlpGeluTanhGatedResidual(hs[3].running(), hs[4].running(), h, hs[3].step(ctx), hs[4].step(ctx), x, mod, 6, 5);
     }
 
     private static Tensor run(LayerHook h, Tensor x, ForwardContext ctx) {
