@@ -82,8 +82,10 @@ public final class QuantizedCheckpoint {
         // The embedded config keeps the activation parameters only: the weights' scales and zero points are the tensors
         // below (the loader rebuilds them from there), so repeating them as JSON text would only inflate the file
         // (3 MB of a 24 MB W4 group-128 DiT-S/2 checkpoint).
+        // Every layer keeps its place (an entry {} for a weight-only layer) so that readConfig/load give back the params in
+        // the original order.
         for (Map.Entry<String, LayerParams> e : q.params().layers().entrySet()) {
-            if (e.getValue().input() != null) stripped.put(e.getKey(), new LayerParams(null, e.getValue().input()));
+            stripped.put(e.getKey(), new LayerParams(null, e.getValue().input()));
         }
         for (Map.Entry<String, Tensor> e : model.stateDict().entrySet()) {
             String name = e.getKey();
@@ -200,16 +202,14 @@ public final class QuantizedCheckpoint {
                         + Arrays.toString(p.weightShape()));
                 int numel = (int) Tensor.numel(shape);
                 byte[] codes = PackedCodes.wrap(r.readBytes(name + ":codes"), f.codeBits(), numel).unpack();
-                float[] scales = r.readFloat(name + ":scales").data();
-                int[] zeros = r.contains(name + ":zeros") ? r.readInts(name + ":zeros") : null;
-                QuantParams qp = r.contains(name + ":tensor_scale") ? QuantParams.withTensorScale(scales, r.readFloat(name + ":tensor_scale").data()[0])
-                        : QuantParams.of(scales, zeros);
+                QuantParams qp = weightParams(r, name);
                 QuantizedTensor qt = new QuantizedTensor(f, g, Layout.WEIGHT, shape, codes, qp);
                 sd.put(name, Quantizer.dequantize(qt));
                 LayerParams lp = params.getOrDefault(layer, new LayerParams(null, null));
                 params.put(layer, lp.withWeight(new WeightParams(qp, codes)));
             }
             model.loadStateDict(sd, file.toString());
+            params.values().removeIf(LayerParams::isEmpty);
             CalibratedParams all = new CalibratedParams(params);
             QuantConfig loaded = cfg.withParams(all);
             QuantizedModel q;
@@ -222,11 +222,35 @@ public final class QuantizedCheckpoint {
         }
     }
 
-    /** Reads only the embedded quantization config. */
+    /** A stored weight's quantization parameters: its scales, zero points (asymmetric INT) and tensor scale (NVFP4). */
+    private static QuantParams weightParams(SafetensorsReader r, String name) throws IOException {
+        float[] scales = r.readFloat(name + ":scales").data();
+        int[] zeros = r.contains(name + ":zeros") ? r.readInts(name + ":zeros") : null;
+        return r.contains(name + ":tensor_scale") ? QuantParams.withTensorScale(scales, r.readFloat(name + ":tensor_scale").data()[0])
+                : QuantParams.of(scales, zeros);
+    }
+
+    /**
+     * Reads the quantization config without loading the model: the embedded config (activation parameters) with every
+     * stored weight's parameters (scales, zero points) put back from its tensors — the config the checkpoint was
+     * written from, without learned rounding codes (those are the stored codes themselves).
+     */
     public static QuantConfig readConfig(Path file) throws IOException {
         try (SafetensorsReader r = SafetensorsReader.open(file)) {
             checkFormat(r);
-            return QuantConfigCodec.parse(r.metadata().get(META_CONFIG), file + " (metadata " + META_CONFIG + ")");
+            QuantConfig cfg = QuantConfigCodec.parse(r.metadata().get(META_CONFIG), file + " (metadata " + META_CONFIG + ")");
+            String idxText = r.metadata().get(META_INDEX);
+            if (idxText == null) throw new SafetensorsException(file, null, "metadata '" + META_INDEX + "' is missing");
+            JsonView index = ConfigJson.parse(idxText, file + " (metadata " + META_INDEX + ")");
+            Map<String, LayerParams> params = new LinkedHashMap<>(cfg.params().layers());
+            for (String name : index.fieldNames()) {
+                if (!name.endsWith(".weight")) throw index.get(name).error("not a weight name");
+                String layer = name.substring(0, name.length() - ".weight".length());
+                LayerParams lp = params.getOrDefault(layer, new LayerParams(null, null));
+                params.put(layer, lp.withWeight(WeightParams.rtn(weightParams(r, name))));
+            }
+            params.values().removeIf(LayerParams::isEmpty);
+            return cfg.withParams(new CalibratedParams(params));
         }
     }
 }
