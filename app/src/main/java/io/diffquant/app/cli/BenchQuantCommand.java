@@ -12,10 +12,12 @@ import io.diffquant.engine.metrics.ImageMetrics;
 import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.model.ModelFolder;
 import io.diffquant.engine.quant.QuantizedModel;
+import io.diffquant.engine.quant.calib.CalibrationSettings;
 import io.diffquant.engine.quant.config.ModelIdentity;
 import io.diffquant.engine.quant.config.QuantConfig;
 import io.diffquant.engine.quant.config.QuantConfigs;
 import io.diffquant.engine.quant.preset.CalibrationJob;
+import io.diffquant.engine.quant.preset.Presets;
 import io.diffquant.engine.quant.results.ResultConfig;
 import io.diffquant.engine.tensor.NativeThreads;
 import io.diffquant.engine.tensor.Parallel;
@@ -109,11 +111,10 @@ final class BenchQuantCommand implements Callable<Integer> {
                 // the TFMQ presets are calibrated with the DDIM step count the benchmark samples with: their per-timestep
                 // parameters (FSC, the feature cache) are keyed by the timestep values of the calibration sampler; the
                 // others keep their default calibration (the rtn / q-diffusion time bars are about that)
-                io.diffquant.engine.quant.calib.CalibrationSettings cs = null;
+                CalibrationSettings cs = null;
                 if (c.preset().startsWith("tfmq")) {
-                    io.diffquant.engine.quant.calib.CalibrationSettings d = io.diffquant.engine.quant.preset.Presets.byName(c.preset()).defaultCalibration();
-                    cs = new io.diffquant.engine.quant.calib.CalibrationSettings("ddim", steps, 0.0, d.schedule(), d.cfgScale(), d.samples(),
-                            d.batch(), d.seed(), d.subset(), d.forwardBatch(), d.reservoir());
+                    CalibrationSettings d = Presets.byName(c.preset()).defaultCalibration();
+                    cs = d.withSampling("ddim", steps, d.samples(), d.batch(), d.seed());
                 }
                 QuantConfig qc = CalibrationJob.run(new CalibrationJob.Request(m, id, c.preset(), c.options(opts), null, cs, cache.resolve(c.id()), null));
                 double s = (System.nanoTime() - t0) / 1e9;

@@ -25,6 +25,11 @@ final class QuantConfigOption {
             if (force) throw new IllegalArgumentException("--force given without --config");
             return null;
         }
+        return apply(config, m, force);
+    }
+
+    /** Reads a config file and attaches it to the model (refused for another model unless force). */
+    static Applied apply(Path config, DiffusionModel m, boolean force) throws IOException {
         QuantConfig c = QuantConfigCodec.read(config);
         QuantizedModel q = QuantConfigs.attach(c, m, force);
         Applied a = new Applied(c, q, describe(c, q) + (force ? " (--force)" : ""));

@@ -14,8 +14,6 @@ import io.diffquant.engine.model.ModelFolder;
 import io.diffquant.engine.model.vae.AutoencoderKL;
 import io.diffquant.engine.quant.QuantizedModel;
 import io.diffquant.engine.quant.export.QuantizedCheckpoint;
-import io.diffquant.engine.quant.config.QuantConfigCodec;
-import io.diffquant.engine.quant.config.QuantConfigs;
 import io.diffquant.engine.tensor.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -65,7 +63,7 @@ final class SampleCommand implements Callable<Integer> {
         if (!java.nio.file.Files.isRegularFile(quantFile)) throw new java.nio.file.NoSuchFileException(quantFile.toString(), null, "--quant file not found");
         String f = quantFile.getFileName().toString().toLowerCase(java.util.Locale.ROOT);
         if (f.endsWith(".safetensors")) return QuantizedCheckpoint.load(quantFile, m).quantized();
-        if (f.endsWith(".json")) return QuantConfigs.attach(QuantConfigCodec.read(quantFile), m, quant.force);
+        if (f.endsWith(".json")) return QuantConfigOption.apply(quantFile, m, quant.force).model();
         throw new IllegalArgumentException("--quant " + quantFile + ": expected a quantization config (.json) or a quantized checkpoint (.safetensors)");
     }
 
