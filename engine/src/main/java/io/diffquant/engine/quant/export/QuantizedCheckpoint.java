@@ -238,9 +238,10 @@ public final class QuantizedCheckpoint {
     public static QuantConfig readConfig(Path file) throws IOException {
         try (SafetensorsReader r = SafetensorsReader.open(file)) {
             checkFormat(r);
-            QuantConfig cfg = QuantConfigCodec.parse(r.metadata().get(META_CONFIG), file + " (metadata " + META_CONFIG + ")");
+            String cfgText = r.metadata().get(META_CONFIG);
             String idxText = r.metadata().get(META_INDEX);
-            if (idxText == null) throw new SafetensorsException(file, null, "metadata '" + META_INDEX + "' is missing");
+            if (cfgText == null || idxText == null) throw new SafetensorsException(file, null, "metadata '" + META_CONFIG + "' or '" + META_INDEX + "' is missing");
+            QuantConfig cfg = QuantConfigCodec.parse(cfgText, file + " (metadata " + META_CONFIG + ")");
             JsonView index = ConfigJson.parse(idxText, file + " (metadata " + META_INDEX + ")");
             Map<String, LayerParams> params = new LinkedHashMap<>(cfg.params().layers());
             for (String name : index.fieldNames()) {

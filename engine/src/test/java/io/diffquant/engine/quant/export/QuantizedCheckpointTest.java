@@ -218,4 +218,13 @@ class QuantizedCheckpointTest {
         assertEquals("OK " + m.stateDict().size() + " " + quantized.size(), out.strip());
         assertEquals(14, quantized.size());
     }
+
+    @Test void readConfigOfACheckpointWithoutItsConfigOrIndexNamesTheFileAndTheKeys(@TempDir Path tmp) throws Exception {
+        Path f = tmp.resolve("stripped.safetensors");
+        new SafetensorsWriter().metadata(QuantizedCheckpoint.META_FORMAT, QuantizedCheckpoint.FORMAT)
+                .metadata(QuantizedCheckpoint.META_VERSION, QuantizedCheckpoint.VERSION).add("x", Tensor.zeros(2)).write(f);
+        Exception e = org.junit.jupiter.api.Assertions.assertThrows(java.io.IOException.class, () -> QuantizedCheckpoint.readConfig(f));
+        assertTrue(e.getMessage().contains("stripped.safetensors") && e.getMessage().contains("quant_config")
+                && e.getMessage().contains("quantized"), e.getMessage());
+    }
 }
