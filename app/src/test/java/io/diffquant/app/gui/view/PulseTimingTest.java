@@ -79,8 +79,8 @@ class PulseTimingTest {
         // JIT-compiles the image, heatmap and metrics code on the FX thread once per JVM (seen at ~110 ms of FX CPU in
         // a cold CI JVM); the bar is about the FX thread during a generation, measured on the next one
         robot.interact(() -> {
-            vm.generation().stepsProperty().set(2);
-            vm.generation().imageCountProperty().set(2);
+            vm.generation().stepsProperty().set(10);
+            vm.generation().imageCountProperty().set(8);      // the measured run's sizes: its textures and layouts are warm too
             assertNotNull(vm.generate(), "warm-up generation started");
         });
         waitFor(600, () -> !vm.jobs().isBusy());
