@@ -29,6 +29,7 @@ public class StudioApp extends Application {
     public MainWindow window() { return window; }
 
     @Override public void start(Stage primary) {
+        FxTextLayoutGuard.install();   // before any text is laid out on two threads (JavaFX Pango race, see the class)
         this.stage = primary;
         viewModel = new StudioViewModel(options.screenshotMode() ? null : options.settingsFile(), new JobRunner());
         viewModel.setRoot(options.root());
