@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # TornadoVM kernel benchmarks (docs/tornado.md): tools/bench/tornado_bench.sh [kernels|sampling|roofline|all]
-#   [--seconds S] [--steps N] [--batch B] [--model DIR]
+#   [--seconds S] [--steps N] [--batch B] [--model DIR|dit-s2]
 # Needs TORNADOVM_HOME = a TornadoVM SDK (the folder holding tornado-argfile); runs on its default device.
 # Compiles the kernels-tornado module (tornado profile) and runs io.diffquant.kernels.tornado.TornadoBench.
 set -euo pipefail

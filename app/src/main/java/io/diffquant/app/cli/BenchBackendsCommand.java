@@ -18,6 +18,7 @@ import io.diffquant.engine.model.Linear;
 import io.diffquant.engine.model.ModelFolder;
 import io.diffquant.engine.model.dit.DiT;
 import io.diffquant.engine.model.dit.DiTConfig;
+import io.diffquant.engine.model.dit.DiTRandomWeights;
 import io.diffquant.engine.quant.QuantizedModel;
 import io.diffquant.engine.quant.calib.WeightCalibrator;
 import io.diffquant.engine.quant.config.ModelIdentity;
@@ -482,41 +483,8 @@ final class BenchBackendsCommand implements Callable<Integer> {
 
     // ------------------------------------------------------------------ helpers
 
-    /**
-     * Random weights in the regime of a trained DiT rather than of an arbitrary network: DiT's initialize_weights
-     * (facebookresearch/DiT models.py: Xavier-uniform Linear/Conv weights, N(0, 0.02^2) label table and timestep MLP)
-     * except that the adaLN modulations and the final layer, which DiT zero-initialises (every block an identity, the
-     * output 0), get N(0, 0.02^2) weights, and biases N(0, 0.02^2) so the bias paths are exercised. With N(0, 1/fan_in)
-     * everywhere the 12 blocks' gates are O(1) and the network amplifies any rounding difference chaotically (FP32 vs
-     * fake W8A8 images of such a model are ~32 dB apart after 3 steps), which says nothing about a trained model.
-     */
-    static DiT randomDiT(DiTConfig cfg, long seed) {
-        DiT m = new DiT(cfg);
-        Random r = new Random(seed);
-        Map<String, Tensor> sd = new LinkedHashMap<>();
-        for (var e : m.stateDict().entrySet()) {
-            String k = e.getKey();
-            Tensor t = e.getValue();
-            if (k.equals("pos_embed")) {
-                sd.put(k, t.copy());
-                continue;
-            }
-            int[] s = t.shape();
-            boolean small = s.length < 2 || k.contains("adaLN_modulation") || k.startsWith("final_layer")
-                    || k.startsWith("y_embedder") || k.startsWith("t_embedder");
-            float[] d = new float[t.size()];
-            if (small) {
-                for (int i = 0; i < d.length; i++) d[i] = (float) (r.nextGaussian() * 0.02);
-            } else {
-                int fanOut = s[0], fanIn = t.size() / s[0];
-                double a = Math.sqrt(6.0 / (fanIn + fanOut));          // Xavier uniform bound
-                for (int i = 0; i < d.length; i++) d[i] = (float) ((r.nextDouble() * 2 - 1) * a);
-            }
-            sd.put(k, Tensor.of(d, s));
-        }
-        m.loadWeights(sd, "random(" + seed + ")");
-        return m;
-    }
+    /** Random weights in the regime of a trained DiT: {@link DiTRandomWeights}. */
+    static DiT randomDiT(DiTConfig cfg, long seed) { return DiTRandomWeights.create(cfg, seed); }
 
     static float[] clamp(Tensor t) {
         float[] d = t.data().clone();

@@ -52,6 +52,7 @@ public class StudioApp extends Application {
             window.selectTab(s.selectedTab());
         }
         primary.show();
+        DisplayPrewarm.start();   // the first generation display's code, loaded and compiled off the FX thread
         Path startup = StudioViewModel.startupModel(options.model(), options.root(), s);
         if (startup != null) viewModel.openModel(startup);
         else viewModel.statusProperty().set(StudioViewModel.startupMessage(options.root()).isEmpty() ? "No model loaded"

@@ -9,6 +9,7 @@ import io.diffquant.engine.model.DiffusionModel;
 import io.diffquant.engine.model.ModelFolder;
 import io.diffquant.engine.model.dit.DiT;
 import io.diffquant.engine.model.dit.DiTConfig;
+import io.diffquant.engine.model.dit.DiTRandomWeights;
 import io.diffquant.engine.quant.QuantizedModel;
 import io.diffquant.engine.quant.format.BlockFormat;
 import io.diffquant.engine.quant.format.Granularity;
@@ -40,7 +41,8 @@ import java.util.function.BiConsumer;
  *   <li>{@code kernels}: per-kernel throughput on the default TornadoVM device, every low-bit GEMM against the FP32 GEMM
  *       of the same variant (loop / tuned) on the same device, at the dit-fmnist and DiT-S/2 layer shapes; row kernels in
  *       GB/s;</li>
- *   <li>{@code sampling}: end-to-end DDIM sampling of a dit-fmnist-shaped DiT: the engine (FP32, fake W8A8) against the
+ *   <li>{@code sampling}: end-to-end DDIM sampling of a dit-fmnist-shaped DiT ({@code --model DIR} a trained folder,
+ *       {@code --model dit-s2} a random DiT-S/2 at the 256 px latent size): the engine (FP32, fake W8A8) against the
  *       tornado backend (FP32 blocks, real W8A8, W4A8, NVFP4), with the PSNR of each real low-bit run against its
  *       fake-quantized twin and the weight memory of the blocks;</li>
  *   <li>{@code roofline}: an ESTIMATE from each kernel's byte and flop counts of what it should reach on an H100-class GPU.</li>
@@ -242,7 +244,15 @@ public final class TornadoBench {
 
     // ------------------------------------------------------------------ end-to-end sampling
 
+    /**
+     * {@code --model dit-s2}: a random DiT-S/2 at the 256 px latent size (input 32, 4 channels, hidden 384, depth 12,
+     * 6 heads), with weights in a trained DiT's regime ({@link DiTRandomWeights}, the same as {@code bench-backends}).
+     */
+    static final String DIT_S2 = "dit-s2";
+    static final DiTConfig DIT_S2_CONFIG = new DiTConfig(32, 2, 4, 384, 12, 6, 4.0, 0.1, 1000, true);
+
     static DiT ditFmnist(String folder) throws Exception {
+        if (DIT_S2.equals(folder)) return DiTRandomWeights.create(DIT_S2_CONFIG, 2);
         if (folder != null && Files.isDirectory(Path.of(folder))) {
             DiffusionModel m = ModelFolder.load(Path.of(folder)).model();
             if (m instanceof DiT d) return d;
@@ -275,35 +285,74 @@ public final class TornadoBench {
         d.forward(x, t, y);
     }
 
+    /**
+     * Relative L2 error ||a - b|| / ||b|| of one denoiser call at t = 500 on the same input: how far a real low-bit
+     * forward is from its fake-quantized twin before sampling amplifies the differences step after step.
+     */
+    static double oneCallError(io.diffquant.engine.model.Denoiser real, Tensor fakeOut, DiT m, int batch) {
+        float[] a = oneCall(real, m, batch).data(), b = fakeOut.data();
+        double num = 0, den = 0;
+        for (int i = 0; i < a.length; i++) {
+            double d = a[i] - b[i];
+            num += d * d;
+            den += (double) b[i] * b[i];
+        }
+        return Math.sqrt(num / den);
+    }
+
+    /**
+     * One denoiser call at t = 500 on a fixed input. The reference (engine) output must be taken before a backend is
+     * prepared: a backend may hook the model's layers while it is open, and the model would then run the backend too.
+     */
+    static Tensor oneCall(io.diffquant.engine.model.Denoiser d, DiT m, int batch) {
+        Tensor x = Refs.randn(new SplittableRandom(11), 1f, batch, m.inChannels(), m.sampleSize(), m.sampleSize());
+        float[] t = new float[batch];
+        int[] y = new int[batch];
+        java.util.Arrays.fill(t, 500f);
+        for (int i = 0; i < batch; i++) y[i] = i % 10;
+        return d.forward(x, t, y);
+    }
+
     static void sampling(String folder, int batch, int steps) throws Exception {
         System.out.println();
         DiT m = ditFmnist(folder);
         System.out.printf("## End-to-end sampling: %s, DDIM %d steps, batch %d, labels 0..9%n",
-                folder != null && Files.isDirectory(Path.of(folder)) ? "dit-fmnist checkpoint " + folder : "random DiT with the dit-fmnist config (input 28, patch 4, hidden 192, depth 6, 4 heads)",
+                DIT_S2.equals(folder) ? "random DiT-S/2 (input 32, 4 channels, patch 2, hidden 384, depth 12, 6 heads, 1000 classes, learn_sigma; weights in a trained DiT's regime, DiTRandomWeights seed 2)"
+                        : folder != null && Files.isDirectory(Path.of(folder)) ? "dit-fmnist checkpoint " + folder
+                        : "random DiT with the dit-fmnist config (input 28, patch 4, hidden 192, depth 6, 4 heads)",
                 steps, batch);
         TensorSpec dyn8 = TensorSpec.input(IntFormat.symmetric(8), Granularity.TOKEN, RangeSpec.MINMAX, CalibrationMode.DYNAMIC);
         record Q(String name, TensorSpec w, TensorSpec in) {}
         List<Q> qs = List.of(new Q("W8A8 (int8 ch., dynamic per-token int8)", TensorSpec.weight(IntFormat.symmetric(8), Granularity.CHANNEL, RangeSpec.MINMAX), dyn8),
                 new Q("W4A8 (int4-asym g32, dynamic per-token int8)", TensorSpec.weight(IntFormat.asymmetric(4), Granularity.group(32), RangeSpec.MINMAX), dyn8),
                 new Q("NVFP4 weights, FP32 activations", TensorSpec.weight(BlockFormat.NVFP4, Granularity.block(16), RangeSpec.MINMAX), TensorSpec.OFF));
-        System.out.println("| run | seconds | s / image | vs engine FP32 | PSNR vs fake quant (dB) | block weights MB | execution |");
-        System.out.println("|---|---:|---:|---:|---:|---:|---|");
+        System.out.println("| run | seconds | s / image | vs engine FP32 | PSNR vs fake quant (dB) | one call: rel. L2 vs fake | block weights MB | execution |");
+        System.out.println("|---|---:|---:|---:|---:|---:|---:|---|");
         Run fp = sample("engine FP32", m, m, batch, steps);
-        print(fp, fp, null, Double.NaN);
+        print(fp, fp, null, Double.NaN, Double.NaN);
+        Tensor fpOut = oneCall(m, m, batch);
         try (PreparedDenoiser p = ExecutionBackends.prepare("tornado", m, null)) {
             warmUp(p, m, batch);
             Run r = sample("tornado FP32 blocks", p, m, batch, steps);
-            print(r, fp, fp, weightMb(p));
+            print(r, fp, fp, oneCallError(p, fpOut, m, batch), weightMb(p));
         }
         for (Q q : qs) {
             QuantizedModel qm = KernelContract.quantize(m, q.w, q.in);
             try {
                 Run fake = sample("engine fake " + q.name, m, m, batch, steps);
-                print(fake, fp, null, Double.NaN);
+                print(fake, fp, null, Double.NaN, Double.NaN);
+                Tensor fakeOut = oneCall(m, m, batch);
                 try (PreparedDenoiser p = ExecutionBackends.prepare("tornado", m, qm)) {
                     warmUp(p, m, batch);
                     Run r = sample("tornado real " + q.name, p, m, batch, steps);
-                    print(r, fp, fake, weightMb(p));
+                    print(r, fp, fake, oneCallError(p, fakeOut, m, batch), weightMb(p));
+                }
+                if (q.name.startsWith("W8A8")) {   // the CPU int8 path as a peer: same codes, oneDNN s8 GEMM
+                    try (PreparedDenoiser p = ExecutionBackends.prepare("cpu-int8", m, qm)) {
+                        warmUp(p, m, batch);
+                        Run r = sample("cpu-int8 real " + q.name, p, m, batch, steps);
+                        print(r, fp, fake, oneCallError(p, fakeOut, m, batch), Double.NaN);
+                    }
                 }
             } finally {
                 qm.detach();
@@ -318,9 +367,10 @@ public final class TornadoBench {
         return tp.dit().weightBytes()[0] / 1e6;
     }
 
-    static void print(Run r, Run fp, Run ref, double mb) {
+    static void print(Run r, Run fp, Run ref, double callError, double mb) {
         double psnr = ref == null ? Double.NaN : ImageMetrics.psnrFromMse(ImageMetrics.mse(r.images.data(), ref.images.data()), ImageMetrics.RANGE_SIGNED_UNIT);
-        System.out.printf("| %s | %.2f | %.3f | %.2fx | %s | %s | %s |%n", r.name, r.seconds, r.seconds / r.images.dim(0), fp.seconds / r.seconds,
-                Double.isNaN(psnr) ? "" : String.format("%.1f", psnr), Double.isNaN(mb) ? "" : String.format("%.2f", mb), r.label);
+        System.out.printf("| %s | %.2f | %.3f | %.2fx | %s | %s | %s | %s |%n", r.name, r.seconds, r.seconds / r.images.dim(0), fp.seconds / r.seconds,
+                Double.isNaN(psnr) ? "" : String.format("%.1f", psnr), Double.isNaN(callError) ? "" : String.format("%.2e", callError),
+                Double.isNaN(mb) ? "" : String.format("%.2f", mb), r.label);
     }
 }
