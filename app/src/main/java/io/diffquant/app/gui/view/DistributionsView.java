@@ -22,11 +22,9 @@ import javafx.scene.control.SpinnerValueFactory;
 import javafx.scene.control.TextField;
 import javafx.scene.control.TitledPane;
 import javafx.scene.layout.BorderPane;
-import javafx.scene.layout.ColumnConstraints;
 import javafx.scene.layout.GridPane;
 import javafx.scene.layout.HBox;
 import javafx.scene.layout.Priority;
-import javafx.scene.layout.RowConstraints;
 import javafx.scene.layout.VBox;
 import org.jfree.chart.fx.ChartViewer;
 
@@ -50,16 +48,13 @@ public final class DistributionsView {
         this.vm = studio.distributions();
         binsObj = vm.binsProperty().asObject();
         root.setId("distributions-panel");
-        ScrollPane left = new ScrollPane(controls());
-        left.setFitToWidth(true);
-        left.setHbarPolicy(ScrollPane.ScrollBarPolicy.NEVER);
-        left.setPrefWidth(270);
+        ScrollPane left = ChartPanels.controls(controls(), 270);
         root.setLeft(left);
         root.setCenter(charts());
         vm.resultProperty().addListener((o, a, r) -> update());
         vm.frameProperty().addListener((o, a, f) -> {
             if (Math.round(timestep.getValue()) != f.intValue()) timestep.setValue(f.intValue());
-            if (!hidden()) updateActivations();
+            if (!gate.hidden()) updateActivations();
         });
         vm.logCountsProperty().addListener((o, a, b) -> update());
         update();
@@ -115,10 +110,7 @@ public final class DistributionsView {
     }
 
     private Node charts() {
-        GridPane g = new GridPane();
-        g.setHgap(8);
-        g.setVgap(8);
-        g.setPadding(new Insets(8));
+        GridPane g = ChartPanels.grid(47);
         weightInt.setId("dist-weight-int");
         weightFp.setId("dist-weight-fp");
         actInt.setId("dist-act-int");
@@ -141,41 +133,21 @@ public final class DistributionsView {
         HBox slider = new HBox(10, new Label("Timestep"), timestep, tl);
         slider.setAlignment(Pos.CENTER_LEFT);
         g.add(slider, 0, 2, 2, 1);
-        for (int i = 0; i < 2; i++) {
-            ColumnConstraints c = new ColumnConstraints();
-            c.setPercentWidth(50);
-            c.setHgrow(Priority.ALWAYS);
-            g.getColumnConstraints().add(c);
-            RowConstraints r = new RowConstraints();
-            r.setVgrow(Priority.ALWAYS);
-            r.setPercentHeight(47);
-            g.getRowConstraints().add(r);
-        }
-        for (ChartViewer v : List.of(weightInt, weightFp, actInt, actFp)) {
-            v.setMinSize(200, 140);
-            v.setPrefSize(420, 280);
-        }
+        ChartPanels.size(List.of(weightInt, weightFp, actInt, actFp), 200, 140, 420, 280);
         return g;
     }
 
-    private boolean dirty;
+    /** Plots are redrawn only while the panel is shown (a hidden panel remembers to redraw when it is shown). */
+    private final ChartPanels.RedrawGate gate = new ChartPanels.RedrawGate(root, this::update);
 
     /** Redraws what changed while the panel was hidden (the window calls it when the panel's tab is selected). */
-    public void refreshIfDirty() { if (dirty) update(); }
-
-    /** Plots are redrawn only while the panel is shown. */
-    private boolean hidden() {
-        if (Formatting.showing(root)) return false;
-        dirty = true;
-        return true;
-    }
+    public void refreshIfDirty() { gate.refreshIfDirty(); }
 
     private void update() {
         DistributionsViewModel.Result r = vm.resultProperty().get();
         timestep.setMax(r == null ? 0 : Math.max(0, r.frames() - 1));
         timestep.setDisable(r == null);
-        if (hidden()) return;
-        dirty = false;
+        if (gate.hidden()) return;
         if (r == null || r.weightInt() == null) {
             String why = r == null ? "Select a layer and press “Show histograms”" : r.layer() + " has no weight (an activation probe)";
             weightInt.setChart(StudioCharts.histogram("Weights: " + why, "weight value", new double[] {0, 1}, new long[] {0}, null, null, false));

@@ -98,9 +98,21 @@ public final class MethodBar {
         Spinner<Integer> calibImages = new Spinner<>();
         SpinnerValueFactory.IntegerSpinnerValueFactory cf = new SpinnerValueFactory.IntegerSpinnerValueFactory(0, 1024, 0, 8);
         cf.valueProperty().bindBidirectional(calibImagesObj);
+        cf.setConverter(new javafx.util.StringConverter<>() {   // 0 means the method's own default: say so
+            @Override public String toString(Integer n) { return n == null || n == 0 ? "default" : Integer.toString(n); }
+            @Override public Integer fromString(String s) {
+                String t = s == null ? "" : s.strip();
+                if (t.isEmpty() || t.equalsIgnoreCase("default")) return 0;
+                try {
+                    return Math.max(0, Math.min(1024, Integer.parseInt(t)));
+                } catch (NumberFormatException e) {
+                    return cf.getValue();   // not a number: keep the value
+                }
+            }
+        });
         calibImages.setValueFactory(cf);
         calibImages.setEditable(true);
-        calibImages.setPrefWidth(70);
+        calibImages.setPrefWidth(86);
         calibImages.setId("calibration-images");
         calibImages.setTooltip(new Tooltip("Images of the calibration data (0 = the method's default, e.g. 32 for q-diffusion); fewer calibrate faster"));
         Label state = new Label();

@@ -17,10 +17,7 @@ import javafx.scene.control.TextField;
 import javafx.scene.control.TitledPane;
 import javafx.scene.control.Tooltip;
 import javafx.scene.layout.BorderPane;
-import javafx.scene.layout.ColumnConstraints;
 import javafx.scene.layout.GridPane;
-import javafx.scene.layout.Priority;
-import javafx.scene.layout.RowConstraints;
 import javafx.scene.layout.VBox;
 import org.jfree.chart.JFreeChart;
 import org.jfree.chart.entity.CategoryItemEntity;
@@ -53,10 +50,7 @@ public final class SensitivityView {
         this.vm = studio.sensitivity();
         imagesObj = vm.imagesProperty().asObject();
         root.setId("sensitivity-panel");
-        ScrollPane left = new ScrollPane(controls());
-        left.setFitToWidth(true);
-        left.setHbarPolicy(ScrollPane.ScrollBarPolicy.NEVER);
-        left.setPrefWidth(290);
+        ScrollPane left = ChartPanels.controls(controls(), 290);
         root.setLeft(left);
         root.setCenter(charts());
         vm.perturbationProperty().addListener((o, a, r) -> refresh());
@@ -110,30 +104,14 @@ public final class SensitivityView {
     }
 
     private Node charts() {
-        GridPane g = new GridPane();
-        g.setHgap(8);
-        g.setVgap(8);
-        g.setPadding(new Insets(8));
+        GridPane g = ChartPanels.grid(50);
         perturbationViewer.setId("sens-perturbation-chart");
         barsViewer.setId("sens-bars-chart");
         heatmapViewer.setId("sens-heatmap-chart");
         g.add(perturbationViewer, 0, 0);
         g.add(barsViewer, 1, 0);
         g.add(heatmapViewer, 0, 1, 2, 1);
-        for (int i = 0; i < 2; i++) {
-            ColumnConstraints c = new ColumnConstraints();
-            c.setPercentWidth(50);
-            c.setHgrow(Priority.ALWAYS);
-            g.getColumnConstraints().add(c);
-            RowConstraints r = new RowConstraints();
-            r.setPercentHeight(50);
-            r.setVgrow(Priority.ALWAYS);
-            g.getRowConstraints().add(r);
-        }
-        for (ChartViewer v : List.of(perturbationViewer, barsViewer, heatmapViewer)) {
-            v.setMinSize(200, 150);
-            v.setPrefSize(420, 300);
-        }
+        ChartPanels.size(List.of(perturbationViewer, barsViewer, heatmapViewer), 200, 150, 420, 300);
         ChartMouseListenerFX click = new ChartMouseListenerFX() {
             @Override public void chartMouseClicked(ChartMouseEventFX e) { select(e.getEntity()); }
             @Override public void chartMouseMoved(ChartMouseEventFX e) { }
@@ -143,18 +121,14 @@ public final class SensitivityView {
         return g;
     }
 
-    private boolean dirty;
+    /** Redraws while shown; a hidden panel redraws when it is shown. */
+    private final ChartPanels.RedrawGate gate = new ChartPanels.RedrawGate(root, this::refresh);
 
     /** Redraws what changed while the panel was hidden (the window calls it when the panel's tab is selected). */
-    public void refreshIfDirty() { if (dirty) refresh(); }
+    public void refreshIfDirty() { gate.refreshIfDirty(); }
 
-    /** Redraws while shown; a hidden panel redraws when it is shown. */
     private void refresh() {
-        if (!Formatting.showing(root)) {
-            dirty = true;
-            return;
-        }
-        dirty = false;
+        if (gate.hidden()) return;
         updatePerturbation();
         updateLayers();
     }

@@ -17,11 +17,8 @@ import javafx.scene.control.ScrollPane;
 import javafx.scene.control.TitledPane;
 import javafx.scene.control.Tooltip;
 import javafx.scene.layout.BorderPane;
-import javafx.scene.layout.ColumnConstraints;
 import javafx.scene.layout.GridPane;
 import javafx.scene.layout.HBox;
-import javafx.scene.layout.Priority;
-import javafx.scene.layout.RowConstraints;
 import javafx.scene.layout.VBox;
 import org.jfree.chart.JFreeChart;
 import org.jfree.chart.fx.ChartViewer;
@@ -54,10 +51,7 @@ public final class TemporalView {
         this.studio = studio;
         this.vm = studio.temporal();
         root.setId("temporal-panel");
-        ScrollPane left = new ScrollPane(controls());
-        left.setFitToWidth(true);
-        left.setHbarPolicy(ScrollPane.ScrollBarPolicy.NEVER);
-        left.setPrefWidth(290);
+        ScrollPane left = ChartPanels.controls(controls(), 290);
         root.setLeft(left);
         root.setCenter(charts());
         List<Observable> deps = new ArrayList<>(List.of(vm.snapshotProperty(), vm.featureProperty(), vm.metricProperty(), vm.currentKeyProperty(),
@@ -153,10 +147,7 @@ public final class TemporalView {
     }
 
     private Node charts() {
-        GridPane g = new GridPane();
-        g.setHgap(8);
-        g.setVgap(8);
-        g.setPadding(new Insets(8));
+        GridPane g = ChartPanels.grid(50);
         errorViewer.setId("temporal-error-chart");
         trajectoryViewer.setId("temporal-trajectory-chart");
         mismatchViewer.setId("temporal-mismatch-chart");
@@ -165,39 +156,19 @@ public final class TemporalView {
         g.add(trajectoryViewer, 1, 0);
         g.add(mismatchViewer, 0, 1);
         g.add(selectionViewer, 1, 1);
-        for (int i = 0; i < 2; i++) {
-            ColumnConstraints c = new ColumnConstraints();
-            c.setPercentWidth(50);
-            c.setHgrow(Priority.ALWAYS);
-            g.getColumnConstraints().add(c);
-            RowConstraints r = new RowConstraints();
-            r.setPercentHeight(50);
-            r.setVgrow(Priority.ALWAYS);
-            g.getRowConstraints().add(r);
-        }
-        for (ChartViewer v : List.of(errorViewer, trajectoryViewer, mismatchViewer, selectionViewer)) {
-            v.setMinSize(200, 150);
-            v.setPrefSize(420, 300);
-        }
+        ChartPanels.size(List.of(errorViewer, trajectoryViewer, mismatchViewer, selectionViewer), 200, 150, 420, 300);
         return g;
     }
 
-    private boolean dirty;
+    /** Plots are redrawn only while the panel is shown (a hidden panel remembers to redraw when it is shown). */
+    private final ChartPanels.RedrawGate gate = new ChartPanels.RedrawGate(root, this::update);
 
     /** Redraws what changed while the panel was hidden (the window calls it when the panel's tab is selected). */
-    public void refreshIfDirty() { if (dirty) update(); }
-
-    /** Plots are redrawn only while the panel is shown (a hidden panel remembers to redraw when it is shown). */
-    private boolean hidden() {
-        if (Formatting.showing(root)) return false;
-        dirty = true;
-        return true;
-    }
+    public void refreshIfDirty() { gate.refreshIfDirty(); }
 
     /** Rebuilds every plot from the view model (cheap: the numbers are computed on the worker). */
     private void update() {
-        if (hidden()) return;
-        dirty = false;
+        if (gate.hidden()) return;
         StudioCharts.setSeries(errorChart, vm.errorChartSeries());
         errorChart.getXYPlot().getRangeAxis().setLabel(vm.metricProperty().get() + " · " + vm.featureProperty().get());
         chartUpdates++;

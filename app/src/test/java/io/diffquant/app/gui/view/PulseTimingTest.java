@@ -6,13 +6,11 @@ import io.diffquant.app.gui.StudioOptions;
 import io.diffquant.app.gui.vm.MethodChoice;
 import io.diffquant.app.gui.vm.StudioViewModel;
 import io.diffquant.app.gui.vm.TinyModels;
-import javafx.application.Platform;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.testfx.api.FxRobot;
-import org.testfx.api.FxToolkit;
 import org.testfx.util.WaitForAsyncUtils;
 
 import java.lang.management.ManagementFactory;
@@ -48,14 +46,10 @@ class PulseTimingTest {
         Path model = TinyModels.ditFolder(tmp.resolve("tiny-dit"), 8);
         Path root = Path.of(System.getProperty("diffquant.root", "..")).toAbsolutePath().normalize();
         StudioOptions o = new StudioOptions(model, null, 5, 0, root, tmp.resolve("studio.json"), tmp.resolve("calibration-cache"));
-        FxToolkit.registerPrimaryStage();
-        app = (StudioApp) FxToolkit.setupApplication(() -> new StudioApp(o));
+        app = StudioFx.start(o);
     }
 
-    @AfterAll static void stop() throws Exception {
-        if (app != null) FxToolkit.cleanupApplication(app);
-        FxToolkit.cleanupStages();
-    }
+    @AfterAll static void stop() throws Exception { StudioFx.stop(app); }
 
     @Test void fxThreadNeverBlockedOver100msDuringCalibrationAndGeneration() throws Exception {
         StudioViewModel vm = app.viewModel();
@@ -126,14 +120,5 @@ class PulseTimingTest {
         }
     }
 
-    private static void waitFor(int seconds, Callable<Boolean> condition) throws TimeoutException {
-        WaitForAsyncUtils.waitFor(seconds, TimeUnit.SECONDS, () -> {
-            Boolean[] ok = {false};
-            Platform.runLater(() -> {
-                try { ok[0] = condition.call(); } catch (Exception e) { ok[0] = false; }
-            });
-            WaitForAsyncUtils.waitForFxEvents();
-            return ok[0];
-        });
-    }
+    private static void waitFor(int seconds, Callable<Boolean> condition) throws TimeoutException { StudioFx.waitFor(seconds, condition); }
 }

@@ -17,7 +17,6 @@ import org.jfree.chart.fx.ChartViewer;
 import org.jfree.chart.plot.XYPlot;
 import org.jfree.data.xy.XYSeriesCollection;
 import io.diffquant.app.gui.vm.TinyModels;
-import javafx.application.Platform;
 import javafx.scene.Node;
 import javafx.scene.control.ComboBox;
 import javafx.scene.control.DialogPane;
@@ -35,7 +34,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.testfx.api.FxRobot;
-import org.testfx.api.FxToolkit;
 import org.testfx.util.WaitForAsyncUtils;
 
 import javax.imageio.ImageIO;
@@ -76,14 +74,10 @@ class StudioSmokeTest {
         model = TinyModels.ditFolder(tmp.resolve("tiny-dit"), 3);
         Path root = Path.of(System.getProperty("diffquant.root", "..")).toAbsolutePath().normalize();
         StudioOptions o = new StudioOptions(model, null, 5, 0, root, tmp.resolve("studio.json"), tmp.resolve("calibration-cache"));
-        FxToolkit.registerPrimaryStage();
-        app = (StudioApp) FxToolkit.setupApplication(() -> new StudioApp(o));
+        app = StudioFx.start(o);
     }
 
-    @AfterAll static void stop() throws Exception {
-        if (app != null) FxToolkit.cleanupApplication(app);
-        FxToolkit.cleanupStages();
-    }
+    @AfterAll static void stop() throws Exception { StudioFx.stop(app); }
 
     @Test void presetEditGenerateExportImportToggleTemporalAndSurviveACorruptFolder() throws Exception {
         StudioViewModel vm = app.viewModel();
@@ -95,6 +89,9 @@ class StudioSmokeTest {
         assertEquals(vm.model().model().layers().size(), vm.layers().rows().size());
         assertTrue(vm.titleProperty().get().contains("tiny-dit"), vm.titleProperty().get());
         assertTrue(Files.isRegularFile(tmp.resolve("studio.json")), "the opened folder is remembered");
+        Spinner<?> calibImages = robot.lookup("#calibration-images").queryAs(Spinner.class);
+        assertEquals(0, vm.quant().calibrationImagesProperty().get());
+        assertEquals("default", calibImages.getEditor().getText(), "0 calibration images reads as the method's default");
 
         // --- one click on a preset: the whole table follows the method (W4A8 rtn), one undoable edit
         robot.interact(w::showLayers);
@@ -365,14 +362,5 @@ class StudioSmokeTest {
             assertEquals(expected.getRGB(x, y) | 0xFF000000, written.getRGB(x, y) | 0xFF000000, "pixel " + x + "," + y);
     }
 
-    private static void waitFor(int seconds, Callable<Boolean> condition) throws TimeoutException {
-        WaitForAsyncUtils.waitFor(seconds, TimeUnit.SECONDS, () -> {
-            Boolean[] ok = {false};
-            Platform.runLater(() -> {
-                try { ok[0] = condition.call(); } catch (Exception e) { ok[0] = false; }
-            });
-            WaitForAsyncUtils.waitForFxEvents();
-            return ok[0];
-        });
-    }
+    private static void waitFor(int seconds, Callable<Boolean> condition) throws TimeoutException { StudioFx.waitFor(seconds, condition); }
 }

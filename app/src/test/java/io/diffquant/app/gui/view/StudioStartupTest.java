@@ -43,10 +43,7 @@ class StudioStartupTest {
     private static StudioApp app;
     private final FxRobot robot = new FxRobot();
 
-    @AfterAll static void stop() throws Exception {
-        if (app != null) FxToolkit.cleanupApplication(app);
-        FxToolkit.cleanupStages();
-    }
+    @AfterAll static void stop() throws Exception { StudioFx.stop(app); }
 
     @Test void opensTheShippedModelAndRemembersWindowTabSessionAndRecentFolders() throws Exception {
         Path root = Path.of(System.getProperty("diffquant.root", "..")).toAbsolutePath().normalize();
@@ -121,14 +118,5 @@ class StudioStartupTest {
 
     private static List<String> recentItems() { return recentMenu().getItems().stream().map(MenuItem::getText).toList(); }
 
-    private static void waitFor(int seconds, Callable<Boolean> condition) throws TimeoutException {
-        WaitForAsyncUtils.waitFor(seconds, TimeUnit.SECONDS, () -> {
-            Boolean[] ok = {false};
-            Platform.runLater(() -> {
-                try { ok[0] = condition.call(); } catch (Exception e) { ok[0] = false; }
-            });
-            WaitForAsyncUtils.waitForFxEvents();
-            return ok[0];
-        });
-    }
+    private static void waitFor(int seconds, Callable<Boolean> condition) throws TimeoutException { StudioFx.waitFor(seconds, condition); }
 }
