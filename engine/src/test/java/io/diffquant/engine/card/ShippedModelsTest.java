@@ -137,10 +137,7 @@ class ShippedModelsTest {
         recordedMetricsMeetTheIssueBars("dit-fmnist");
     }
 
-    // unet-fmnist is still the under-trained session-2 model (no 64-image benchmark in its card): its bar check runs
-    // only with -Ddiffquant.checkBars=true until it is retrained.
-    @org.junit.jupiter.api.condition.EnabledIfSystemProperty(named = "diffquant.checkBars", matches = "true",
-            disabledReason = "issue 3 open: unet-fmnist is under-trained and its card has no benchmark yet")
+    /** unet-fmnist (retrained in session 4) meets issue 3's recorded bars: FID with its floor, the 64-image benchmark. */
     @Test void unetFmnistMeetsTheIssueBars() throws IOException {
         recordedMetricsMeetTheIssueBars("unet-fmnist");
     }
