@@ -133,11 +133,11 @@ final class BenchBackendsCommand implements Callable<Integer> {
                     Path dir = ditFmnist != null ? ditFmnist : root().resolve("assets/dit-fmnist");
                     boolean shipped = Files.isRegularFile(dir.resolve("config.json"));
                     if (ditFmnist != null && !shipped) throw new IllegalArgumentException("--dit-fmnist: " + ditFmnist + " holds no model (config.json missing)");
-                    ms.add(shipped ? ModelFolder.load(dir).model() : randomDiT(DiTConfig.fromJson(root().resolve("tools/train/dit-fmnist.json")), 1));
+                    ms.add(shipped ? ModelFolder.load(dir).model() : DiTRandomWeights.create(DiTConfig.fromJson(root().resolve("tools/train/dit-fmnist.json")), 1));
                     names.add(shipped ? "dit-fmnist (" + dir.getFileName() + ")" : "dit-fmnist (random)");
                 }
                 case "dit-s-2" -> {
-                    ms.add(randomDiT(DiTConfig.named("DiT-S/2", 32, 1000, true), 2));
+                    ms.add(DiTRandomWeights.create(DiTConfig.named("DiT-S/2", 32, 1000, true), 2));
                     names.add("DiT-S/2 32x32x4 (random)");
                 }
                 default -> throw new IllegalArgumentException("--models: unknown model '" + name + "' (dit-fmnist, dit-s-2)");
@@ -483,8 +483,6 @@ final class BenchBackendsCommand implements Callable<Integer> {
 
     // ------------------------------------------------------------------ helpers
 
-    /** Random weights in the regime of a trained DiT: {@link DiTRandomWeights}. */
-    static DiT randomDiT(DiTConfig cfg, long seed) { return DiTRandomWeights.create(cfg, seed); }
 
     static float[] clamp(Tensor t) {
         float[] d = t.data().clone();
