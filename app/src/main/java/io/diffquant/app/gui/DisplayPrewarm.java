@@ -14,10 +14,12 @@ import java.util.List;
 /**
  * Warms, on a background thread at start-up, the code the first display of generation results runs: the sample and
  * difference grids, their conversion to JavaFX images and the drawing of a line chart. Without it the first results
- * of a session load and interpret all of that on the FX thread at once (PulseTimingTest: 55-74 ms of FX handler time
- * in the worst gap of the first generation without the warm-up, 42-57 ms with it, against the 100 ms bar); class
- * loading and JIT compilation are shared by all threads, so doing it once here, off the FX thread and while the user
- * looks at the layer table, takes part of it out of the first display.
+ * of a session load and interpret all of that on the FX thread at once; class loading and JIT compilation are shared
+ * by all threads, so doing it once here, off the FX thread and while the user
+ * looks at the layer table, takes part of it out of the first display. The other part was the results chart drawn
+ * three times per update (dataset, marker removal, marker; now one redraw, {@code StudioCharts.batch}). PulseTimingTest,
+ * 2026-11-22, fresh JVM each run, load average 4-6: the first generation's worst gap holds the FX thread 35-69 ms
+ * (11 runs; 78 ms in the one run before the batching, 103 ms once in session 4), the later one 23-71 ms.
  *
  * <p>It touches nothing the UI shows and draws the chart through Java2D into an image (never through JavaFX text,
  * which must stay on the FX and render threads).

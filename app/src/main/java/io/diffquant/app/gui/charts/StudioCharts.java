@@ -84,6 +84,21 @@ public final class StudioCharts {
         return c;
     }
 
+    /**
+     * Runs {@code edit} (any number of dataset, marker or axis changes) with the chart's change events held back, then
+     * fires one: a chart shown in a {@code ChartViewer} redraws on every change event, on the FX thread, so a dataset
+     * swap plus a marker move would otherwise draw the chart three times.
+     */
+    public static void batch(JFreeChart chart, Runnable edit) {
+        boolean notify = chart.isNotify();
+        chart.setNotify(false);
+        try {
+            edit.run();
+        } finally {
+            chart.setNotify(notify);
+        }
+    }
+
     /** Replaces the series of an XY chart (non-positive values are left out on a log axis). */
     public static void setSeries(JFreeChart chart, List<Series> series) {
         XYPlot p = chart.getXYPlot();

@@ -439,8 +439,10 @@ public final class GenerationView {
 
     /** The x̂_0 change per step of every column so far. */
     private void updateChart() {
-        StudioCharts.setSeries(changeChart, changeSeries(vm));
-        updateMarker();
+        StudioCharts.batch(changeChart, () -> {
+            StudioCharts.setSeries(changeChart, changeSeries(vm));
+            placeMarker();
+        });
     }
 
     /** The series of the x̂_0-change plot: one per distinct column run so far. */
@@ -450,7 +452,9 @@ public final class GenerationView {
     }
 
     /** The chart's marker at the step of the selected frame (steps count from 1 on the axis). */
-    private void updateMarker() {
+    private void updateMarker() { StudioCharts.batch(changeChart, this::placeMarker); }
+
+    private void placeMarker() {
         GenerationResult res = vm.fpResultProperty().get();
         if (res == null || res.frames() == 0) {
             StudioCharts.setDomainMarker(changeChart, Double.NaN);

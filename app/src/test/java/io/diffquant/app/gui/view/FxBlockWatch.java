@@ -18,6 +18,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 /**
  * Watches how long the JavaFX application thread is kept away from its event loop (test utility; the bar of issue 6:
@@ -33,8 +34,9 @@ import java.util.Locale;
  *       first frame outside java.* / jdk.* / sun.* belongs to {@code com.sun.glass}) are not handler time.</li>
  * </ul>
  * The time a gap between two pulses held the FX thread inside handlers is its CPU time in the gap plus the part of every
- * handler wait that overlaps the gap ({@link #maxBlockedNanos()}). One wait is the toolkit's own: a pulse waits for the
- * render thread ({@code QuantumRenderer}) to finish drawing the previous frame; that wait is charged with the render
+ * handler wait that overlaps the gap ({@link #maxBlockedNanos()}). Two waits are the toolkit's own: a pulse waits for the
+ * render thread ({@code QuantumRenderer}) to finish drawing the previous frame, and the upload of a finished frame to
+ * the screen waits for the render thread to release its pixel buffer; those waits are charged with the render
  * thread's CPU time in the gap (at most the wait's length), since its wall-clock length is that CPU time stretched by
  * the machine's load (software rendering on Monocle is slow, a GPU pipeline far faster). Neither part grows when the operating system merely
  * does not schedule the process, so the bound can be asserted on an overloaded 2-core machine. The wall-clock gap
@@ -46,8 +48,14 @@ import java.util.Locale;
  */
 final class FxBlockWatch {
     static final long WAIT_THRESHOLD_MS = 5;
+    static final long SAMPLE_PERIOD_MS = 2;
     /** The frame in which a pulse waits for the render thread (Quantum toolkit). */
     static final String RENDER_WAIT = "com.sun.javafx.tk.quantum.PaintCollector.waitForRenderingToComplete";
+    /**
+     * The frame in which the FX thread, handing a finished frame to the screen (Monocle's pixel upload), waits for the
+     * render thread to release the frame's pixel buffer: the same wait for the render thread, seen from the other end.
+     */
+    static final String PIXEL_WAIT = "com.sun.prism.impl.QueuedPixelSource.getLatestPixels";
     private static final String[] WAIT_EVENTS = {"jdk.ThreadPark", "jdk.JavaMonitorWait", "jdk.JavaMonitorEnter", "jdk.ThreadSleep",
             "jdk.FileRead", "jdk.FileWrite", "jdk.SocketRead"};
 
@@ -65,6 +73,8 @@ final class FxBlockWatch {
     private final ThreadMXBean mx = ManagementFactory.getThreadMXBean();
     private final List<Gap> gaps = new ArrayList<>();
     private final List<Wait> waits = new ArrayList<>();
+    /** JFR execution samples of the FX thread (time and innermost non-JDK frames): what the worst gap was doing. */
+    private final List<Map.Entry<Instant, String>> samples = new ArrayList<>();
     private final Recording recording = new Recording();
     private final AnimationTimer timer = new AnimationTimer() {
         private long lastWall = -1, lastCpu, lastRenderCpu;
@@ -101,6 +111,7 @@ final class FxBlockWatch {
         if (mx.isThreadCpuTimeSupported() && !mx.isThreadCpuTimeEnabled()) mx.setThreadCpuTimeEnabled(true);
         if (!mx.isThreadCpuTimeSupported()) throw new IllegalStateException("this JVM cannot measure thread CPU time");
         for (String e : WAIT_EVENTS) recording.enable(e).withThreshold(Duration.ofMillis(WAIT_THRESHOLD_MS)).withStackTrace();
+        recording.enable("jdk.ExecutionSample").withPeriod(Duration.ofMillis(SAMPLE_PERIOD_MS)).withStackTrace();
         recording.setToDisk(true);
         recording.start();
         timer.start();
@@ -118,10 +129,15 @@ final class FxBlockWatch {
         recording.dump(f);
         recording.close();
         for (RecordedEvent e : RecordingFile.readAllEvents(f)) {
+            if (e.getEventType().getName().equals("jdk.ExecutionSample")) {
+                var t = e.getThread("sampledThread");
+                if (t != null && t.getJavaThreadId() == fxThread) samples.add(Map.entry(e.getStartTime(), sampled(e.getStackTrace())));
+                continue;
+            }
             if (e.getThread() == null || e.getThread().getJavaThreadId() != fxThread) continue;
             String where = where(e.getStackTrace());
             if (where == null) idleWaits++;
-            else waits.add(new Wait(e.getEventType().getName(), e.getStartTime(), e.getEndTime(), where, where.startsWith(RENDER_WAIT)));
+            else waits.add(new Wait(e.getEventType().getName(), e.getStartTime(), e.getEndTime(), where, where.startsWith(RENDER_WAIT) || where.startsWith(PIXEL_WAIT)));
         }
         Files.deleteIfExists(f);
     }
@@ -141,6 +157,34 @@ final class FxBlockWatch {
             if (!sb.isEmpty()) sb.append(" < ");
             sb.append(fr.getMethod().getType().getName()).append('.').append(fr.getMethod().getName()).append(':').append(fr.getLineNumber());
         }
+        return sb.toString();
+    }
+
+    /** The innermost frames of a sample: up to two JDK/toolkit frames, then the first three of the project's or a library's. */
+    static String sampled(RecordedStackTrace st) {
+        if (st == null) return "(no stack)";
+        List<String> out = new ArrayList<>();
+        int own = 0, k = 0;
+        for (RecordedFrame fr : st.getFrames()) {
+            String cls = fr.getMethod().getType().getName();
+            boolean toolkit = isJdk(cls) || cls.startsWith("com.sun.");
+            if (k++ < 2 || !toolkit) out.add(cls.substring(cls.lastIndexOf('.') + 1) + "." + fr.getMethod().getName() + ":" + fr.getLineNumber());
+            if (!toolkit && ++own >= 3) break;
+        }
+        return String.join(" < ", out);
+    }
+
+    /** The most frequent sampled stacks of the FX thread in the gap with the most handler time: "N x stack" lines. */
+    String worstGapProfile(int top) {
+        Gap worst = null;
+        for (Gap g : gaps) if (worst == null || blockedNanos(g) > blockedNanos(worst)) worst = g;
+        if (worst == null) return "(no gaps)";
+        Map<String, Integer> counts = new java.util.HashMap<>();
+        for (var s : samples) if (!s.getKey().isBefore(worst.start()) && s.getKey().isBefore(worst.end())) counts.merge(s.getValue(), 1, Integer::sum);
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "worst gap %s, %.1f ms handler time, %d samples every %d ms:",
+                worst.start(), blockedNanos(worst) / 1e6, counts.values().stream().mapToInt(Integer::intValue).sum(), SAMPLE_PERIOD_MS));
+        counts.entrySet().stream().sorted(Map.Entry.<String, Integer>comparingByValue().reversed()).limit(top)
+                .forEach(e -> sb.append("\n  ").append(e.getValue()).append(" x ").append(e.getKey()));
         return sb.toString();
     }
 
