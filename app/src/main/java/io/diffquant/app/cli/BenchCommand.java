@@ -41,6 +41,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--threads", defaultValue = "2", description = "threads for both engines (default: ${DEFAULT-VALUE})") int threads;
     @Option(names = "--python", defaultValue = "/usr/bin/python3", description = "Python with torch (default: ${DEFAULT-VALUE})") String python;
     @Option(names = "--min-seconds", defaultValue = "3") double minSeconds;
+    @Option(names = "--rounds", defaultValue = "3", description = {"rounds of engine-then-PyTorch measurements per model, interleaved; the",
+            "ratio is the median of the rounds' ratios, so a slow spell of the machine hits both peers (default: ${DEFAULT-VALUE})"}) int rounds;
     @Option(names = "--peak-gflops", defaultValue = "230", description = "FP32 peak of this machine for the efficiency column (default: ${DEFAULT-VALUE}, 2 Zen4 cores AVX-512 FMA)") double peak;
     @Option(names = "--no-torch", description = "skip the PyTorch peer") boolean noTorch;
     @Option(names = "--cpu-time", description = {"rate both engines by process CPU time per forward (median) instead of wall-clock:",
@@ -62,35 +64,53 @@ final class BenchCommand implements Callable<Integer> {
                 Runtime.getRuntime().availableProcessors(), System.getProperty("os.arch"), Blas.get().name(), threads, peak);
         if (cpuTime) System.out.println("rates per CPU-second (process CPU time of a forward, all threads), not wall-clock");
         String unit = cpuTime ? "img/cpu-s" : "img/s";
-        System.out.printf("%-9s %5s %14s %14s %9s %12s %8s%n", "model", "batch", "engine " + unit, "torch " + unit, "ratio",
-                cpuTime ? "engine GF/cpu-s" : "engine GF/s", "of peak");
+        if (rounds < 1) throw new IllegalArgumentException("--rounds must be at least 1, got " + rounds);
+        System.out.printf("%d round(s) per model, engine then PyTorch in each; rates and ratio are medians over the rounds%n", rounds);
+        System.out.printf("%-9s %5s %14s %14s %9s %15s %12s %8s%n", "model", "batch", "engine " + unit, "torch " + unit, "ratio",
+                "ratio range", cpuTime ? "engine GF/cpu-s" : "engine GF/s", "of peak");
         for (String[] mb : new String[][] {{"dit-s-2", join(ditBatches)}, {"unet-32", join(unetBatches)}}) {
             Path folder = dir.resolve(mb[0]);
             List<Integer> batches = mb[0].startsWith("dit") ? ditBatches : unetBatches;
-            Map<Integer, Double> torch = noTorch ? Map.of() : torchThroughput(script, folder, batches);
             DiffusionModel m = ModelFolder.load(folder).model();
-            for (int b : batches) {
-                Random r = new Random(b);
-                Tensor x = Tensor.zeros(b, m.inChannels(), m.sampleSize(), m.sampleSize());
-                for (int i = 0; i < x.size(); i++) x.data()[i] = (float) r.nextGaussian();
-                float[] t = new float[b];
-                int[] y = m.numClasses() > 0 ? new int[b] : null;
-                for (int i = 0; i < b; i++) { t[i] = r.nextInt(1000); if (y != null) y[i] = r.nextInt(m.numClasses()); }
-                long flops = FlopCounter.count(m, x, t, y);
-                for (int i = 0; i < 2; i++) m.forward(x, t, y);
-                List<Double> times = new ArrayList<>(), cpu = new ArrayList<>();
-                long start = System.nanoTime();
-                while (times.size() < 5 || (System.nanoTime() - start) / 1e9 < minSeconds) {
-                    long t0 = System.nanoTime(), c0 = processCpuNanos();
-                    m.forward(x, t, y);
-                    times.add((System.nanoTime() - t0) / 1e9);
-                    cpu.add((processCpuNanos() - c0) / 1e9);
+            Map<Integer, List<Double>> engine = new LinkedHashMap<>(), peer = new LinkedHashMap<>(), ratio = new LinkedHashMap<>();
+            Map<Integer, Long> flops = new LinkedHashMap<>();
+            for (int round = 0; round < rounds; round++) {
+                for (int b : batches) {
+                    Random r = new Random(b);
+                    Tensor x = Tensor.zeros(b, m.inChannels(), m.sampleSize(), m.sampleSize());
+                    for (int i = 0; i < x.size(); i++) x.data()[i] = (float) r.nextGaussian();
+                    float[] t = new float[b];
+                    int[] y = m.numClasses() > 0 ? new int[b] : null;
+                    for (int i = 0; i < b; i++) { t[i] = r.nextInt(1000); if (y != null) y[i] = r.nextInt(m.numClasses()); }
+                    if (round == 0) flops.put(b, FlopCounter.count(m, x, t, y));
+                    for (int i = 0; i < 2; i++) m.forward(x, t, y);
+                    List<Double> times = new ArrayList<>(), cpu = new ArrayList<>();
+                    long start = System.nanoTime();
+                    while (times.size() < 5 || (System.nanoTime() - start) / 1e9 < minSeconds) {
+                        long t0 = System.nanoTime(), c0 = processCpuNanos();
+                        m.forward(x, t, y);
+                        times.add((System.nanoTime() - t0) / 1e9);
+                        cpu.add((processCpuNanos() - c0) / 1e9);
+                    }
+                    engine.computeIfAbsent(b, k -> new ArrayList<>()).add(b / median(cpuTime ? cpu : times));
                 }
-                double med = median(cpuTime ? cpu : times), ips = b / med;
-                Double tp = torch.get(b);
-                System.out.printf("%-9s %5d %14.2f %14s %9s %12.1f %7.0f%%%n", mb[0], b, ips,
-                        tp == null ? "-" : String.format("%.2f", tp), tp == null ? "-" : String.format("%.2fx", ips / tp),
-                        flops / med / 1e9, 100 * flops / med / 1e9 / peak);
+                Map<Integer, Double> torch = noTorch ? Map.of() : torchThroughput(script, folder, batches);
+                for (int b : batches) {
+                    Double tp = torch.get(b);
+                    if (tp == null) continue;
+                    peer.computeIfAbsent(b, k -> new ArrayList<>()).add(tp);
+                    ratio.computeIfAbsent(b, k -> new ArrayList<>()).add(engine.get(b).getLast() / tp);
+                }
+            }
+            for (int b : batches) {
+                double ips = median(engine.get(b));
+                List<Double> tp = peer.get(b), rt = ratio.get(b);
+                String range = rt == null ? "-" : String.format("%.2f-%.2fx", rt.stream().mapToDouble(Double::doubleValue).min().orElse(0),
+                        rt.stream().mapToDouble(Double::doubleValue).max().orElse(0));
+                double gf = flops.get(b) * ips / b / 1e9;
+                System.out.printf("%-9s %5d %14.2f %14s %9s %15s %12.1f %7.0f%%%n", mb[0], b, ips,
+                        tp == null ? "-" : String.format("%.2f", median(tp)), rt == null ? "-" : String.format("%.2fx", median(rt)),
+                        range, gf, 100 * gf / peak);
             }
         }
         return 0;

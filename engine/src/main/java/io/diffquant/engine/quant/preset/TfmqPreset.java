@@ -47,7 +47,7 @@ public final class TfmqPreset extends BasePreset {
             FSC = "fsc", FSC_SCOPE = "fsc_scope", FSC_SAMPLES = "fsc_samples", FSC_BATCH = "fsc_batch", CACHE = "cache",
             CACHE_GRANULARITY = "cache_granularity", CACHE_RANGE = "cache_range", SELECTION = "selection", SELECTION_METRIC = "selection_metric";
     /** TIAR's defaults (measured on dit-fmnist, docs/methods.md). */
-    public static final int DEFAULT_TIAR_ITERS = 500, DEFAULT_TIAR_BATCH = 128;
+    public static final int DEFAULT_TIAR_ITERS = 2000, DEFAULT_TIAR_BATCH = 128;
     public static final double DEFAULT_TIAR_LR = 1e-2;
 
     private final String name;
