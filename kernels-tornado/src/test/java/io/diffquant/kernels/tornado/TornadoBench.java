@@ -258,6 +258,8 @@ public final class TornadoBench {
             if (m instanceof DiT d) return d;
             throw new IllegalArgumentException(folder + " holds a " + m.architecture() + ", not a DiT");
         }
+        if (folder != null) throw new IllegalArgumentException("--model " + folder + ": no such model folder (expected a DiT folder or '"
+                + DIT_S2 + "'; leave --model out for a random DiT of dit-fmnist's shape)");
         // the shape of dit-fmnist (config of /work/train-runs/dit-fmnist): random weights
         DiT m = KernelContract.smallDiTOf(new DiTConfig(28, 4, 1, 192, 6, 4, 4.0, 0.1, 10, true), 3);
         return m;
