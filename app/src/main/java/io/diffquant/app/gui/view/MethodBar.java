@@ -98,18 +98,7 @@ public final class MethodBar {
         Spinner<Integer> calibImages = new Spinner<>();
         SpinnerValueFactory.IntegerSpinnerValueFactory cf = new SpinnerValueFactory.IntegerSpinnerValueFactory(0, 1024, 0, 8);
         cf.valueProperty().bindBidirectional(calibImagesObj);
-        cf.setConverter(new javafx.util.StringConverter<>() {   // 0 means the method's own default: say so
-            @Override public String toString(Integer n) { return n == null || n == 0 ? "default" : Integer.toString(n); }
-            @Override public Integer fromString(String s) {
-                String t = s == null ? "" : s.strip();
-                if (t.isEmpty() || t.equalsIgnoreCase("default")) return 0;
-                try {
-                    return Math.max(0, Math.min(1024, Integer.parseInt(t)));
-                } catch (NumberFormatException e) {
-                    return cf.getValue();   // not a number: keep the value
-                }
-            }
-        });
+        cf.setConverter(calibrationImagesConverter(cf::getValue));
         calibImages.setValueFactory(cf);
         calibImages.setEditable(true);
         calibImages.setPrefWidth(86);
@@ -238,5 +227,24 @@ public final class MethodBar {
                 studio.reportError(ErrorReport.of("Invalid preset option", presetName, e));
             }
         });
+    }
+
+    /**
+     * The calibration-images spinner's text: 0 (the method's own count) reads "default"; typing "default" or nothing
+     * gives 0, a number is clamped to [0, 1024], anything else keeps the {@code current} value.
+     */
+    static javafx.util.StringConverter<Integer> calibrationImagesConverter(java.util.function.Supplier<Integer> current) {
+        return new javafx.util.StringConverter<>() {
+            @Override public String toString(Integer n) { return n == null || n == 0 ? "default" : Integer.toString(n); }
+            @Override public Integer fromString(String s) {
+                String t = s == null ? "" : s.strip();
+                if (t.isEmpty() || t.equalsIgnoreCase("default")) return 0;
+                try {
+                    return Math.max(0, Math.min(1024, Integer.parseInt(t)));
+                } catch (NumberFormatException e) {
+                    return current.get();
+                }
+            }
+        };
     }
 }
