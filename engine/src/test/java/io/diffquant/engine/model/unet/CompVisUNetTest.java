@@ -64,6 +64,7 @@ class CompVisUNetTest {
                     m.setFastPaths(fast);
                     double err = Golden.maxAbsDiff(want, m.forward(x, t, null));
                     assertTrue(err <= UNetGoldenTest.TOL, "compvis-small " + (fast ? "fused" : "explicit") + ": max |out - torch| = " + err);
+                    System.out.printf("compvis-small %s: max |out - torch| = %.2e (tolerance %.0e)%n", fast ? "fused" : "explicit", err, UNetGoldenTest.TOL);
                 }
             }
             // export back: the CompVis names, shapes and values of the original file

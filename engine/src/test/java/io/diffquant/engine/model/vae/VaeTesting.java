@@ -49,6 +49,7 @@ final class VaeTesting {
     static void assertClose(Tensor expected, Tensor actual, float atol, String what) {
         float d = maxAbsDiff(actual, expected);
         assertTrue(d <= atol, what + ": max abs diff " + d + " > " + atol + " (shape " + Arrays.toString(actual.shape()) + ")");
+        System.out.printf("%s: max abs diff %.2e (tolerance %.0e)%n", what, d, atol);
     }
 
     static float maxAbs(Tensor t) {
