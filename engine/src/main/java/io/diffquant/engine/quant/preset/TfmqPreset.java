@@ -96,7 +96,7 @@ public final class TfmqPreset extends BasePreset {
         o.add(OptionDef.integer(FSC_SAMPLES, 8, "FSC scope all: recorded rows per timestep (0 = all)"));
         o.add(OptionDef.integer(FSC_BATCH, 4, "FSC scope all: rows per pass (the first pass of a timestep initialises by MSE search, later ones update an EMA)"));
         o.add(OptionDef.bool(CACHE, cache, "cache-based maintenance: quantize the FP temporal features offline and look them up at inference"));
-        o.add(OptionDef.choice(CACHE_GRANULARITY, "tensor", List.of("tensor", "chunk"), "parameters of a cached feature: one set per feature vector, or per shift/scale/gate chunk"));
+        o.add(OptionDef.choice(CACHE_GRANULARITY, "chunk", List.of("tensor", "chunk"), "parameters of a cached feature: one set per shift/scale/gate chunk (the vectors the model uses), or one per concatenated feature vector"));
         o.add(OptionDef.string(CACHE_RANGE, "lp2x80s0.01", "range search on each cached feature (a range id: lp2x80s0.01 = MSE over 80 clipping candidates, lp, minmax, ...)"));
         o.add(OptionDef.bool(SELECTION, selection, "disturbance-aware selection: per feature and timestep the lower-error of TIB-based and cache-based (needs cache)"));
         o.add(OptionDef.choice(SELECTION_METRIC, "rel_l2", List.of("rel_l2", "mse", "cosine"), "temporal feature error the selection compares"));

@@ -105,6 +105,9 @@ class TfmqPresetTest {
         assertEquals("chunk", st.cacheGranularity().id());
         TfmqStage.Settings sc = ((TfmqStage) c.postCalibration(null, PresetOptions.resolve(c, Map.of()))).settings();
         assertTrue(!sc.tiar() && !sc.fsc() && sc.cache() && !sc.selection());
+        assertEquals("chunk", sc.cacheGranularity().id(), "default: one parameter set per shift / scale / gate vector");
+        TfmqStage.Settings sv = ((TfmqStage) c.postCalibration(null, PresetOptions.resolve(c, Map.of("cache_granularity", "tensor")))).settings();
+        assertEquals("tensor", sv.cacheGranularity().id());
         assertThrows(IllegalArgumentException.class, () -> c.postCalibration(null, PresetOptions.resolve(c, Map.of("selection", true, "cache", false))));
         assertThrows(IllegalArgumentException.class, () -> PresetOptions.resolve(t, Map.of("fsc_scope", "some")));
     }
