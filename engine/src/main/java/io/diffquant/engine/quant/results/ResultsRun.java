@@ -130,6 +130,11 @@ public final class ResultsRun implements Iterator<ResultsRun.Progress> {
     private QuantConfig config;
     private QuantizedModel attached;
     private double calibSeconds, sampleSeconds;
+    /** Whether the row's config was reused, and the calibration time stored in it ({@link #RESULTS_EXTENSION}; NaN if none). */
+    private boolean reused;
+    private double reusedCalibSeconds = Double.NaN;
+    /** Config extension where a results run records how long the config took to calibrate (shown when it is reused). */
+    public static final String RESULTS_EXTENSION = "results";
     private boolean rowFinished;
     private volatile boolean cancelled;
     private final long startNanos = System.nanoTime();
@@ -220,6 +225,8 @@ public final class ResultsRun implements Iterator<ResultsRun.Progress> {
     private void nextConfig() {
         index++;
         calibSeconds = 0;
+        reused = false;
+        reusedCalibSeconds = Double.NaN;
         sampleSeconds = 0;
         config = null;
         job = null;
@@ -241,6 +248,10 @@ public final class ResultsRun implements Iterator<ResultsRun.Progress> {
                     io.diffquant.engine.quant.config.MethodSettings want = io.diffquant.engine.quant.config.MethodSettings.of(c.preset(), opts);
                     if (old.method() != null && old.method().equals(want) && old.model().mismatch(req.identity()) == null) {
                         config = old;
+                        reused = true;
+                        com.fasterxml.jackson.databind.JsonNode ext = old.extensions().get(RESULTS_EXTENSION);
+                        reusedCalibSeconds = ext != null && ext.path("calibration_seconds").isNumber()
+                                ? ext.path("calibration_seconds").asDouble() : Double.NaN;
                         phase = Phase.SAMPLE;
                         return new Progress(Phase.CALIBRATE, index + 1, rowCount(), c.label() + ": reusing " + file);
                     }
@@ -254,7 +265,8 @@ public final class ResultsRun implements Iterator<ResultsRun.Progress> {
                 return new Progress(Phase.CALIBRATE, index + 1, rowCount(), c.label() + ": [" + p.phase().name().toLowerCase(Locale.ROOT) + "] "
                         + p.message());
             }
-            config = job.result();
+            config = job.result().withExtension(RESULTS_EXTENSION, io.diffquant.engine.quant.config.ConfigJson.object()
+                    .put("calibration_seconds", Math.round(calibSeconds + (System.nanoTime() - t0) / 1e9)));
             job = null;
             Files.createDirectories(configFile(c).getParent());
             QuantConfigCodec.write(config, configFile(c));
@@ -298,11 +310,12 @@ public final class ResultsRun implements Iterator<ResultsRun.Progress> {
         MetricsTable t = req.metrics().evaluate(c.label(), Map.of(), images, labels, reference);
         rows.add(new ResultRow(c, null, value(t, MetricsTable.FID_FMNIST), value(t, MetricsTable.SFID_FMNIST),
                 value(t, MetricsTable.CLASS_ACCURACY), value(t, MetricsTable.PSNR), value(t, MetricsTable.SSIM), value(t, MetricsTable.MSE),
-                bits, calibSeconds, sampleSeconds, extra));
+                bits, reused ? reusedCalibSeconds : calibSeconds, sampleSeconds, extra));
         rowFinished = true;
         ResultRow r = rows.getLast();
-        String msg = String.format(Locale.ROOT, "%s: FID-FMNIST %.2f, PSNR %.2f dB (calibration %.0f s, sampling %.0f s)", c.label(), r.fid(), r.psnr(),
-                calibSeconds, sampleSeconds);
+        String msg = String.format(Locale.ROOT, "%s: FID-FMNIST %.2f, PSNR %.2f dB (calibration %s, sampling %.0f s)", c.label(), r.fid(), r.psnr(),
+                reused ? "reused" + (Double.isNaN(reusedCalibSeconds) ? "" : String.format(Locale.ROOT, ", %.0f s when made", reusedCalibSeconds))
+                        : String.format(Locale.ROOT, "%.0f s", calibSeconds), sampleSeconds);
         nextConfig();
         return new Progress(Phase.MEASURE, index, rowCount(), msg);
     }

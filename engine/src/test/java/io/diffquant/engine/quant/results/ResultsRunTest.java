@@ -8,6 +8,8 @@ import io.diffquant.engine.model.dit.DiTConfig;
 import io.diffquant.engine.quant.QuantTestSupport;
 import io.diffquant.engine.quant.QuantizedModel;
 import io.diffquant.engine.quant.config.ModelIdentity;
+import io.diffquant.engine.quant.config.QuantConfig;
+import io.diffquant.engine.quant.config.QuantConfigCodec;
 import io.diffquant.engine.quant.config.QuantConfigs;
 import io.diffquant.engine.tensor.Tensor;
 import org.junit.jupiter.api.Test;
@@ -103,6 +105,13 @@ class ResultsRunTest {
         assertTrue(p2.stream().anyMatch(p -> p.message().contains("reusing")), "configs reused");
         assertEquals(0, p2.stream().filter(p -> p.message().contains("[weights]")).count(), "no calibration step");
         for (int k = 0; k < 3; k++) assertEquals(rows.get(k).fid(), again.rows().get(k).fid(), 0.0);
+        // the reused rows show how long their config took when it was made (stored in the config), not the reading time
+        for (int k = 1; k < 3; k++) {
+            QuantConfig stored = QuantConfigCodec.read(tmp.resolve("configs").resolve(configs.get(k - 1).id() + ".json"));
+            double when = stored.extensions().get(ResultsRun.RESULTS_EXTENSION).path("calibration_seconds").asDouble();
+            assertEquals(Math.round(rows.get(k).calibrationSeconds()), when, 1.0, "stored calibration time of row " + k);
+            assertEquals(when, again.rows().get(k).calibrationSeconds(), 0.0, "reused row " + k + " reports the stored time");
+        }
     }
 
     @Test void badRequestsAreRefused(@TempDir Path tmp) throws Exception {
