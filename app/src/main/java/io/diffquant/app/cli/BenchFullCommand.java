@@ -108,8 +108,12 @@ final class BenchFullCommand implements Callable<Integer> {
             + "mismatch and trajectory compare (default: every calibrated preset)") List<String> analysisConfigs;
     @Option(names = "--lambdas", split = ",", paramLabel = "L", defaultValue = "0.1", description = "--analyses perturbation: noise magnitudes (default: ${DEFAULT-VALUE})") List<Double> lambdas;
     @Option(names = "--perturbation-images", defaultValue = "1", description = "--analyses perturbation: images per setting (default: ${DEFAULT-VALUE})") int perturbationImages;
-    @Option(names = "--spec", defaultValue = "w:int4-asym/channel/minmax", description = "--analyses layer-sensitivity and histogram: the spec, as analyze --spec (default: ${DEFAULT-VALUE})") String spec;
-    @Option(names = "--layers", paramLabel = "GLOB", description = "--analyses layer-sensitivity and histogram: layers (state_dict prefix globs), repeatable; default all") List<String> layers = new ArrayList<>();
+    @Option(names = "--spec", defaultValue = "w:int4-asym/channel/minmax", description = "--analyses layer-sensitivity and histogram: the spec, as "
+            + "analyze --spec (default: ${DEFAULT-VALUE})") String spec;
+    @Option(names = "--sensitivity-layers", paramLabel = "GLOB", description = "--analyses layer-sensitivity: the layers probed (state_dict prefix globs), "
+            + "repeatable; default all") List<String> sensitivityLayers = new ArrayList<>();
+    @Option(names = "--histogram-layers", paramLabel = "GLOB", description = "--analyses histogram: the layers (globs), repeatable; default all")
+    List<String> histogramLayers = new ArrayList<>();
     @Option(names = "--bins", defaultValue = "64", description = "--analyses histogram: bins (default: ${DEFAULT-VALUE})") int bins;
 
     private final List<String[]> rows = new ArrayList<>();
@@ -191,7 +195,8 @@ final class BenchFullCommand implements Callable<Integer> {
                 if (!lambdas.equals(List.of(0.1)) || perturbationImages != 1) a.add("--lambdas " + lambdas.stream().map(String::valueOf)
                         .collect(java.util.stream.Collectors.joining(",")) + " --perturbation-images " + perturbationImages);
                 if (!spec.equals("w:int4-asym/channel/minmax")) a.add("--spec " + spec);
-                for (String l : layers) a.add("--layers '" + l + "'");
+                for (String l : sensitivityLayers) a.add("--sensitivity-layers '" + l + "'");
+                for (String l : histogramLayers) a.add("--histogram-layers '" + l + "'");
             }
         }
         return a.isEmpty() ? "" : " " + String.join(" ", a);
@@ -345,7 +350,7 @@ final class BenchFullCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--analysis-steps, --analysis-samples, --perturbation-images and --bins must be at least 1");
         if (lambdas == null || lambdas.isEmpty()) throw new IllegalArgumentException("--lambdas: give at least one value");
         return new FullSizeSuite.AnalysisOptions(new AnalysisSettings("ddim", analysisSteps, 0, "linear", 1, 0, analysisSamples, analysisSamples),
-                lambdas.stream().mapToDouble(Double::doubleValue).toArray(), perturbationImages, AnalyzeCommand.parseSpec(spec), layers, bins,
+                lambdas.stream().mapToDouble(Double::doubleValue).toArray(), perturbationImages, AnalyzeCommand.parseSpec(spec), sensitivityLayers, histogramLayers, bins,
                 analysisConfigs == null ? List.of() : analysisConfigs);
     }
 

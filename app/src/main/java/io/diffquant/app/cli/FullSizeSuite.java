@@ -100,10 +100,13 @@ final class FullSizeSuite {
 
     /**
      * What the analyses use.
-     * @param configs presets whose configs temporal-error, mismatch and trajectory compare with FP (each must be
-     *                calibrated in this suite; empty = every calibrated preset)
+     * @param sensitivityLayers layers (globs) layer-sensitivity probes one at a time; empty = all
+     * @param histogramLayers   layers (globs) whose weight and input histograms are made; empty = all
+     * @param configs           presets whose configs temporal-error, mismatch and trajectory compare with FP (each must be
+     *                          calibrated in this suite; empty = every calibrated preset)
      */
-    record AnalysisOptions(AnalysisSettings settings, double[] lambdas, int images, PointSpec spec, List<String> layers, int bins, List<String> configs) {}
+    record AnalysisOptions(AnalysisSettings settings, double[] lambdas, int images, PointSpec spec, List<String> sensitivityLayers,
+                           List<String> histogramLayers, int bins, List<String> configs) {}
 
     /**
      * One preset's outcome.
@@ -112,13 +115,14 @@ final class FullSizeSuite {
      * @param avgWeightBits   average stored bits per Linear/Conv2d weight element (scales and zero points included)
      * @param checkpointBytes size of the quantized checkpoint
      * @param configFile      the exported config (JSON + sidecars), for the analyses
+     * @param checkpointFile  the exported quantized checkpoint
      * @param maxAbsDiff      max |reloaded − fake-quant| over the probe call's output
      * @param bitwise         whether the two outputs are bitwise identical
      * @param outputMaxAbs    max |fake-quant output| (the scale of the difference)
      */
     record PresetResult(String preset, Map<String, Object> options, String bits, Stage calibrate, Stage export, Stage reload,
                         double avgWeightBits, int quantizedTensors, long checkpointBytes, long temporalBytes, Path configFile,
-                        float probeT, double maxAbsDiff, boolean bitwise, double outputMaxAbs, boolean outputFinite) {
+                        Path checkpointFile, float probeT, double maxAbsDiff, boolean bitwise, double outputMaxAbs, boolean outputFinite) {
         Stage total() { return calibrate.plus(export).plus(reload); }
     }
 
@@ -217,7 +221,7 @@ final class FullSizeSuite {
             bitwise &= Float.floatToRawIntBits(a) == Float.floatToRawIntBits(b);
         } else maxDiff = Double.NaN;
         PresetResult r = new PresetResult(preset.name(), opts, bits, cal, export, reload, plan.averageWeightBits(), sum.quantizedTensors(),
-                sum.fileBytes(), sum.temporalBytes(), cfgFile, t, maxDiff, bitwise, maxAbs, finite);
+                sum.fileBytes(), sum.temporalBytes(), cfgFile, ckpt, t, maxDiff, bitwise, maxAbs, finite);
         calibrated.put(preset.name(), r);
         return r;
     }
@@ -275,8 +279,8 @@ final class FullSizeSuite {
             case "mismatch" -> AnalysisRuns.mismatch(ses, variants(o.configs()));
             case "trajectory" -> AnalysisRuns.trajectory(ses, variants(o.configs()));
             case "perturbation" -> AnalysisRuns.perturbation(ses, o.lambdas(), o.images(), null);
-            case "layer-sensitivity" -> AnalysisRuns.layerSensitivity(ses, o.spec(), o.layers());
-            case "histogram" -> AnalysisRuns.histograms(ses, o.layers(), o.bins(), o.spec());
+            case "layer-sensitivity" -> AnalysisRuns.layerSensitivity(ses, o.spec(), o.sensitivityLayers());
+            case "histogram" -> AnalysisRuns.histograms(ses, o.histogramLayers(), o.bins(), o.spec());
             default -> throw new IllegalArgumentException("unknown analysis '" + analysis + "'; valid: " + String.join(", ", AnalysisRuns.ANALYSES));
         }, s);
         return new AnalysisResult(analysis, s[0], run.result(), run.summary(), key(analysis, run.result(), o));
