@@ -92,15 +92,26 @@ final class AnalysisRuns {
         return new Run<>(r, String.format(Locale.ROOT, "perturbation (temporal vs non-temporal): %.1f s, FP FID %.3g%s", r.seconds(), r.fpFid(), sb));
     }
 
-    /** One layer at a time quantized with {@code spec}: the layers matching {@code layerGlobs} (empty = all). */
-    static Run<LayerSensitivity.Result> layerSensitivity(AnalysisSession session, PointSpec spec, List<String> layerGlobs) {
-        List<LayerSensitivity.LayerProbe> probes = new ArrayList<>();
-        for (LayerSensitivity.LayerProbe p : LayerSensitivity.allLayers(session.model(), spec)) if (selected(layerGlobs, p.layer())) probes.add(p);
+    /**
+     * One layer at a time quantized with {@code spec}: every {@code every}-th (1 = each) of the layers matching
+     * {@code layerGlobs} (empty = all), in model order.
+     */
+    static Run<LayerSensitivity.Result> layerSensitivity(AnalysisSession session, PointSpec spec, List<String> layerGlobs, int every) {
+        if (every < 1) throw new IllegalArgumentException("layer-sensitivity: probe every k-th layer with k >= 1, got " + every);
+        List<LayerSensitivity.LayerProbe> selected = candidates(session.model(), spec, layerGlobs), probes = new ArrayList<>();
+        for (int i = 0; i < selected.size(); i += every) probes.add(selected.get(i));
         if (probes.isEmpty()) throw new IllegalArgumentException("--layers " + layerGlobs + ": no quantizable layer matches");
         LayerSensitivity.Result r = LayerSensitivity.evaluate(session, probes);
         int top = r.ranking()[0];
         return new Run<>(r, String.format(Locale.ROOT, "layer-sensitivity: %d layers in %.1f s; most sensitive %s (%.4g)", probes.size(), r.seconds(),
                 probes.get(top).layer(), r.meanError()[top]));
+    }
+
+    /** The layer-sensitivity probes of the layers matching {@code layerGlobs} (empty = all), in model order. */
+    static List<LayerSensitivity.LayerProbe> candidates(DiffusionModel model, PointSpec spec, List<String> layerGlobs) {
+        List<LayerSensitivity.LayerProbe> out = new ArrayList<>();
+        for (LayerSensitivity.LayerProbe p : LayerSensitivity.allLayers(model, spec)) if (selected(layerGlobs, p.layer())) out.add(p);
+        return out;
     }
 
     /** Weight histograms and per-timestep input-activation histograms of the layers matching {@code layerGlobs}, with {@code spec}'s grids. */

@@ -141,7 +141,7 @@ final class AnalyzeCommand implements Callable<Integer> {
             if (!noPlots) written.addAll(plotPerturbation(r.result()));
         }
         if (todo.contains("layer-sensitivity")) {
-            AnalysisRuns.Run<LayerSensitivity.Result> r = AnalysisRuns.layerSensitivity(session, pointSpec, layers);
+            AnalysisRuns.Run<LayerSensitivity.Result> r = AnalysisRuns.layerSensitivity(session, pointSpec, layers, 1);
             System.err.println(r.summary());
             written.addAll(AnalysisExport.layerSensitivity(r.result(), settings).write(out));
             if (!noPlots) written.addAll(plotLayerSensitivity(r.result()));

@@ -83,7 +83,10 @@ final class BenchFullCommand implements Callable<Integer> {
     @Option(names = "--method", defaultValue = "rtn", description = "calibration preset of the single-method run (default: ${DEFAULT-VALUE})") String method;
     @Option(names = "--wbits", description = "weight bits (default: 8 for the single --method run, each preset's own with --methods)") Integer wbits;
     @Option(names = "--abits", description = "activation bits (default: 8 for the single --method run, each preset's own with --methods)") Integer abits;
-    @Option(names = "--calib-steps", defaultValue = "4", description = "DDIM steps of the calibration sampling run (default: ${DEFAULT-VALUE})") int calibSteps;
+    @Option(names = "--calib-steps", description = "DDIM steps of the calibration sampling run (default: 4; 2 with --methods/--analyses, "
+            + "whose TFMQ presets tabulate DiT-XL/2's temporal features at every one: steps x 1001 labels x 195,840 values, 0.8 GB per step "
+            + "and table)") Integer calibStepsOption;
+    private int calibSteps;
     @Option(names = "--calib-timesteps", defaultValue = "2", description = "calibration timesteps used (default: ${DEFAULT-VALUE})") int calibTimesteps;
     @Option(names = "--calib-samples", defaultValue = "1", description = "images sampled for calibration (default: ${DEFAULT-VALUE})") int calibSamples;
     @Option(names = "--load-only", description = "stop after writing and loading (no sampling, calibration or export): a memory check") boolean loadOnly;
@@ -97,12 +100,12 @@ final class BenchFullCommand implements Callable<Integer> {
     @Option(names = "--analyses", split = ",", paramLabel = "ANALYSIS", description = "analyses of 'diffquant analyze' to run on each denoiser "
             + "(temporal-error, mismatch, trajectory, perturbation, layer-sensitivity, histogram or all); the first three compare the configs of "
             + "--analysis-configs with FP; perturbation reports MSE only (no FID: these are not Fashion-MNIST models)") List<String> analyses;
-    @Option(names = "--recon-iters", defaultValue = "4", description = "--methods: reconstruction steps per block or layer (recon_iters; the presets' "
+    @Option(names = "--recon-iters", defaultValue = "2", description = "--methods: reconstruction steps per block or layer (recon_iters; the presets' "
             + "default is 300, the papers' 20,000; default: ${DEFAULT-VALUE})") int reconIters;
-    @Option(names = "--recon-batch", defaultValue = "4", description = "--methods: rows per reconstruction step (recon_batch; preset default 32; default: ${DEFAULT-VALUE})") int reconBatch;
-    @Option(names = "--tiar-iters", defaultValue = "10", description = "--methods: TIAR steps (tiar_iters; preset default 500; default: ${DEFAULT-VALUE})") int tiarIters;
-    @Option(names = "--tiar-batch", defaultValue = "16", description = "--methods: (t, y) pairs per TIAR step (tiar_batch; preset default 128; default: ${DEFAULT-VALUE})") int tiarBatch;
-    @Option(names = "--analysis-steps", defaultValue = "4", description = "--analyses: DDIM steps = timesteps of every analysis (default: ${DEFAULT-VALUE})") int analysisSteps;
+    @Option(names = "--recon-batch", defaultValue = "1", description = "--methods: rows per reconstruction step (recon_batch; preset default 32; default: ${DEFAULT-VALUE})") int reconBatch;
+    @Option(names = "--tiar-iters", defaultValue = "4", description = "--methods: TIAR steps (tiar_iters; preset default 500; default: ${DEFAULT-VALUE})") int tiarIters;
+    @Option(names = "--tiar-batch", defaultValue = "8", description = "--methods: (t, y) pairs per TIAR step (tiar_batch; preset default 128; default: ${DEFAULT-VALUE})") int tiarBatch;
+    @Option(names = "--analysis-steps", defaultValue = "2", description = "--analyses: DDIM steps = timesteps of every analysis (default: ${DEFAULT-VALUE})") int analysisSteps;
     @Option(names = "--analysis-samples", defaultValue = "1", description = "--analyses: samples of trajectory, layer-sensitivity and histogram (default: ${DEFAULT-VALUE})") int analysisSamples;
     @Option(names = "--analysis-configs", split = ",", paramLabel = "PRESET", description = "--analyses: calibrated presets that temporal-error, "
             + "mismatch and trajectory compare (default: every calibrated preset)") List<String> analysisConfigs;
@@ -112,6 +115,9 @@ final class BenchFullCommand implements Callable<Integer> {
             + "analyze --spec (default: ${DEFAULT-VALUE})") String spec;
     @Option(names = "--sensitivity-layers", paramLabel = "GLOB", description = "--analyses layer-sensitivity: the layers probed (state_dict prefix globs), "
             + "repeatable; default all") List<String> sensitivityLayers = new ArrayList<>();
+    @Option(names = "--sensitivity-every", defaultValue = "1", paramLabel = "K", description = "--analyses layer-sensitivity: probe every K-th "
+            + "of the selected layers in model order (1 = all; each probe costs one denoiser call per analysis step; default: ${DEFAULT-VALUE})")
+    int sensitivityEvery;
     @Option(names = "--histogram-layers", paramLabel = "GLOB", description = "--analyses histogram: the layers (globs), repeatable; default all")
     List<String> histogramLayers = new ArrayList<>();
     @Option(names = "--bins", defaultValue = "64", description = "--analyses histogram: bins (default: ${DEFAULT-VALUE})") int bins;
@@ -134,6 +140,8 @@ final class BenchFullCommand implements Callable<Integer> {
         if (imageSize % 8 != 0 || imageSize <= 0) throw new IllegalArgumentException("--image-size must be a positive multiple of 8, got " + imageSize);
         if (steps < 1 || ditDepth < 1) throw new IllegalArgumentException("--steps and --dit-depth must be at least 1");
         for (String m : models) if (!m.equals("dit") && !m.equals("unet")) throw new IllegalArgumentException("--models '" + m + "': expected dit and/or unet");
+        calibSteps = calibStepsOption != null ? calibStepsOption : suite() ? 2 : 4;
+        if (calibSteps < 1 || calibTimesteps < 1 || calibSamples < 1) throw new IllegalArgumentException("--calib-steps, --calib-timesteps and --calib-samples must be at least 1");
         if (suite()) {
             presetList();
             if (analyses != null) AnalysisRuns.parse(analyses, "--analyses");
@@ -178,7 +186,7 @@ final class BenchFullCommand implements Callable<Integer> {
         if (cfg != 4) a.add("--cfg " + cfg);
         if (imageSize != 256) a.add("--image-size " + imageSize);
         if (ditDepth != 28) a.add("--dit-depth " + ditDepth);
-        if (calibSteps != 4) a.add("--calib-steps " + calibSteps);
+        if (calibSteps != (suite() ? 2 : 4)) a.add("--calib-steps " + calibSteps);
         if (calibTimesteps != 2) a.add("--calib-timesteps " + calibTimesteps);
         if (calibSamples != 1) a.add("--calib-samples " + calibSamples);
         if (loadOnly) a.add("--load-only");
@@ -196,6 +204,7 @@ final class BenchFullCommand implements Callable<Integer> {
                         .collect(java.util.stream.Collectors.joining(",")) + " --perturbation-images " + perturbationImages);
                 if (!spec.equals("w:int4-asym/channel/minmax")) a.add("--spec " + spec);
                 for (String l : sensitivityLayers) a.add("--sensitivity-layers '" + l + "'");
+                if (sensitivityEvery != 1) a.add("--sensitivity-every " + sensitivityEvery);
                 for (String l : histogramLayers) a.add("--histogram-layers '" + l + "'");
             }
         }
@@ -346,11 +355,11 @@ final class BenchFullCommand implements Callable<Integer> {
     private List<String> presetList() { return FullSizeSuite.presets(methods != null ? methods : List.of(method)); }
 
     private FullSizeSuite.AnalysisOptions analysisOptions() {
-        if (analysisSteps < 1 || analysisSamples < 1 || perturbationImages < 1 || bins < 1)
-            throw new IllegalArgumentException("--analysis-steps, --analysis-samples, --perturbation-images and --bins must be at least 1");
+        if (analysisSteps < 1 || analysisSamples < 1 || perturbationImages < 1 || bins < 1 || sensitivityEvery < 1)
+            throw new IllegalArgumentException("--analysis-steps, --analysis-samples, --perturbation-images, --bins and --sensitivity-every must be at least 1");
         if (lambdas == null || lambdas.isEmpty()) throw new IllegalArgumentException("--lambdas: give at least one value");
         return new FullSizeSuite.AnalysisOptions(new AnalysisSettings("ddim", analysisSteps, 0, "linear", 1, 0, analysisSamples, analysisSamples),
-                lambdas.stream().mapToDouble(Double::doubleValue).toArray(), perturbationImages, AnalyzeCommand.parseSpec(spec), sensitivityLayers, histogramLayers, bins,
+                lambdas.stream().mapToDouble(Double::doubleValue).toArray(), perturbationImages, AnalyzeCommand.parseSpec(spec), sensitivityLayers, sensitivityEvery, histogramLayers, bins,
                 analysisConfigs == null ? List.of() : analysisConfigs);
     }
 

@@ -101,12 +101,13 @@ final class FullSizeSuite {
     /**
      * What the analyses use.
      * @param sensitivityLayers layers (globs) layer-sensitivity probes one at a time; empty = all
+     * @param sensitivityEvery  probe every k-th of those layers in model order (1 = all)
      * @param histogramLayers   layers (globs) whose weight and input histograms are made; empty = all
      * @param configs           presets whose configs temporal-error, mismatch and trajectory compare with FP (each must be
      *                          calibrated in this suite; empty = every calibrated preset)
      */
     record AnalysisOptions(AnalysisSettings settings, double[] lambdas, int images, PointSpec spec, List<String> sensitivityLayers,
-                           List<String> histogramLayers, int bins, List<String> configs) {}
+                           int sensitivityEvery, List<String> histogramLayers, int bins, List<String> configs) {}
 
     /**
      * One preset's outcome.
@@ -181,11 +182,12 @@ final class FullSizeSuite {
         Preset preset = Presets.byName(presetName);
         Map<String, Object> opts = budget.options(preset);
         Stage[] s = new Stage[1];
-        QuantConfig c = measure(() -> CalibrationJob.run(new CalibrationJob.Request(model, identity, preset.name(), opts, List.of(), calibration,
-                calibrationDir(), null)), s);
+        // held in an array so that the config (learned codes, cached features: ~1 GB at DiT-XL/2 size) can go before the reload
+        QuantConfig[] c = {measure(() -> CalibrationJob.run(new CalibrationJob.Request(model, identity, preset.name(), opts, List.of(), calibration,
+                calibrationDir(), null)), s)};
         Stage cal = s[0];
-        QuantPlan plan = QuantPlan.resolve(model, c.defaults(), c.overrides());
-        String bits = "W" + c.method().options().getInt("w_bits") + "A" + c.method().options().getInt("a_bits");
+        double avgBits = QuantPlan.resolve(model, c[0].defaults(), c[0].overrides()).averageWeightBits();
+        String bits = "W" + c[0].method().options().getInt("w_bits") + "A" + c[0].method().options().getInt("a_bits");
         // one denoiser call at the first recorded calibration timestep (cached temporal features exist for those)
         float t = calibTimesteps[0];
         Path dir = work.resolve(preset.name());
@@ -193,15 +195,16 @@ final class FullSizeSuite {
         Path cfgFile = dir.resolve(preset.name() + ".json"), ckpt = dir.resolve(preset.name() + ".safetensors");
         Tensor[] fq = new Tensor[1];
         QuantizedCheckpoint.Summary sum = measure(() -> {
-            QuantConfigCodec.write(c, cfgFile);
-            QuantizedModel q = QuantConfigs.attach(c, model, false);
+            QuantConfigCodec.write(c[0], cfgFile);
+            QuantizedModel q = QuantConfigs.attach(c[0], model, false);
             try {
                 fq[0] = model.forward(probeX, new float[] {t}, probeY);
-                return QuantizedCheckpoint.write(q, c, ckpt);
+                return QuantizedCheckpoint.write(q, c[0], ckpt);
             } finally {
                 q.detach();
             }
         }, s);
+        c[0] = null;
         Stage export = s[0];
         Tensor back = measure(() -> {
             QuantizedCheckpoint.Loaded l = QuantizedCheckpoint.load(ckpt);
@@ -220,7 +223,7 @@ final class FullSizeSuite {
             maxAbs = Math.max(maxAbs, Math.abs(a));
             bitwise &= Float.floatToRawIntBits(a) == Float.floatToRawIntBits(b);
         } else maxDiff = Double.NaN;
-        PresetResult r = new PresetResult(preset.name(), opts, bits, cal, export, reload, plan.averageWeightBits(), sum.quantizedTensors(),
+        PresetResult r = new PresetResult(preset.name(), opts, bits, cal, export, reload, avgBits, sum.quantizedTensors(),
                 sum.fileBytes(), sum.temporalBytes(), cfgFile, ckpt, t, maxDiff, bitwise, maxAbs, finite);
         calibrated.put(preset.name(), r);
         return r;
@@ -279,7 +282,7 @@ final class FullSizeSuite {
             case "mismatch" -> AnalysisRuns.mismatch(ses, variants(o.configs()));
             case "trajectory" -> AnalysisRuns.trajectory(ses, variants(o.configs()));
             case "perturbation" -> AnalysisRuns.perturbation(ses, o.lambdas(), o.images(), null);
-            case "layer-sensitivity" -> AnalysisRuns.layerSensitivity(ses, o.spec(), o.sensitivityLayers());
+            case "layer-sensitivity" -> AnalysisRuns.layerSensitivity(ses, o.spec(), o.sensitivityLayers(), o.sensitivityEvery());
             case "histogram" -> AnalysisRuns.histograms(ses, o.histogramLayers(), o.bins(), o.spec());
             default -> throw new IllegalArgumentException("unknown analysis '" + analysis + "'; valid: " + String.join(", ", AnalysisRuns.ANALYSES));
         }, s);
@@ -289,8 +292,12 @@ final class FullSizeSuite {
     /** Drops the session's cached FP quantities (the temporal feature tables of a 1000-class model take GBs). */
     void releaseSession() { session = null; }
 
+    private static String ordinal(int k) {
+        return k % 100 >= 11 && k % 100 <= 13 ? "th" : switch (k % 10) { case 1 -> "st"; case 2 -> "nd"; case 3 -> "rd"; default -> "th"; };
+    }
+
     @SuppressWarnings("unchecked")
-    private static String key(String analysis, Object result, AnalysisOptions o) {
+    private String key(String analysis, Object result, AnalysisOptions o) {
         List<String> parts = new ArrayList<>();
         switch (analysis) {
             case "temporal-error" -> {
@@ -319,7 +326,9 @@ final class FullSizeSuite {
             case "layer-sensitivity" -> {
                 LayerSensitivity.Result r = (LayerSensitivity.Result) result;
                 int top = r.ranking()[0];
-                return String.format(Locale.ROOT, "%d layers x %d timesteps (%s); most sensitive %s (mean rel. error %.3g)", r.layers().size(),
+                return String.format(Locale.ROOT, "%d layers%s x %d timesteps (%s); most sensitive %s (mean rel. error %.3g)", r.layers().size(),
+                        o.sensitivityEvery() > 1 ? String.format(Locale.ROOT, " (every %d%s of %d)", o.sensitivityEvery(), ordinal(o.sensitivityEvery()),
+                                AnalysisRuns.candidates(model, o.spec(), o.sensitivityLayers()).size()) : "",
                         r.timesteps().length, r.probes().getFirst().describe(), r.layers().get(top), r.meanError()[top]);
             }
             case "histogram" -> {
