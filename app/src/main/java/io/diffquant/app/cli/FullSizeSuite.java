@@ -177,10 +177,17 @@ final class FullSizeSuite {
     }
 
     /** Calibrates, exports (config + checkpoint) and reloads one preset; the check compares one denoiser call. */
-    PresetResult calibrate(String presetName, Budget budget) throws Exception {
+    PresetResult calibrate(String presetName, Budget budget) throws Exception { return calibrate(presetName, budget, Map.of()); }
+
+    /**
+     * {@link #calibrate(String, Budget)} with further preset options (e.g. {@code tiar = false}).
+     * @throws io.diffquant.engine.model.MemoryBudget.InsufficientMemoryException when a stage checks its memory and it does not fit
+     */
+    PresetResult calibrate(String presetName, Budget budget, Map<String, Object> extra) throws Exception {
         if (calibTimesteps == null) recordCalibrationData();
         Preset preset = Presets.byName(presetName);
         Map<String, Object> opts = budget.options(preset);
+        opts.putAll(extra);
         Stage[] s = new Stage[1];
         // held in an array so that the config (learned codes, cached features: ~1 GB at DiT-XL/2 size) can go before the reload
         QuantConfig[] c = {measure(() -> CalibrationJob.run(new CalibrationJob.Request(model, identity, preset.name(), opts, List.of(), calibration,
