@@ -50,7 +50,7 @@ import java.util.concurrent.Callable;
                 "  diffquant analyze -m assets/dit-fmnist --what layer-sensitivity --spec w:int4/channel -o out/",
                 "  diffquant analyze -m assets/dit-fmnist --what histogram --layers 'blocks.0.*' --spec w:fp4-e2m1/channel,a:int8/tensor -o out/"})
 final class AnalyzeCommand implements Callable<Integer> {
-    static final List<String> ANALYSES = List.of("temporal-error", "mismatch", "trajectory", "perturbation", "layer-sensitivity", "histogram");
+    static final List<String> ANALYSES = AnalysisRuns.ANALYSES;
 
     @Mixin ModelOption model;
     @Option(names = {"-w", "--what"}, required = true, split = ",", paramLabel = "ANALYSIS",
@@ -109,38 +109,22 @@ final class AnalyzeCommand implements Callable<Integer> {
         List<Path> written = new ArrayList<>();
 
         if (todo.contains("temporal-error")) {
-            long a = System.nanoTime();
-            session.fpFeatures();
-            double fpSecs = secs(a);
-            TemporalFeatureError.Result r = TemporalFeatureError.evaluate(session, variants);
-            StringBuilder sb = new StringBuilder();
-            for (TemporalFeatureError.ConfigError c : r.configs())
-                sb.append(String.format(Locale.ROOT, "; %s: mean rel. L2 %.4g in %.2f s", c.config(), c.meanRelativeL2(), c.seconds()));
-            System.err.printf(Locale.ROOT, "temporal-error: %d features x %d timesteps x %d labels, FP table %.2f s%s%n", r.features().size(),
-                    r.timesteps().length, r.labels() == null ? 1 : r.labels().length, fpSecs, sb);
-            written.addAll(AnalysisExport.temporalError(r, settings).write(out));
-            if (!noPlots) written.addAll(plotTemporalError(r));
+            AnalysisRuns.Run<TemporalFeatureError.Result> r = AnalysisRuns.temporalError(session, variants);
+            System.err.println(r.summary());
+            written.addAll(AnalysisExport.temporalError(r.result(), settings).write(out));
+            if (!noPlots) written.addAll(plotTemporalError(r.result()));
         }
         if (todo.contains("mismatch")) {
-            long a = System.nanoTime();
-            List<TemporalMismatch.Result> r = TemporalMismatch.evaluate(session, variants);
-            StringBuilder sb = new StringBuilder();
-            for (TemporalMismatch.Result c : r) sb.append(String.format(Locale.ROOT, "; %s: rate %.3f", c.config(), c.all().rate()));
-            System.err.printf(Locale.ROOT, "mismatch: %.2f s%s%n", secs(a), sb);
-            written.addAll(AnalysisExport.mismatch(r, settings).write(out));
-            if (!noPlots) written.addAll(plotMismatch(r));
+            AnalysisRuns.Run<List<TemporalMismatch.Result>> r = AnalysisRuns.mismatch(session, variants);
+            System.err.println(r.summary());
+            written.addAll(AnalysisExport.mismatch(r.result(), settings).write(out));
+            if (!noPlots) written.addAll(plotMismatch(r.result()));
         }
         if (todo.contains("trajectory")) {
-            long a = System.nanoTime();
-            session.fpTrajectory();
-            double fpSecs = secs(a);
-            TrajectoryDeviation.Result r = TrajectoryDeviation.evaluate(session, variants);
-            StringBuilder sb = new StringBuilder();
-            for (TrajectoryDeviation.Series c : r.configs())
-                sb.append(String.format(Locale.ROOT, "; %s: final L2 %.4g in %.1f s", c.config(), c.finalL2(), c.seconds()));
-            System.err.printf(Locale.ROOT, "trajectory: FP %.1f s%s%n", fpSecs, sb);
-            written.addAll(AnalysisExport.trajectory(r, settings).write(out));
-            if (!noPlots) written.addAll(plotTrajectory(r));
+            AnalysisRuns.Run<TrajectoryDeviation.Result> r = AnalysisRuns.trajectory(session, variants);
+            System.err.println(r.summary());
+            written.addAll(AnalysisExport.trajectory(r.result(), settings).write(out));
+            if (!noPlots) written.addAll(plotTrajectory(r.result()));
         }
         if (todo.contains("perturbation")) {
             FmnistMetrics metrics = null;
@@ -151,33 +135,22 @@ final class AnalyzeCommand implements Callable<Integer> {
                 metrics = classifier != null ? FmnistMetrics.load(classifier) : FmnistMetrics.loadDefault();
             }
             double[] ls = lambdas.stream().mapToDouble(Double::doubleValue).toArray();
-            PerturbationSensitivity.Result r = PerturbationSensitivity.evaluate(session, ls, images, metrics);
-            StringBuilder sb = new StringBuilder();
-            for (int i = 0; i < ls.length; i++) sb.append(String.format(Locale.ROOT, "; λ=%s: MSE %.4g vs %.4g, FID %.3g vs %.3g", ls[i],
-                    r.temporal().mse()[i], r.nonTemporal().mse()[i], r.temporal().fid()[i], r.nonTemporal().fid()[i]));
-            System.err.printf(Locale.ROOT, "perturbation (temporal vs non-temporal): %.1f s, FP FID %.3g%s%n", r.seconds(), r.fpFid(), sb);
-            written.addAll(AnalysisExport.perturbation(r, settings).write(out));
-            if (!noPlots) written.addAll(plotPerturbation(r));
+            AnalysisRuns.Run<PerturbationSensitivity.Result> r = AnalysisRuns.perturbation(session, ls, images, metrics);
+            System.err.println(r.summary());
+            written.addAll(AnalysisExport.perturbation(r.result(), settings).write(out));
+            if (!noPlots) written.addAll(plotPerturbation(r.result()));
         }
         if (todo.contains("layer-sensitivity")) {
-            List<LayerSensitivity.LayerProbe> probes = new ArrayList<>();
-            List<LayerSensitivity.LayerProbe> all = LayerSensitivity.allLayers(m, pointSpec);
-            for (LayerSensitivity.LayerProbe p : all) if (selected(p.layer())) probes.add(p);
-            if (probes.isEmpty()) throw new IllegalArgumentException("--layers " + layers + ": no quantizable layer matches");
-            LayerSensitivity.Result r = LayerSensitivity.evaluate(session, probes);
-            int top = r.ranking()[0];
-            System.err.printf(Locale.ROOT, "layer-sensitivity: %d layers in %.1f s; most sensitive %s (%.4g)%n", probes.size(), r.seconds(),
-                    probes.get(top).layer(), r.meanError()[top]);
-            written.addAll(AnalysisExport.layerSensitivity(r, settings).write(out));
-            if (!noPlots) written.addAll(plotLayerSensitivity(r));
+            AnalysisRuns.Run<LayerSensitivity.Result> r = AnalysisRuns.layerSensitivity(session, pointSpec, layers, 1);
+            System.err.println(r.summary());
+            written.addAll(AnalysisExport.layerSensitivity(r.result(), settings).write(out));
+            if (!noPlots) written.addAll(plotLayerSensitivity(r.result()));
         }
         if (todo.contains("histogram")) {
-            long a = System.nanoTime();
-            List<Histograms.Histogram> hs = new ArrayList<>(Histograms.weights(m, layers, bins, pointSpec.weight().enabled() ? pointSpec.weight() : null));
-            hs.addAll(Histograms.activations(session, layers, bins, pointSpec.input().enabled() ? pointSpec.input() : null));
-            System.err.printf(Locale.ROOT, "histogram: %d histograms in %.1f s%n", hs.size(), secs(a));
-            written.addAll(AnalysisExport.histograms(hs, settings).write(out));
-            if (!noPlots) written.addAll(plotHistograms(hs));
+            AnalysisRuns.Run<List<Histograms.Histogram>> r = AnalysisRuns.histograms(session, layers, bins, pointSpec);
+            System.err.println(r.summary());
+            written.addAll(AnalysisExport.histograms(r.result(), settings).write(out));
+            if (!noPlots) written.addAll(plotHistograms(r.result()));
         }
         System.out.printf(Locale.ROOT, "%d files -> %s (%.1f s)%n", written.size(), out, secs(t0));
         for (Path p : written) System.out.println("  " + out.relativize(p));
@@ -186,17 +159,7 @@ final class AnalyzeCommand implements Callable<Integer> {
 
     // ------------------------------------------------------------------ options
 
-    static Set<String> analyses(List<String> what) {
-        Set<String> out = new LinkedHashSet<>();
-        for (String w : what) {
-            String s = w.trim().toLowerCase(Locale.ROOT);
-            if (s.equals("all")) out.addAll(ANALYSES);
-            else if (ANALYSES.contains(s)) out.add(s);
-            else throw new IllegalArgumentException("--what '" + w + "': expected one of " + String.join(", ", ANALYSES) + " or all");
-        }
-        if (out.isEmpty()) throw new IllegalArgumentException("--what: name at least one analysis (" + String.join(", ", ANALYSES) + ")");
-        return out;
-    }
+    static Set<String> analyses(List<String> what) { return AnalysisRuns.parse(what, "--what"); }
 
     /** NAME=FILE or FILE (name = file name without .json); names must be unique. */
     static List<String[]> parseConfigs(List<String> configs) {
@@ -239,12 +202,6 @@ final class AnalyzeCommand implements Callable<Integer> {
         PointSpec p = new PointSpec(w, a);
         if (!p.enabled()) throw new IllegalArgumentException("--spec '" + spec + "': quantizes nothing (give w:FORMAT/GRANULARITY and/or a:...)");
         return p;
-    }
-
-    private boolean selected(String layer) {
-        if (layers.isEmpty()) return true;
-        for (String g : layers) if (io.diffquant.engine.quant.spec.QuantPlan.matches(g, layer)) return true;
-        return false;
     }
 
     private static double secs(long t0) { return (System.nanoTime() - t0) / 1e9; }

@@ -62,6 +62,34 @@ public final class MemoryBudget {
                 + "g bin/diffquant ... (or java -Xmx" + suggestGiB + "g)", need);
     }
 
+    /**
+     * Throws when a computation's working memory of {@code bytes} (beyond what is allocated now) does not fit in the heap
+     * this JVM may still grow to; the message names the computation and what to do ({@code advice}, e.g. a cheaper
+     * setting). Measures the used heap after a collection.
+     */
+    public static void requireWorkspace(long bytes, String what, String advice) {
+        Runtime rt = Runtime.getRuntime();
+        long used = rt.totalMemory() - rt.freeMemory();
+        if (bytes > rt.maxMemory() - used) {
+            System.gc();
+            used = rt.totalMemory() - rt.freeMemory();
+        }
+        checkWorkspace(bytes, rt.maxMemory(), used, physicalMemory(), what, advice);
+    }
+
+    /** {@link #requireWorkspace} with explicit numbers (testable). */
+    public static void checkWorkspace(long bytes, long maxHeap, long usedHeap, long physical, String what, String advice) {
+        long free = maxHeap - usedHeap;
+        if (bytes <= free) return;
+        long suggestGiB = (usedHeap + bytes + (1L << 30) - 1) >> 30;
+        String base = what + " needs about " + gib(bytes) + " of heap, but the JVM heap is limited to " + gib(maxHeap) + " (" + gib(free)
+                + " free)";
+        String fix = physical > 0 && usedHeap + bytes > physical
+                ? " and this machine has only " + gib(physical) + " of memory"
+                : ": start with a larger heap, e.g. DIFFQUANT_HEAP=-Xmx" + suggestGiB + "g bin/diffquant ... (or java -Xmx" + suggestGiB + "g)";
+        throw new InsufficientMemoryException(base + fix + (advice == null || advice.isBlank() ? "" : "; or " + advice), bytes);
+    }
+
     static String gib(long bytes) { return String.format(Locale.ROOT, "%.2f GiB", bytes / (double) (1L << 30)); }
 
     /** Physical memory of the machine in bytes, or 0 when the platform does not say. */

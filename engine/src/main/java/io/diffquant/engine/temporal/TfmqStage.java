@@ -169,7 +169,7 @@ public final class TfmqStage implements PostCalibration {
         private void fscTib() {
             int[] labels = tib.labels();
             int ny = labels == null ? 1 : labels.length;
-            QuantizedModel q = QuantizedModel.attach(model, c.plan().weightsOnly(), params);
+            QuantizedModel q = QuantizedModel.attach(model, tibOnly(c.plan()).weightsOnly(), params);
             FscCalibrator cal = null;
             try {
                 cal = new FscCalibrator(model, c.plan(), tibPoints, s.fscSettings());
@@ -214,7 +214,7 @@ public final class TfmqStage implements PostCalibration {
 
         private void select() {
             TemporalFeatures fp = fp();
-            QuantizedModel q = QuantizedModel.attach(model, c.plan(), params);
+            QuantizedModel q = QuantizedModel.attach(model, tibOnly(c.plan()), params);
             TemporalFeatures tq;
             try {
                 tq = TemporalFeatures.computeQuantized(q, timesteps, null);
@@ -226,6 +226,18 @@ public final class TfmqStage implements PostCalibration {
             last = String.format(Locale.ROOT, "selection: %d of %d (feature, timestep) entries from the cache; mean %s %.4g (TIB %.4g, cache %.4g)",
                     selection.cachedEntries(), total, s.metric().id(), selection.meanSelected(), selection.tib().mean(s.metric()),
                     selection.cache().mean(s.metric()));
+        }
+
+        /**
+         * The plan with every quant point outside the TIB in full precision: the stages here run only the TIB, whose
+         * outputs do not depend on the other layers, and attaching those would fake-quantize all their weights at once
+         * (2.5 GB for DiT-XL/2).
+         */
+        private QuantPlan tibOnly(QuantPlan p) {
+            List<io.diffquant.engine.quant.spec.LayerOverride> ov = new ArrayList<>(p.overrides());
+            for (QuantPoint q : p.points())
+                if (!tib.contains(q.name())) ov.add(io.diffquant.engine.quant.spec.LayerOverride.fullPrecision(q.name()).withOrigin("tfmq: outside the TIB"));
+            return QuantPlan.resolve(model, p.defaults(), ov);
         }
 
         private void finish() {

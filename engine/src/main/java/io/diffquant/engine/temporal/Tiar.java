@@ -74,6 +74,31 @@ public final class Tiar {
         return r.result();
     }
 
+    /**
+     * Heap TIAR takes per TIB weight whose rounding it learns: the rounding state (base, step, lo, hi, V: 20 bytes),
+     * Adam's two moments (8), and per step the soft targets, their derivative, the weight gradient factor and the soft
+     * weight (16), V's gradient and the soft weight's gradient (8) and the rounding regulariser's terms (8).
+     */
+    public static final int BYTES_PER_WEIGHT = 60;
+
+    /** Weights whose rounding TIAR learns (the TIB's Linear layers with an enabled weight spec of a learnable format). */
+    public static long learnedWeights(DiffusionModel model, QuantPlan plan, TemporalInfoBlock tib) {
+        long n = 0;
+        for (String name : tib.linearLayers(model)) {
+            QuantPoint p = plan.point(name);
+            if (p == null || !p.hasWeight()) continue;
+            TensorSpec ws = plan.spec(name).weight();
+            if (ws.enabled() && AdaRoundWeight.supports(ws.format())) n += model.layers().get(name).param("weight").size();
+        }
+        return n;
+    }
+
+    /** Bytes of the FP temporal feature table TIAR targets: timesteps x labels (1 if unconditional) x TIB width floats. */
+    static long tableBytes(TemporalInfoBlock tib, float[] timesteps, int[] labels) {
+        int[] ys = labels != null ? labels : tib.labels();
+        return 4L * (timesteps == null ? 0 : timesteps.length) * (ys == null ? 1 : ys.length) * tib.totalWidth();
+    }
+
     /** A running TIAR; each next() is one Adam step (the first also prepares, the last hardens). */
     public static final class Run implements Iterator<String> {
         private final DiffusionModel model;
@@ -108,6 +133,11 @@ public final class Tiar {
             this.settings = settings;
             this.iterations = iterations;
             this.batchSize = batchSize;
+            long learned = learnedWeights(model, plan, tib), table = tableBytes(tib, timesteps, labels);
+            io.diffquant.engine.model.MemoryBudget.requireWorkspace(learned * BYTES_PER_WEIGHT + table, String.format(Locale.ROOT,
+                    "TIAR on the %,d weights of the Temporal Information Block (learned rounding of all of them at once: about %d bytes per weight, "
+                            + "plus the full-precision temporal feature table of %.2f GiB)", learned, BYTES_PER_WEIGHT, table / (double) (1L << 30)),
+                    "calibrate without TIAR (option tiar = false)");
             this.target = TemporalFeatures.compute(model, tib, timesteps, labels);
             int nt = target.timestepCount(), ny = target.labelCount();
             rowT = new int[nt * ny];

@@ -60,4 +60,28 @@ class TiarTest {
     @Test void tiarBeatsRoundToNearestAtFp4() {
         check(TemporalTestSupport.dit(TemporalTestSupport.DIT, 32), FpFormat.of(2, 1), 1.5);
     }
+
+    /**
+     * The heap check before TIAR: the learned weights are exactly the TIB linears' weight elements (counted here from the
+     * layer shapes), the feature table is timesteps x labels x TIB width floats, and a heap too small for
+     * 60 bytes per weight plus the table gives a message naming TIAR, the heap to set and the cheaper setting.
+     */
+    @Test void tiarWorkspaceIsCheckedBeforeAnythingIsAllocated() {
+        DiffusionModel m = TemporalTestSupport.dit(TemporalTestSupport.DIT, 31);
+        QuantPlan plan = QuantPlan.resolve(m, new PointSpec(TensorSpec.weight(IntFormat.asymmetric(4), Granularity.CHANNEL, RangeSpec.MINMAX),
+                TensorSpec.OFF), List.of());
+        TemporalInfoBlock tib = TemporalInfoBlock.of(m);
+        long n = 0;
+        for (String l : tib.linearLayers(m)) n += m.layers().get(l).param("weight").size();
+        assertEquals(n, Tiar.learnedWeights(m, plan, tib));
+        int labels = tib.labels() == null ? 1 : tib.labels().length;
+        assertEquals(4L * GRID.length * labels * tib.totalWidth(), Tiar.tableBytes(tib, GRID, null));
+        long need = n * Tiar.BYTES_PER_WEIGHT + Tiar.tableBytes(tib, GRID, null);
+        io.diffquant.engine.model.MemoryBudget.checkWorkspace(need, need + 100, 100, 0, "TIAR", "tiar = false");   // fits exactly
+        var e = org.junit.jupiter.api.Assertions.assertThrows(io.diffquant.engine.model.MemoryBudget.InsufficientMemoryException.class,
+                () -> io.diffquant.engine.model.MemoryBudget.checkWorkspace(need, need + 100, 101, 0, "TIAR on the TIB", "calibrate without TIAR (option tiar = false)"));
+        assertTrue(e.getMessage().startsWith("TIAR on the TIB needs about ") && e.getMessage().contains("DIFFQUANT_HEAP=-Xmx")
+                && e.getMessage().endsWith("; or calibrate without TIAR (option tiar = false)"), e.getMessage());
+        assertEquals(need, e.needBytes());
+    }
 }

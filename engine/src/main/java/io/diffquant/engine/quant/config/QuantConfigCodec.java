@@ -65,7 +65,20 @@ public final class QuantConfigCodec {
 
     /** The JSON text of a config (no sidecar: configs with learned codes need {@link #write(QuantConfig, Path)}). */
     public static String toJson(QuantConfig c) {
-        return ConfigJson.write(tree(c, null, null));
+        return ConfigJson.write(tree(c, null, null, null));
+    }
+
+    /**
+     * The JSON text of a config embedded in a safetensors file (a quantized checkpoint) that also holds the cached
+     * temporal features under {@code temporalPrefix} (written with {@link #addTemporalTensors}).
+     */
+    public static String toJson(QuantConfig c, String temporalPrefix) {
+        return ConfigJson.write(tree(c, null, null, temporalPrefix));
+    }
+
+    /** Adds the cached temporal features of a config (if any) to a safetensors writer, names prefixed with {@code prefix}. */
+    public static void addTemporalTensors(QuantConfig c, SafetensorsWriter w, String prefix) {
+        TemporalSectionCodec.addTensors(c.temporal(), w, prefix);
     }
 
     /** Writes the config atomically (and its codes sidecar when any weight has learned codes). */
@@ -85,7 +98,7 @@ public final class QuantConfigCodec {
             codesRef.put("sha256", ConfigJson.sha256(side));
         }
         ObjectNode temporalRef = TemporalSectionCodec.writeSidecar(c.temporal(), file);
-        AtomicFiles.writeString(file, ConfigJson.write(tree(c, codesRef, temporalRef)));
+        AtomicFiles.writeString(file, ConfigJson.write(tree(c, codesRef, temporalRef, null)));
     }
 
     static String sidecarName(Path file) {
@@ -99,7 +112,7 @@ public final class QuantConfigCodec {
         return false;
     }
 
-    static ObjectNode tree(QuantConfig c, ObjectNode codesRef, ObjectNode temporalRef) {
+    static ObjectNode tree(QuantConfig c, ObjectNode codesRef, ObjectNode temporalRef, String temporalPrefix) {
         ObjectNode o = ConfigJson.object();
         o.put("schema", QuantConfig.SCHEMA);
         o.put("schema_version", QuantConfig.SCHEMA_VERSION);
@@ -155,7 +168,7 @@ public final class QuantConfigCodec {
             ObjectNode ex = o.putObject("extensions");
             c.extensions().forEach(ex::set);
         }
-        if (c.temporal() != null) o.set("temporal", TemporalSectionCodec.tree(c.temporal(), temporalRef));
+        if (c.temporal() != null) o.set("temporal", TemporalSectionCodec.tree(c.temporal(), temporalRef, temporalPrefix));
         return o;
     }
 
@@ -207,15 +220,23 @@ public final class QuantConfigCodec {
         JsonView root = ConfigJson.parse(text, file.toString());
         Map<String, byte[]> codes = null;
         if (root.has("codes_file")) codes = readSidecar(root.get("codes_file"), file);
-        return parse(root, codes, file);
+        return parse(root, codes, file, null);
     }
 
     /** Parses config text (no sidecar; a config that references learned codes needs {@link #read(Path)}). */
     public static QuantConfig parse(String text, String source) throws JsonException {
+        return parse(text, source, null);
+    }
+
+    /**
+     * Parses config text embedded in a safetensors file (a quantized checkpoint) whose cached temporal features are
+     * tensors of that file ({@code embedded}; null = none).
+     */
+    public static QuantConfig parse(String text, String source, SafetensorsReader embedded) throws JsonException {
         JsonView root = ConfigJson.parse(text, source);
         if (root.has("codes_file")) throw root.error("codes_file", "this config references a codes sidecar file; read it from its file");
         try {
-            return parse(root, null, null);
+            return parse(root, null, null, embedded);
         } catch (JsonException e) {
             throw e;
         } catch (IOException e) {
@@ -242,7 +263,7 @@ public final class QuantConfigCodec {
         return m;
     }
 
-    static QuantConfig parse(JsonView root, Map<String, byte[]> codes, Path file) throws IOException {
+    static QuantConfig parse(JsonView root, Map<String, byte[]> codes, Path file, SafetensorsReader embedded) throws IOException {
         ConfigJson.requireOnly(root, ROOT);
         String schema = root.requireString("schema");
         if (!QuantConfig.SCHEMA.equals(schema)) throw root.error("schema", "expected \"" + QuantConfig.SCHEMA + "\", got \"" + schema + "\"");
@@ -293,7 +314,7 @@ public final class QuantConfigCodec {
             JsonView ev = root.get("extensions");
             for (String k : ev.fieldNames()) ext.put(k, ev.get(k).node());
         }
-        TemporalSection temporal = root.has("temporal") ? TemporalSectionCodec.parse(root.get("temporal"), file) : null;
+        TemporalSection temporal = root.has("temporal") ? TemporalSectionCodec.parse(root.get("temporal"), file, embedded) : null;
         return new QuantConfig(id, method, cal, new PointSpec(dw, di), overrides, new CalibratedParams(params), ext, root.source(), temporal);
     }
 

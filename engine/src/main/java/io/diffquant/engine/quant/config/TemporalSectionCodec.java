@@ -38,7 +38,7 @@ final class TemporalSectionCodec {
     static final Set<String> FIELDS = new LinkedHashSet<>(List.of("version", "tiar", "fsc", "fsc_scope", "cache", "selection",
             "timesteps", "labels", "features", "cached_features", "selection_map"));
     static final Set<String> FEATURE = new LinkedHashSet<>(List.of("name", "layer", "width"));
-    static final Set<String> CACHED = new LinkedHashSet<>(List.of("format", "granularity", "range", "granularities", "bytes", "file"));
+    static final Set<String> CACHED = new LinkedHashSet<>(List.of("format", "granularity", "range", "granularities", "bytes", "file", "embedded"));
 
     static String sidecarName(Path file) {
         String n = file.getFileName().toString();
@@ -51,16 +51,7 @@ final class TemporalSectionCodec {
         if (t == null || t.cached() == null) return null;
         String name = sidecarName(file);
         SafetensorsWriter w = new SafetensorsWriter();
-        for (int i = 0; i < t.features().size(); i++) {
-            String f = t.features().get(i).name();
-            QuantizedTensor q = t.cached().tensors().get(i);
-            int[] s = q.shape();
-            w.addRaw(f + ".codes", DType.U8, new long[] {s[0], s[1], s[2]}, q.codes());
-            QuantParams p = q.params();
-            w.add(f + ".scales", Tensor.of(p.scales(), p.groups()));
-            if (p.hasZeroPoints()) w.addInts(f + ".zero_points", p.zeroPoints(), p.groups());
-            if (Float.floatToIntBits(p.tensorScale()) != Float.floatToIntBits(1f)) w.add(f + ".tensor_scale", Tensor.of(new float[] {p.tensorScale()}, 1));
-        }
+        addTensors(t, w, "");
         Path side = file.toAbsolutePath().resolveSibling(name);
         w.write(side);
         ObjectNode ref = ConfigJson.object();
@@ -69,7 +60,28 @@ final class TemporalSectionCodec {
         return ref;
     }
 
-    static ObjectNode tree(TemporalSection t, ObjectNode fileRef) {
+    /** Adds the cached features' tensors (sidecar names, each prefixed with {@code prefix}) to a writer; nothing when there is no cache. */
+    static void addTensors(TemporalSection t, SafetensorsWriter w, String prefix) {
+        if (t == null || t.cached() == null) return;
+        for (int i = 0; i < t.features().size(); i++) {
+            String f = prefix + t.features().get(i).name();
+            QuantizedTensor q = t.cached().tensors().get(i);
+            int[] s = q.shape();
+            w.addRaw(f + ".codes", DType.U8, new long[] {s[0], s[1], s[2]}, q.codes());
+            QuantParams p = q.params();
+            w.add(f + ".scales", Tensor.of(p.scales(), p.groups()));
+            if (p.hasZeroPoints()) w.addInts(f + ".zero_points", p.zeroPoints(), p.groups());
+            if (Float.floatToIntBits(p.tensorScale()) != Float.floatToIntBits(1f)) w.add(f + ".tensor_scale", Tensor.of(new float[] {p.tensorScale()}, 1));
+        }
+    }
+
+    /**
+     * The JSON of a section.
+     * @param fileRef        the sidecar reference of the cached features (a config file), or null
+     * @param embeddedPrefix the name prefix of the cached features' tensors in the safetensors file that embeds this
+     *                       config (a quantized checkpoint), or null
+     */
+    static ObjectNode tree(TemporalSection t, ObjectNode fileRef, String embeddedPrefix) {
         ObjectNode o = ConfigJson.object();
         o.put("version", TemporalSection.VERSION);
         o.put("tiar", t.tiar());
@@ -91,6 +103,7 @@ final class TemporalSectionCodec {
             for (QuantizedTensor q : c.tensors()) gs.add(q.granularity().id());
             co.put("bytes", c.bytes());
             if (fileRef != null) co.set("file", fileRef);
+            else if (embeddedPrefix != null) co.put("embedded", embeddedPrefix);
         }
         boolean[][] map = t.selectionMap();
         if (map != null) {
@@ -105,9 +118,11 @@ final class TemporalSectionCodec {
 
     /**
      * Reads the section.
-     * @param configFile the config's file (for the sidecar), or null when parsing text (then a cache is an error)
+     * @param configFile the config's file (for the sidecar), or null when parsing text (then a sidecar cache is an error)
+     * @param embedded   the safetensors file that embeds the config text and holds its cached features (a quantized
+     *                   checkpoint), or null
      */
-    static TemporalSection parse(JsonView v, Path configFile) throws IOException {
+    static TemporalSection parse(JsonView v, Path configFile, SafetensorsReader embedded) throws IOException {
         ConfigJson.requireOnly(v, FIELDS);
         int version = v.requireInt("version");
         if (version != TemporalSection.VERSION) throw v.error("version", "unsupported temporal section version " + version
@@ -146,7 +161,7 @@ final class TemporalSectionCodec {
                 features.add(new TemporalSection.FeatureRef(name, layer, width));
             }
         }
-        TemporalSection.CachedFeatures cached = v.has("cached_features") ? cached(v.get("cached_features"), features, ts, labels, configFile) : null;
+        TemporalSection.CachedFeatures cached = v.has("cached_features") ? cached(v.get("cached_features"), features, ts, labels, configFile, embedded) : null;
         if (cache && cached == null) throw v.error("cached_features", "the cache switch is on but the cached features are missing");
         boolean[][] map = null;
         if (v.has("selection_map")) {
@@ -178,7 +193,7 @@ final class TemporalSectionCodec {
     }
 
     private static TemporalSection.CachedFeatures cached(JsonView c, List<TemporalSection.FeatureRef> features, float[] ts, int[] labels,
-                                                         Path configFile) throws IOException {
+                                                         Path configFile, SafetensorsReader embedded) throws IOException {
         ConfigJson.requireOnly(c, CACHED);
         NumberFormat format = QuantConfigCodec.format(c.get("format"));
         String gran = c.requireString("granularity");
@@ -187,52 +202,37 @@ final class TemporalSectionCodec {
         if (range.isBlank()) throw c.error("range", "must not be empty");
         List<String> grans = c.requireStringList("granularities");
         if (grans.size() != features.size()) throw c.error("granularities", grans.size() + " entries for " + features.size() + " features");
-        if (!c.has("file")) throw c.error("file", "the cached features live in a sidecar file; read the config from its file");
-        if (configFile == null) throw c.error("file", "this config references a temporal sidecar file; read it from its file");
-        JsonView ref = c.get("file");
-        ConfigJson.requireOnly(ref, new LinkedHashSet<>(List.of("path", "sha256")));
-        String name = ref.requireString("path");
-        if (name.contains("/") || name.contains("\\")) throw ref.error("path", "must be a file name beside the config, got \"" + name + "\"");
-        Path side = configFile.toAbsolutePath().resolveSibling(name);
-        if (!Files.isRegularFile(side)) throw ref.error("path", "temporal cache file " + side + " is missing");
-        String sha = ConfigJson.sha256(side);
-        if (!sha.equals(ref.requireString("sha256"))) throw ref.error("sha256", "temporal cache file " + side + " has sha256 " + sha
-                + ", the config expects " + ref.requireString("sha256") + " (the file was changed or belongs to another config)");
-        int ny = labels == null ? 1 : labels.length;
-        List<QuantizedTensor> tensors = new ArrayList<>();
-        try (SafetensorsReader r = SafetensorsReader.open(side)) {
-            for (int i = 0; i < features.size(); i++) {
-                TemporalSection.FeatureRef f = features.get(i);
-                String where = side + ": feature '" + f.name() + "'";
-                Granularity g;
-                try {
-                    g = Granularity.parse(grans.get(i));
-                    format.checkGranularity(g);
-                } catch (IllegalArgumentException e) {
-                    throw new JsonException(c.source(), c.get("granularities").path() + "[" + i + "]", e.getMessage());
-                }
-                int[] shape = {ts.length, ny, f.width()};
-                tensor(r, f.name() + ".codes", DType.U8, shape, ref, where);
-                byte[] codes = r.readBytes(f.name() + ".codes");
-                int groups = new io.diffquant.engine.quant.format.GroupView(g, Layout.ACTIVATION, shape).groups();
-                tensor(r, f.name() + ".scales", DType.F32, new int[] {groups}, ref, where);
-                float[] scales = r.readFloat(f.name() + ".scales").data();
-                int[] zp = null;
-                if (r.contains(f.name() + ".zero_points")) {
-                    tensor(r, f.name() + ".zero_points", DType.I32, new int[] {groups}, ref, where);
-                    zp = r.readInts(f.name() + ".zero_points");
-                }
-                float tsc = 1f;
-                if (r.contains(f.name() + ".tensor_scale")) {
-                    tensor(r, f.name() + ".tensor_scale", DType.F32, new int[] {1}, ref, where);
-                    tsc = r.readFloat(f.name() + ".tensor_scale").data()[0];
-                }
-                try {
-                    QuantParams p = tsc != 1f ? QuantParams.withTensorScale(scales, tsc) : QuantParams.of(scales, zp);
-                    tensors.add(new QuantizedTensor(format, g, Layout.ACTIVATION, shape, codes, p));
-                } catch (IllegalArgumentException e) {
-                    throw ref.error("path", where + ": " + e.getMessage());
-                }
+        List<Granularity> gs = new ArrayList<>();
+        for (int i = 0; i < grans.size(); i++) {
+            try {
+                Granularity g = Granularity.parse(grans.get(i));
+                format.checkGranularity(g);
+                gs.add(g);
+            } catch (IllegalArgumentException e) {
+                throw new JsonException(c.source(), c.get("granularities").path() + "[" + i + "]", e.getMessage());
+            }
+        }
+        List<QuantizedTensor> tensors;
+        if (c.has("embedded")) {
+            if (c.has("file")) throw c.error("embedded", "give either a sidecar 'file' or 'embedded' tensors, not both");
+            String prefix = c.requireString("embedded");
+            if (embedded == null) throw c.error("embedded", "the cached features are stored in the quantized checkpoint that embeds this "
+                    + "config; load the checkpoint (QuantizedCheckpoint.load / readConfig)");
+            tensors = readTensors(embedded, prefix, c, "embedded", format, gs, features, ts, labels);
+        } else {
+            if (!c.has("file")) throw c.error("file", "the cached features live in a sidecar file; read the config from its file");
+            if (configFile == null) throw c.error("file", "this config references a temporal sidecar file; read it from its file");
+            JsonView ref = c.get("file");
+            ConfigJson.requireOnly(ref, new LinkedHashSet<>(List.of("path", "sha256")));
+            String name = ref.requireString("path");
+            if (name.contains("/") || name.contains("\\")) throw ref.error("path", "must be a file name beside the config, got \"" + name + "\"");
+            Path side = configFile.toAbsolutePath().resolveSibling(name);
+            if (!Files.isRegularFile(side)) throw ref.error("path", "temporal cache file " + side + " is missing");
+            String sha = ConfigJson.sha256(side);
+            if (!sha.equals(ref.requireString("sha256"))) throw ref.error("sha256", "temporal cache file " + side + " has sha256 " + sha
+                    + ", the config expects " + ref.requireString("sha256") + " (the file was changed or belongs to another config)");
+            try (SafetensorsReader r = SafetensorsReader.open(side)) {
+                tensors = readTensors(r, "", ref, "path", format, gs, features, ts, labels);
             }
         }
         try {
@@ -242,15 +242,55 @@ final class TemporalSectionCodec {
         }
     }
 
+    /**
+     * The cached features' tensors ({@code prefix + <feature>.codes}, ...) from a safetensors file; errors are reported at
+     * {@code at.field} and name the file and feature.
+     */
+    private static List<QuantizedTensor> readTensors(SafetensorsReader r, String prefix, JsonView at, String field, NumberFormat format,
+                                                     List<Granularity> grans, List<TemporalSection.FeatureRef> features, float[] ts,
+                                                     int[] labels) throws IOException {
+        int ny = labels == null ? 1 : labels.length;
+        List<QuantizedTensor> tensors = new ArrayList<>();
+        for (int i = 0; i < features.size(); i++) {
+            TemporalSection.FeatureRef f = features.get(i);
+            String n = prefix + f.name();
+            String where = r.file() + ": feature '" + f.name() + "'";
+            Granularity g = grans.get(i);
+            int[] shape = {ts.length, ny, f.width()};
+            tensor(r, n + ".codes", DType.U8, shape, at, field, where);
+            byte[] codes = r.readBytes(n + ".codes");
+            int groups = new io.diffquant.engine.quant.format.GroupView(g, Layout.ACTIVATION, shape).groups();
+            tensor(r, n + ".scales", DType.F32, new int[] {groups}, at, field, where);
+            float[] scales = r.readFloat(n + ".scales").data();
+            int[] zp = null;
+            if (r.contains(n + ".zero_points")) {
+                tensor(r, n + ".zero_points", DType.I32, new int[] {groups}, at, field, where);
+                zp = r.readInts(n + ".zero_points");
+            }
+            float tsc = 1f;
+            if (r.contains(n + ".tensor_scale")) {
+                tensor(r, n + ".tensor_scale", DType.F32, new int[] {1}, at, field, where);
+                tsc = r.readFloat(n + ".tensor_scale").data()[0];
+            }
+            try {
+                QuantParams p = tsc != 1f ? QuantParams.withTensorScale(scales, tsc) : QuantParams.of(scales, zp);
+                tensors.add(new QuantizedTensor(format, g, Layout.ACTIVATION, shape, codes, p));
+            } catch (IllegalArgumentException e) {
+                throw at.error(field, where + ": " + e.getMessage());
+            }
+        }
+        return tensors;
+    }
+
     /** Checks a sidecar tensor's dtype and shape. */
-    private static void tensor(SafetensorsReader r, String name, DType dtype, int[] shape, JsonView ref, String where) throws IOException {
-        if (!r.contains(name)) throw ref.error("path", where + ": tensor '" + name + "' is missing");
+    private static void tensor(SafetensorsReader r, String name, DType dtype, int[] shape, JsonView ref, String field, String where) throws IOException {
+        if (!r.contains(name)) throw ref.error(field, where + ": tensor '" + name + "' is missing");
         TensorInfo info = r.info(name);
-        if (info.dtype() != dtype) throw ref.error("path", where + ": tensor '" + name + "' must be " + dtype + ", got " + info.dtype());
+        if (info.dtype() != dtype) throw ref.error(field, where + ": tensor '" + name + "' must be " + dtype + ", got " + info.dtype());
         long[] s = info.shape();
         long[] want = new long[shape.length];
         for (int i = 0; i < shape.length; i++) want[i] = shape[i];
-        if (!Arrays.equals(s, want)) throw ref.error("path", where + ": tensor '" + name + "' has shape " + Arrays.toString(s)
+        if (!Arrays.equals(s, want)) throw ref.error(field, where + ": tensor '" + name + "' has shape " + Arrays.toString(s)
                 + ", expected " + Arrays.toString(want));
     }
 }

@@ -42,7 +42,9 @@ import java.util.Map;
  * {@code <name>.weight}, its codes packed at the format's bit width ({@link PackedCodes} layout, U8) as
  * {@code <name>.weight:codes}, the per-group scales {@code :scales} (F32 [R, S]), zero points {@code :zeros} (U8 [R, S],
  * asymmetric INT only), the decode table {@code :lut} (F64 [2^bits]) and, for NVFP4, {@code :tensor_scale} (F32 [1]);
- * every other tensor in F32 under its state_dict name; and in the metadata the quantization config, the model's
+ * every other tensor in F32 under its state_dict name; TFMQ's cached temporal features, when the config has them, as
+ * {@code temporal:<feature>.codes} / {@code .scales} / {@code .zero_points} / {@code .tensor_scale} (the tensors of the
+ * config sidecar {@code <config>.temporal.safetensors}); and in the metadata the quantization config, the model's
  * config.json and a JSON index of the quantized weights (format, granularity, shape, bits, group size, divisor).
  * The engine loads it back into a model whose fake-quantized forward is bitwise identical to the exporting one.
  */
@@ -51,6 +53,8 @@ public final class QuantizedCheckpoint {
     public static final String VERSION = "1";
     public static final String META_FORMAT = "format", META_VERSION = "format_version", META_CONFIG = "quant_config",
             META_MODEL_CONFIG = "model_config", META_INDEX = "quantized";
+    /** Name prefix of the cached temporal features (TFMQ cache-based maintenance) stored in the checkpoint. */
+    public static final String TEMPORAL_PREFIX = "temporal:";
 
     private QuantizedCheckpoint() {}
 
@@ -60,8 +64,10 @@ public final class QuantizedCheckpoint {
      * @param lutBytes       the decode tables (a constant per quantized tensor)
      * @param quantizedFp32Bytes the same weights in FP32
      * @param otherBytes     the tensors kept in FP32
+     * @param temporalBytes  the cached temporal features (codes and parameters; 0 without a cache)
      */
-    public record Summary(int quantizedTensors, long quantizedBytes, long lutBytes, long quantizedFp32Bytes, long otherBytes, long fileBytes) {
+    public record Summary(int quantizedTensors, long quantizedBytes, long lutBytes, long quantizedFp32Bytes, long otherBytes, long fileBytes,
+                          long temporalBytes) {
         /** (codes + scales + zero points) / FP32 size of the quantized weights. */
         public double weightRatio() { return quantizedFp32Bytes == 0 ? 1 : (double) quantizedBytes / quantizedFp32Bytes; }
         /** File size / FP32 size of the whole model. */
@@ -142,12 +148,15 @@ public final class QuantizedCheckpoint {
             ix.put("div", CodeTables.div(f));
         }
         QuantConfig embedded = config.withParams(new CalibratedParams(stripped)).withSource(null);
+        // TFMQ's cached temporal features: their tensors beside the weights (the embedded config points at them)
+        long temporal = embedded.temporal() != null && embedded.temporal().cached() != null ? embedded.temporal().cached().bytes() : 0;
+        QuantConfigCodec.addTemporalTensors(embedded, w, TEMPORAL_PREFIX);
         w.metadata(META_FORMAT, FORMAT).metadata(META_VERSION, VERSION)
-                .metadata(META_CONFIG, QuantConfigCodec.toJson(embedded))
+                .metadata(META_CONFIG, QuantConfigCodec.toJson(embedded, TEMPORAL_PREFIX))
                 .metadata(META_MODEL_CONFIG, ModelFactory.configJson(model))
                 .metadata(META_INDEX, ConfigJson.write(index));
         w.write(file);
-        return new Summary(count, qBytes, lutBytes, qFp, other, Files.size(file));
+        return new Summary(count, qBytes, lutBytes, qFp, other, Files.size(file), temporal);
     }
 
     /** Loads a checkpoint, building the model from its embedded config.json. */
@@ -171,7 +180,8 @@ public final class QuantizedCheckpoint {
 
     /**
      * Loads a checkpoint into a model of the right architecture (its weights are replaced): quantized weights become
-     * their dequantized values, the config's quantization is attached with the stored codes.
+     * their dequantized values, the config's quantization is attached with the stored codes, and TFMQ's cached temporal
+     * features (if the config has them) with it.
      */
     public static Loaded load(Path file, DiffusionModel model) throws IOException {
         try (SafetensorsReader r = SafetensorsReader.open(file)) {
@@ -180,7 +190,7 @@ public final class QuantizedCheckpoint {
             String cfgText = r.metadata().get(META_CONFIG);
             String idxText = r.metadata().get(META_INDEX);
             if (cfgText == null || idxText == null) throw new SafetensorsException(file, null, "metadata '" + META_CONFIG + "' or '" + META_INDEX + "' is missing");
-            QuantConfig cfg = QuantConfigCodec.parse(cfgText, src);
+            QuantConfig cfg = QuantConfigCodec.parse(cfgText, src, r);
             QuantConfigs.Bound bound = QuantConfigs.bind(cfg, model, true);
             JsonView index = ConfigJson.parse(idxText, file + " (metadata " + META_INDEX + ")");
             Map<String, Tensor> sd = new LinkedHashMap<>();
@@ -218,6 +228,12 @@ public final class QuantizedCheckpoint {
             } catch (IllegalArgumentException e) {
                 throw new JsonException(src, "$.params", e.getMessage(), e);
             }
+            try {
+                io.diffquant.engine.temporal.TemporalRuntime.attach(q, cfg.temporal());
+            } catch (IllegalArgumentException e) {
+                q.detach();
+                throw new JsonException(src, "$.temporal", e.getMessage(), e);
+            }
             return new Loaded(model, loaded, q);
         }
     }
@@ -241,7 +257,7 @@ public final class QuantizedCheckpoint {
             String cfgText = r.metadata().get(META_CONFIG);
             String idxText = r.metadata().get(META_INDEX);
             if (cfgText == null || idxText == null) throw new SafetensorsException(file, null, "metadata '" + META_CONFIG + "' or '" + META_INDEX + "' is missing");
-            QuantConfig cfg = QuantConfigCodec.parse(cfgText, file + " (metadata " + META_CONFIG + ")");
+            QuantConfig cfg = QuantConfigCodec.parse(cfgText, file + " (metadata " + META_CONFIG + ")", r);
             JsonView index = ConfigJson.parse(idxText, file + " (metadata " + META_INDEX + ")");
             Map<String, LayerParams> params = new LinkedHashMap<>(cfg.params().layers());
             for (String name : index.fieldNames()) {

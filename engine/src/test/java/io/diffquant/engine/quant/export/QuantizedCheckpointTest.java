@@ -227,4 +227,44 @@ class QuantizedCheckpointTest {
         assertTrue(e.getMessage().contains("stripped.safetensors") && e.getMessage().contains("quant_config")
                 && e.getMessage().contains("quantized"), e.getMessage());
     }
+
+    /**
+     * tfmq-cache: the cached temporal features travel in the checkpoint and are attached on load, so the reload
+     * reproduces the fake-quant output (cache lookups included) bitwise; without the cache the output differs, which
+     * shows that the cache is in use. A config text that points at embedded tensors cannot be parsed on its own.
+     */
+    @Test void tfmqCacheCheckpointCarriesTheCachedFeatures() throws Exception {
+        DiT m = QuantTestSupport.ditSmall();
+        io.diffquant.engine.quant.calib.CalibrationSettings cs = new io.diffquant.engine.quant.calib.CalibrationSettings("ddim", 2, 0, "linear", 1, 2, 2, 3,
+                io.diffquant.engine.quant.calib.TimestepSubset.uniform(2, 2, 5), 4, 4096);
+        QuantConfig c = io.diffquant.engine.quant.preset.CalibrationJob.run(new io.diffquant.engine.quant.preset.CalibrationJob.Request(m,
+                ModelIdentity.of(m, "dit-small"), "tfmq-cache", Map.of("recon_iters", 2, "recon_eval_rows", 0), List.of(), cs, tmp.resolve("calib"), null));
+        float t = c.temporal().timesteps()[0];
+        Tensor x = QuantTestSupport.rand(new Random(3), 1, 2, 4, 8, 8);
+        QuantizedModel q = io.diffquant.engine.quant.config.QuantConfigs.attach(c, m, false);
+        Tensor fq = m.forward(x, new float[] {t, t}, new int[] {3, 10});
+        Path f = tmp.resolve("cache.safetensors");
+        QuantizedCheckpoint.Summary s = QuantizedCheckpoint.write(q, c, f);
+        q.detach();
+        assertEquals(c.temporal().cached().bytes(), s.temporalBytes());
+        QuantizedCheckpoint.Loaded l = QuantizedCheckpoint.load(f);
+        assertEquals(c.temporal().cached(), l.config().temporal().cached(), "the cache reads back equal");
+        assertBitsEqual(fq, l.model().forward(x, new float[] {t, t}, new int[] {3, 10}), "cached-feature forward");
+        assertEquals(c.temporal().cached(), QuantizedCheckpoint.readConfig(f).temporal().cached());
+        // the same quantization without the cache hooks gives another output: the cache is what the reload reproduced
+        QuantizedModel plain = QuantizedModel.attach(m, io.diffquant.engine.quant.config.QuantConfigs.bind(c, m, false).plan(), c.params());
+        Tensor noCache = m.forward(x, new float[] {t, t}, new int[] {3, 10});
+        plain.detach();
+        boolean differs = false;
+        for (int i = 0; i < fq.size(); i++) differs |= fq.data()[i] != noCache.data()[i];
+        assertTrue(differs, "the cached features change the output");
+        String text;
+        try (SafetensorsReader r = SafetensorsReader.open(f)) {
+            assertEquals(DType.U8, r.info(QuantizedCheckpoint.TEMPORAL_PREFIX + "blocks.0.codes").dtype());
+            text = r.metadata().get(QuantizedCheckpoint.META_CONFIG);
+        }
+        Exception e = org.junit.jupiter.api.Assertions.assertThrows(io.diffquant.engine.io.JsonException.class,
+                () -> io.diffquant.engine.quant.config.QuantConfigCodec.parse(text, "embedded.json"));
+        assertTrue(e.getMessage().contains("$.temporal.cached_features.embedded") && e.getMessage().contains("QuantizedCheckpoint"), e.getMessage());
+    }
 }
