@@ -137,14 +137,15 @@ class FullSizeSuiteTest {
                 TemporalSection.CachedFeatures cache = t.cached();
                 assertNotNull(cache, p);
                 assertEquals(features, cache.tensors().size(), p + ": one cached tensor per TIB feature");
-                long codes = 0;
+                long codes = 0, paramSets = 0;
                 for (int i = 0; i < features; i++) {
+                    paramSets += (long) Math.max(1, tib.features().get(i).chunks()) * CALIB_STEPS * labels;   // cache_granularity chunk (the default)
                     QuantizedTensor qt = cache.tensors().get(i);
                     assertArrayEquals(new int[] {CALIB_STEPS, labels, tib.features().get(i).width()}, qt.shape(), p + ": " + tib.features().get(i).name());
                     codes += qt.size();
                 }
-                // 8-bit codes, plus per (t, y) row a scale and zero point (at most 8 bytes) per feature
-                assertTrue(r.temporalBytes() == cache.bytes() && cache.bytes() >= codes && cache.bytes() <= codes + 8L * features * CALIB_STEPS * labels,
+                // 8-bit codes, plus per (t, y) row a scale and zero point (at most 8 bytes) per shift / scale / gate chunk
+                assertTrue(r.temporalBytes() == cache.bytes() && cache.bytes() >= codes && cache.bytes() <= codes + 8L * paramSets,
                         p + ": cache bytes " + cache.bytes() + " for " + codes + " codes");
                 if (p.equals("tfmq-cache")) {
                     assertNull(t.selectionMap(), p);
