@@ -216,6 +216,11 @@ public final class Linalg {
         if (scale == 0.0) {
             return new Eigen(new double[n], wantVectors ? identity(n) : null);
         }
+        // Rows (and so columns) that are exactly zero are eigenvectors e_i with eigenvalue 0: split them off and
+        // decompose the rest. (The covariance of features of which most are constant, e.g. sFID features of fully
+        // saturated images, has hundreds of such rows, and the QL sweeps did not converge on it.)
+        int[] keep = java.util.stream.IntStream.range(0, n).filter(i -> Arrays.stream(a[i]).anyMatch(v -> v != 0.0)).toArray();
+        if (keep.length < n) return withZeroRows(name, a, keep, wantVectors);
         // Work on A / scale so that squares of entries neither overflow nor underflow.
         double inv = 1.0 / scale;
         for (double[] row : a) for (int j = 0; j < n; j++) row[j] *= inv;
@@ -239,6 +244,40 @@ public final class Linalg {
             if (wantVectors) vectors[k] = w[order[k]];
         }
         return new Eigen(values, vectors);
+    }
+
+    /** The decomposition of a symmetric {@code a} whose rows outside {@code keep} are zero: the kept block's, plus e_i for 0. */
+    private static Eigen withZeroRows(String name, double[][] a, int[] keep, boolean wantVectors) {
+        int n = a.length, k = keep.length;
+        double[][] sub = new double[k][k];
+        for (int i = 0; i < k; i++) for (int j = 0; j < k; j++) sub[i][j] = a[keep[i]][keep[j]];
+        Eigen block = decompose(name, sub, wantVectors);
+        double[] values = new double[n];
+        double[][] vectors = wantVectors ? new double[n][] : null;
+        boolean[] kept = new boolean[n];
+        for (int i : keep) kept[i] = true;
+        int out = 0, b = 0;
+        // merge the block's ascending eigenvalues with the n - k zeros (block values < 0 first, then the zeros)
+        while (b < k && block.values()[b] < 0) out = put(values, vectors, out, block, b++, keep, n);
+        for (int i = 0; i < n; i++) if (!kept[i]) {
+            if (wantVectors) {
+                vectors[out] = new double[n];
+                vectors[out][i] = 1.0;
+            }
+            values[out++] = 0.0;
+        }
+        while (b < k) out = put(values, vectors, out, block, b++, keep, n);
+        return new Eigen(values, vectors);
+    }
+
+    private static int put(double[] values, double[][] vectors, int out, Eigen block, int b, int[] keep, int n) {
+        values[out] = block.values()[b];
+        if (vectors != null) {
+            double[] v = new double[n];
+            for (int i = 0; i < keep.length; i++) v[keep[i]] = block.vectors()[b][i];
+            vectors[out] = v;
+        }
+        return out + 1;
     }
 
     /**

@@ -106,6 +106,83 @@ class LinalgTest {
         assertEquals(Linalg.trace(c), tr, 1e-10 * Math.abs(tr));
     }
 
+    /**
+     * A covariance in which most features are constant (exactly zero rows and columns), as the sFID features of fully
+     * saturated images give: the QL sweeps did not converge on the whole matrix (392 dimensions, 345 of them constant);
+     * the zero rows are split off. Checked: A v = λ v for every pair, orthonormal vectors, the eigenvalues of the
+     * nonzero block plus zeros.
+     */
+    @Test void eighSplitsOffExactlyZeroRows() {
+        Random r = new Random(5);
+        int n = 60, live = 9;
+        double[][] x = new double[40][n];
+        int[] liveDims = new int[live];
+        for (int k = 0; k < live; k++) liveDims[k] = 3 + 6 * k;
+        for (double[] row : x) for (int k = 0; k < live; k++) row[liveDims[k]] = r.nextGaussian() * (k + 1) * 1e-3;
+        double[][] a = new double[n][n];
+        for (double[] row : x) for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) a[i][j] += row[i] * row[j] / x.length;
+        Linalg.Eigen e = Linalg.eigh(a);
+        double[][] block = new double[live][live];
+        for (int i = 0; i < live; i++) for (int j = 0; j < live; j++) block[i][j] = a[liveDims[i]][liveDims[j]];
+        double[] bv = Linalg.eigvalsh(block);
+        int nonzero = 0;
+        for (double v : e.values()) if (Math.abs(v) > 1e-18) nonzero++;
+        assertEquals(live, nonzero, "the block's eigenvalues, then zeros");
+        for (int k = 0; k < live; k++) assertEquals(bv[k], e.values()[n - live + k], 1e-15, "eigenvalue " + k);
+        for (int k = 1; k < n; k++) assertTrue(e.values()[k - 1] <= e.values()[k], "ascending");
+        for (int k = 0; k < n; k++) {
+            double[] v = e.vectors()[k];
+            for (int i = 0; i < n; i++) {
+                double av = 0;
+                for (int j = 0; j < n; j++) av += a[i][j] * v[j];
+                assertEquals(e.values()[k] * v[i], av, 1e-15, "A v = λ v, pair " + k + ", row " + i);
+            }
+            for (int m = 0; m <= k; m++) {
+                double dot = 0;
+                for (int i = 0; i < n; i++) dot += v[i] * e.vectors()[m][i];
+                assertEquals(m == k ? 1.0 : 0.0, dot, 1e-12, "orthonormal " + k + ", " + m);
+            }
+        }
+    }
+
+    /**
+     * Regression: 250 fully saturated images (every pixel -1 or +1; what the diverged `rtn` W4A8 unet-fmnist sampled,
+     * stored as bits in metrics/saturated-250x28x28.bits) give sFID features of which 364 of 392 are constant. Before
+     * the zero rows were split off, eigh of their covariance stopped with "QL iteration did not converge".
+     */
+    @Test void eighOfTheSaturatedImagesSfidCovariance() throws Exception {
+        byte[] bits;
+        try (var in = LinalgTest.class.getResourceAsStream("/metrics/saturated-250x28x28.bits")) {
+            assertNotNull(in, "fixture metrics/saturated-250x28x28.bits");
+            bits = in.readAllBytes();
+        }
+        io.diffquant.engine.tensor.Tensor img = io.diffquant.engine.tensor.Tensor.zeros(250, 1, 28, 28);
+        float[] d = img.data();
+        assertEquals((d.length + 7) / 8, bits.length);
+        for (int i = 0; i < d.length; i++) d[i] = (bits[i >> 3] >> (i & 7) & 1) != 0 ? 1f : -1f;
+        FmnistMetrics m = FmnistMetrics.loadDefault();
+        double[][] a = GaussianStats.fit(m.classifier().features(img).spatial()).covariance();
+        int constant = 0;
+        for (int i = 0; i < a.length; i++) if (a[i][i] == 0) constant++;
+        assertEquals(364, constant, "constant sFID features of the fixture");
+        Linalg.Eigen e = Linalg.eigh(a);
+        double scale = 0;
+        for (double[] row : a) for (double v : row) scale = Math.max(scale, Math.abs(v));
+        for (int k = 0; k < a.length; k++) {
+            double[] v = e.vectors()[k];
+            for (int i = 0; i < a.length; i++) {
+                double av = 0;
+                for (int j = 0; j < a.length; j++) av += a[i][j] * v[j];
+                assertEquals(e.values()[k] * v[i], av, 1e-12 * scale, "A v = λ v, pair " + k + ", row " + i);
+            }
+        }
+        // and the metrics of those images now come out (FID-FMNIST and sFID-FMNIST finite, far from the real data)
+        MetricsTable t = m.evaluate(img, null, null);
+        for (MetricsTable.Row row : t.rows())
+            if (row.metric().equals(MetricsTable.FID_FMNIST) || row.metric().equals(MetricsTable.SFID_FMNIST))
+                assertTrue(Double.isFinite(row.value()) && row.value() > 10, row.metric() + " = " + row.value());
+    }
+
     @Test void twoByTwoAnalytic() {
         // [[a, b], [b, c]]: λ = (a + c)/2 ± sqrt(((a - c)/2)² + b²)
         double a = 2, b = 1, c = -3;
