@@ -79,7 +79,7 @@ final class FullSizeSuite {
      * @param aBits      activation bits, or null for each preset's default
      * @param reconIters reconstruction steps per block or layer ({@code recon_iters}; the presets' default is 300, the papers' 20,000)
      * @param reconBatch rows per reconstruction step ({@code recon_batch}; default 32)
-     * @param tiarIters  TIAR Adam steps ({@code tiar_iters}; default 500)
+     * @param tiarIters  TIAR Adam steps ({@code tiar_iters}, per stage when blockwise; default 2000)
      * @param tiarBatch  (timestep, label) pairs per TIAR step ({@code tiar_batch}; default 128)
      */
     record Budget(Integer wBits, Integer aBits, int reconIters, int reconBatch, int tiarIters, int tiarBatch) {
@@ -123,7 +123,8 @@ final class FullSizeSuite {
      */
     record PresetResult(String preset, Map<String, Object> options, String bits, Stage calibrate, Stage export, Stage reload,
                         double avgWeightBits, int quantizedTensors, long checkpointBytes, long temporalBytes, Path configFile,
-                        Path checkpointFile, float probeT, double maxAbsDiff, boolean bitwise, double outputMaxAbs, boolean outputFinite) {
+                        Path checkpointFile, float probeT, double maxAbsDiff, boolean bitwise, double outputMaxAbs, boolean outputFinite,
+                        String tiar) {
         Stage total() { return calibrate.plus(export).plus(reload); }
     }
 
@@ -190,8 +191,19 @@ final class FullSizeSuite {
         opts.putAll(extra);
         Stage[] s = new Stage[1];
         // held in an array so that the config (learned codes, cached features: ~1 GB at DiT-XL/2 size) can go before the reload
-        QuantConfig[] c = {measure(() -> CalibrationJob.run(new CalibrationJob.Request(model, identity, preset.name(), opts, List.of(), calibration,
-                calibrationDir(), null)), s)};
+        String[] tiar = new String[2];   // TIAR's schedule (from its first step) and its closing line
+        QuantConfig[] c = {measure(() -> {
+            CalibrationJob job = CalibrationJob.start(new CalibrationJob.Request(model, identity, preset.name(), opts, List.of(), calibration,
+                    calibrationDir(), null));
+            while (job.hasNext()) {
+                String m = job.next().message();
+                if (m == null) continue;
+                if (tiar[0] == null && m.contains("TIAR stage")) tiar[0] = "blockwise";
+                else if (tiar[0] == null && m.contains("TIAR step")) tiar[0] = "joint";
+                if (m.contains("TIAR done")) tiar[1] = m.substring(m.indexOf("TIAR done") + "TIAR done: ".length());
+            }
+            return job.result();
+        }, s)};
         Stage cal = s[0];
         double avgBits = QuantPlan.resolve(model, c[0].defaults(), c[0].overrides()).averageWeightBits();
         String bits = "W" + c[0].method().options().getInt("w_bits") + "A" + c[0].method().options().getInt("a_bits");
@@ -231,7 +243,8 @@ final class FullSizeSuite {
             bitwise &= Float.floatToRawIntBits(a) == Float.floatToRawIntBits(b);
         } else maxDiff = Double.NaN;
         PresetResult r = new PresetResult(preset.name(), opts, bits, cal, export, reload, avgBits, sum.quantizedTensors(),
-                sum.fileBytes(), sum.temporalBytes(), cfgFile, ckpt, t, maxDiff, bitwise, maxAbs, finite);
+                sum.fileBytes(), sum.temporalBytes(), cfgFile, ckpt, t, maxDiff, bitwise, maxAbs, finite,
+                tiar[1] == null ? null : "TIAR " + (tiar[0] == null ? "" : tiar[0] + ": ") + tiar[1]);
         calibrated.put(preset.name(), r);
         return r;
     }
@@ -252,6 +265,7 @@ final class FullSizeSuite {
         n.add(String.format(Locale.ROOT, "reload vs fake-quant at t=%d: max |Δ| %s%s (max |out| %.3g)", (int) r.probeT(),
                 r.bitwise() ? "0" : String.format(Locale.ROOT, "%.3g", r.maxAbsDiff()), r.bitwise() ? ", bitwise identical" : " **NOT bitwise**",
                 r.outputMaxAbs()));
+        if (r.tiar() != null) n.add(r.tiar());
         n.add("budget: " + (r.options().isEmpty() ? "preset defaults" : describe(r.options())));
         return String.join("; ", n);
     }

@@ -77,6 +77,14 @@ public final class MemoryBudget {
         checkWorkspace(bytes, rt.maxMemory(), used, physicalMemory(), what, advice);
     }
 
+    /** Whether {@code bytes} of working memory fit the heap this JVM may still grow to (measured after a collection). */
+    public static boolean fitsWorkspace(long bytes) {
+        Runtime rt = Runtime.getRuntime();
+        if (bytes <= rt.maxMemory() - (rt.totalMemory() - rt.freeMemory())) return true;
+        System.gc();
+        return bytes <= rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+    }
+
     /** {@link #requireWorkspace} with explicit numbers (testable). */
     public static void checkWorkspace(long bytes, long maxHeap, long usedHeap, long physical, String what, String advice) {
         long free = maxHeap - usedHeap;

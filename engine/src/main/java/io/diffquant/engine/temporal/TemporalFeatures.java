@@ -117,18 +117,21 @@ public final class TemporalFeatures {
      */
     public static Tensor[] run(DiffusionModel model, TemporalInfoBlock tib, float[] t, int[] y) {
         ForwardContext ctx = new ForwardContext(t.clone(), y == null ? null : y.clone());
+        Tensor act = trunk(model, ctx);
         Tensor[] out = new Tensor[tib.features().size()];
-        if (model instanceof DiT d) {
-            Tensor c = d.conditioning(ctx);
-            for (TemporalInfoBlock.Feature f : tib.features())
-                out[f.index()] = model.layers().get(f.layer()).forward(TransformerOps.silu(c), ctx);
-        } else if (model instanceof UNet2DModel u) {
-            Tensor act = ConvOps.silu(u.timeEmbedding(ctx));
-            for (TemporalInfoBlock.Feature f : tib.features()) out[f.index()] = model.layers().get(f.layer()).forward(act, ctx);
-        } else {
-            throw new IllegalArgumentException("temporal features: unsupported architecture " + model.architecture());
-        }
+        for (TemporalInfoBlock.Feature f : tib.features()) out[f.index()] = model.layers().get(f.layer()).forward(act, ctx);
         return out;
+    }
+
+    /**
+     * The input every temporal feature's layer takes: SiLU of the DiT's conditioning c = t_emb + y_emb, or of the UNet's
+     * time embedding, for the rows of {@code ctx} (through the layers' hooks, recorded on an active tape). Each feature
+     * is then one Linear layer applied to it, so a feature depends only on this trunk and its own layer (blockwise TIAR).
+     */
+    public static Tensor trunk(DiffusionModel model, ForwardContext ctx) {
+        if (model instanceof DiT d) return TransformerOps.silu(d.conditioning(ctx));
+        if (model instanceof UNet2DModel u) return ConvOps.silu(u.timeEmbedding(ctx));
+        throw new IllegalArgumentException("temporal features: unsupported architecture " + model.architecture());
     }
 
     static float[] checkTimesteps(float[] timesteps) {

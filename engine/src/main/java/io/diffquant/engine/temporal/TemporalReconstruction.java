@@ -18,6 +18,7 @@ public final class TemporalReconstruction implements Reconstruction {
     private final Reconstruction rest;
     private final int tiarIterations, tiarBatch;
     private final double tiarLr;
+    private final Tiar.Mode tiarMode;
 
     /**
      * @param tiar           run TIAR first
@@ -27,6 +28,11 @@ public final class TemporalReconstruction implements Reconstruction {
      * @param tiarLr         Adam learning rate of TIAR's rounding variables
      */
     public TemporalReconstruction(boolean tiar, Reconstruction rest, int tiarIterations, int tiarBatch, double tiarLr) {
+        this(tiar, rest, tiarIterations, tiarBatch, tiarLr, Tiar.Mode.AUTO);
+    }
+
+    /** With TIAR's schedule ({@link Tiar.Mode}: joint, blockwise, or auto = joint when it fits the heap). */
+    public TemporalReconstruction(boolean tiar, Reconstruction rest, int tiarIterations, int tiarBatch, double tiarLr, Tiar.Mode tiarMode) {
         if (rest == null) throw new IllegalArgumentException("temporal reconstruction: the reconstruction of the rest is null");
         if (tiarIterations < 0) throw new IllegalArgumentException("option 'tiar_iters': expected >= 0, got " + tiarIterations);
         if (tiarBatch < 1) throw new IllegalArgumentException("option 'tiar_batch': expected >= 1, got " + tiarBatch);
@@ -36,6 +42,7 @@ public final class TemporalReconstruction implements Reconstruction {
         this.tiarIterations = tiarIterations;
         this.tiarBatch = tiarBatch;
         this.tiarLr = tiarLr;
+        this.tiarMode = tiarMode == null ? Tiar.Mode.AUTO : tiarMode;
     }
 
     @Override public String name() { return (tiar ? "tiar+" : "") + rest.name(); }
@@ -61,7 +68,7 @@ public final class TemporalReconstruction implements Reconstruction {
             if (tiar) {
                 if (c.data() == null) throw new IllegalArgumentException("TIAR needs the calibration data's sampling timesteps");
                 float[] ts = timesteps(c.data().timesteps());
-                tiarRun = Tiar.start(c.model(), c.plan(), c.initial(), ts, null, settings.withLr(tiarLr), tiarIterations, tiarBatch);
+                tiarRun = Tiar.start(c.model(), c.plan(), c.initial(), ts, null, settings.withLr(tiarLr), tiarIterations, tiarBatch, tiarMode);
             } else {
                 afterTiar = c.initial();
             }
@@ -107,6 +114,6 @@ public final class TemporalReconstruction implements Reconstruction {
     }
 
     @Override public String toString() {
-        return name() + (tiar ? " (TIAR " + tiarIterations + " steps, batch " + tiarBatch + ", lr " + tiarLr + ")" : "");
+        return name() + (tiar ? " (TIAR " + tiarIterations + " steps, batch " + tiarBatch + ", lr " + tiarLr + ", " + tiarMode.id() + ")" : "");
     }
 }

@@ -44,9 +44,32 @@ import java.util.SplittableRandom;
  * modulation linear); activations stay in full precision (the weight phase of Q-Diffusion / TFMQ-DM). Layers of the
  * TIB whose weight format has no learned rounding keep round-to-nearest (and enter the forward quantized). Pulled step
  * by step: {@link Run#next()}.
+ *
+ * <p>Two schedules ({@link Mode}). <b>Joint</b> (above) learns every TIB rounding at once against a stored table of the
+ * FP features. <b>Blockwise</b> uses the TIB's structure: every feature is one Linear layer applied to a shared trunk
+ * (SiLU of the DiT conditioning or of the UNet time embedding, {@link TemporalFeatures#trunk}), so it first learns the
+ * trunk's rounding against all features (feature layers in full precision), then, with the trunk hardened, each feature
+ * layer alone on its own feature, {@code iterations} steps per stage; the FP targets are computed per mini-batch from
+ * stored FP trunk activations, so it needs one layer's rounding state instead of the whole TIB's (DiT-XL/2: 8 M instead
+ * of 227 M weights). {@link Mode#AUTO} (the default) runs joint when its working memory fits the heap, else blockwise.
+ * Both report the same loss, Σ_i mean ||e_i - ê_i||² over all (t, y).
  */
 public final class Tiar {
     private Tiar() {}
+
+    /** TIAR's schedule: all TIB layers at once, stage by stage, or joint when it fits the heap (else blockwise). */
+    public enum Mode {
+        AUTO, JOINT, BLOCKWISE;
+
+        /** The option value ("auto", "joint", "blockwise"). */
+        public String id() { return name().toLowerCase(Locale.ROOT); }
+
+        /** Parses an option value; the message lists the choices. */
+        public static Mode of(String id) {
+            for (Mode m : values()) if (m.id().equals(id)) return m;
+            throw new IllegalArgumentException("option 'tiar_mode': unknown value '" + id + "' (expected auto, joint or blockwise)");
+        }
+    }
 
     /** What TIAR did: the loss Σ_i mean ||e_i - ê_i||² over all (t, y) pairs with round-to-nearest and after TIAR. */
     public record Report(List<String> layers, List<String> keptRtn, int rows, int iterations, double rtnLoss, double tiarLoss, double seconds) {}
@@ -63,7 +86,25 @@ public final class Tiar {
      */
     public static Run start(DiffusionModel model, QuantPlan plan, CalibratedParams initial, float[] timesteps, int[] labels,
                             ReconSettings settings, int iterations, int batchSize) {
-        return new Run(model, plan, initial, timesteps, labels, settings, iterations, batchSize);
+        return start(model, plan, initial, timesteps, labels, settings, iterations, batchSize, Mode.AUTO);
+    }
+
+    /** {@link #start(DiffusionModel, QuantPlan, CalibratedParams, float[], int[], ReconSettings, int, int)} with a schedule. */
+    public static Run start(DiffusionModel model, QuantPlan plan, CalibratedParams initial, float[] timesteps, int[] labels,
+                            ReconSettings settings, int iterations, int batchSize, Mode mode) {
+        if (iterations < 0) throw new IllegalArgumentException("TIAR: iterations must be >= 0, got " + iterations);
+        if (batchSize < 1) throw new IllegalArgumentException("TIAR: batch size must be >= 1, got " + batchSize);
+        TemporalInfoBlock tib = TemporalInfoBlock.of(model);
+        if (mode == Mode.JOINT) return new JointRun(model, tib, plan, initial, timesteps, labels, settings, iterations, batchSize);
+        if (mode == Mode.BLOCKWISE) return new BlockwiseRun(model, tib, plan, initial, timesteps, labels, settings, iterations, batchSize);
+        if (io.diffquant.engine.model.MemoryBudget.fitsWorkspace(jointBytes(model, plan, tib, timesteps, labels)))
+            return new JointRun(model, tib, plan, initial, timesteps, labels, settings, iterations, batchSize);
+        return new BlockwiseRun(model, tib, plan, initial, timesteps, labels, settings, iterations, batchSize);
+    }
+
+    /** Working memory of joint TIAR: the rounding state of every learned TIB weight plus the FP feature table. */
+    static long jointBytes(DiffusionModel model, QuantPlan plan, TemporalInfoBlock tib, float[] timesteps, int[] labels) {
+        return learnedWeights(model, plan, tib) * BYTES_PER_WEIGHT + tableBytes(tib, timesteps, labels);
     }
 
     /** Runs TIAR to the end. */
@@ -100,93 +141,57 @@ public final class Tiar {
     }
 
     /** A running TIAR; each next() is one Adam step (the first also prepares, the last hardens). */
-    public static final class Run implements Iterator<String> {
-        private final DiffusionModel model;
-        private final TemporalInfoBlock tib;
-        private final CalibratedParams initial;
-        private final ReconSettings settings;
-        private final int iterations, batchSize;
-        private final TemporalFeatures target;
-        private final int[] rowT, rowY;            // timestep / label index of each (t, y) row
-        private final List<AdaRoundWeight> weights = new ArrayList<>();
-        private final List<Layer> hooked = new ArrayList<>();
-        private final List<LayerHook> hooks = new ArrayList<>();
-        private final List<String> keptRtn = new ArrayList<>();
-        private final AdamW adam;
-        private final SplittableRandom rnd;
-        private final long start = System.nanoTime();
-        private final double rtnLoss;
-        private int count;
-        private boolean done;
-        private volatile boolean cancelled;
-        private CalibratedParams result;
-        private Report report;
-        private double lastLoss = Double.NaN, lastRec = Double.NaN;
+    public abstract static sealed class Run implements Iterator<String> permits JointRun, BlockwiseRun {
+        final DiffusionModel model;
+        final TemporalInfoBlock tib;
+        final QuantPlan plan;
+        final CalibratedParams initial;
+        final ReconSettings settings;
+        final int iterations, batchSize;
+        final float[] ts;                  // the timestep values
+        final int[] ys;                    // the labels (null when unconditional)
+        final int[] rowT, rowY;            // timestep / label index of each (t, y) row
+        final List<String> keptRtn = new ArrayList<>();
+        final SplittableRandom rnd;
+        final long start = System.nanoTime();
+        double rtnLoss;
+        int count;
+        boolean done;
+        volatile boolean cancelled;
+        CalibratedParams result;
+        Report report;
+        double lastLoss = Double.NaN, lastRec = Double.NaN;
 
-        Run(DiffusionModel model, QuantPlan plan, CalibratedParams initial, float[] timesteps, int[] labels, ReconSettings settings,
-            int iterations, int batchSize) {
-            if (iterations < 0) throw new IllegalArgumentException("TIAR: iterations must be >= 0, got " + iterations);
-            if (batchSize < 1) throw new IllegalArgumentException("TIAR: batch size must be >= 1, got " + batchSize);
+        Run(DiffusionModel model, TemporalInfoBlock tib, QuantPlan plan, CalibratedParams initial, float[] timesteps, int[] labels,
+            ReconSettings settings, int iterations, int batchSize) {
             this.model = model;
-            this.tib = TemporalInfoBlock.of(model);
+            this.tib = tib;
+            this.plan = plan;
             this.initial = initial;
             this.settings = settings;
             this.iterations = iterations;
             this.batchSize = batchSize;
-            long learned = learnedWeights(model, plan, tib), table = tableBytes(tib, timesteps, labels);
-            io.diffquant.engine.model.MemoryBudget.requireWorkspace(learned * BYTES_PER_WEIGHT + table, String.format(Locale.ROOT,
-                    "TIAR on the %,d weights of the Temporal Information Block (learned rounding of all of them at once: about %d bytes per weight, "
-                            + "plus the full-precision temporal feature table of %.2f GiB)", learned, BYTES_PER_WEIGHT, table / (double) (1L << 30)),
-                    "calibrate without TIAR (option tiar = false)");
-            this.target = TemporalFeatures.compute(model, tib, timesteps, labels);
-            int nt = target.timestepCount(), ny = target.labelCount();
+            this.ts = TemporalFeatures.checkTimesteps(timesteps);
+            this.ys = TemporalFeatures.checkLabels(tib, labels);
+            int nt = ts.length, ny = ys == null ? 1 : ys.length;
             rowT = new int[nt * ny];
             rowY = new int[nt * ny];
             for (int t = 0; t < nt; t++) for (int y = 0; y < ny; y++) { rowT[t * ny + y] = t; rowY[t * ny + y] = y; }
-            Map<String, Tensor> vars = new LinkedHashMap<>();
-            for (String name : tib.linearLayers(model)) {
-                QuantPoint p = plan.point(name);
-                if (p == null || !p.hasWeight()) continue;
-                TensorSpec ws = plan.spec(name).weight();
-                if (!ws.enabled()) continue;
-                WeightParams wp = initial.weight(name);
-                if (wp == null) throw new IllegalArgumentException("TIAR: layer '" + name + "' has no round-to-nearest weight parameters to start from");
-                Layer layer = model.layers().get(name);
-                if (!AdaRoundWeight.supports(ws.format())) {
-                    keptRtn.add(name);
-                    Tensor fixed = wp.hasCodes()
-                            ? Quantizer.dequantize(new QuantizedTensor(ws.format(), ws.granularity(), Layout.WEIGHT, layer.param("weight").shape(), wp.codes(), wp.params()))
-                            : Quantizer.withParams(ws.format(), ws.granularity(), Layout.WEIGHT, wp.params()).fakeQuant(layer.param("weight"));
-                    hooked.add(layer);
-                    hooks.add(new FixedWeight(fixed));
-                    continue;
-                }
-                AdaRoundWeight w = AdaRoundWeight.create(layer.qualified("weight"), layer.param("weight"), ws.format(), ws.granularity(),
-                        wp.params(), settings.fpScaleAware());
-                weights.add(w);
-                vars.put(w.name(), w.variables());
-                hooked.add(layer);
-                hooks.add(new SoftWeight(w));
-            }
-            this.adam = weights.isEmpty() ? null : new AdamW(vars, new AdamW.Config(settings.lr(), 0.9, 0.999, 1e-8, 0.0));
             this.rnd = new SplittableRandom(settings.seed() * 0x9E3779B97F4A7C15L + 0x7A1A);
-            // round-to-nearest baseline over all rows
-            for (AdaRoundWeight w : weights) w.useFixed(AdaRoundWeight.rtn(model.layers().get(layerOf(w)).param("weight"), w.format(),
-                    w.granularity(), w.params()));
-            this.rtnLoss = evaluate();
         }
 
+        /** The schedule this run uses (never AUTO). */
+        public abstract Mode mode();
+
         /** The TIB layers whose rounding is learned. */
-        public List<String> layers() {
-            List<String> n = new ArrayList<>();
-            for (AdaRoundWeight w : weights) n.add(layerOf(w));
-            return n;
-        }
+        public abstract List<String> layers();
 
         /** Rows: (timestep, label) pairs. */
         public int rows() { return rowT.length; }
+        /** Adam steps taken so far (all stages). */
         public int iteration() { return count; }
-        public int iterations() { return iterations; }
+        /** Adam steps in all (all stages). */
+        public abstract int iterations();
         /** Σ_i mean ||e_i - ê_i||² over all rows with round-to-nearest weights. */
         public double rtnLoss() { return rtnLoss; }
         /** Total and reconstruction loss of the last step (NaN before). */
@@ -196,61 +201,6 @@ public final class Tiar {
         public void cancel() { cancelled = true; }
 
         @Override public boolean hasNext() { return !done && !cancelled; }
-
-        @Override public String next() {
-            if (cancelled) throw new java.util.concurrent.CancellationException("TIAR cancelled");
-            if (done) throw new NoSuchElementException("TIAR finished");
-            if (weights.isEmpty() || count >= iterations) return finish();
-            count++;
-            int[] rows = draw();
-            float[] tv = new float[rows.length];
-            int[] yv = target.labels() == null ? null : new int[rows.length];
-            float[] ts = target.timesteps();
-            int[] ls = target.labels();
-            for (int k = 0; k < rows.length; k++) {
-                tv[k] = ts[rowT[rows[k]]];
-                if (yv != null) yv[k] = ls[rowY[rows[k]]];
-            }
-            boolean reg = settings.regularized(count, iterations) && settings.lambda() > 0;
-            double beta = reg ? settings.beta(count, iterations) : 0;
-            List<Tensor> leaves = new ArrayList<>();
-            for (AdaRoundWeight w : weights) leaves.add(w.variables());
-            Gradients g;
-            double rec, round = 0;
-            attach();
-            try (Tape tape = Tape.start(leaves)) {
-                for (AdaRoundWeight w : weights) w.beginSoft();
-                Tensor[] out = TemporalFeatures.run(model, tib, tv, yv);
-                Tensor loss = recLoss(out, rows);
-                rec = loss.data()[0];
-                if (reg) for (AdaRoundWeight w : weights) {
-                    Tensor p = w.penalty(settings.lambda(), beta);
-                    round += p.data()[0];
-                    loss = Ops.add(loss, p);
-                }
-                if (!Float.isFinite(loss.data()[0])) throw new ArithmeticException("TIAR: the loss is " + loss.data()[0] + " at iteration " + count);
-                g = tape.backward(loss);
-            } finally {
-                detach();
-            }
-            adam.step(g);
-            lastRec = rec;
-            lastLoss = rec + round;
-            return String.format(Locale.ROOT, "TIAR step %d/%d, loss %.4g (temporal features %.4g, round %.4g%s)", count, iterations,
-                    lastLoss, rec, round, reg ? String.format(Locale.ROOT, ", β %.2f", beta) : "");
-        }
-
-        private String finish() {
-            for (AdaRoundWeight w : weights) w.useHard();
-            double after = weights.isEmpty() ? rtnLoss : evaluate();
-            CalibratedParams p = initial;
-            for (AdaRoundWeight w : weights) p = p.withWeight(layerOf(w), w.weightParams());
-            result = p;
-            report = new Report(layers(), List.copyOf(keptRtn), rows(), count, rtnLoss, after, (System.nanoTime() - start) / 1e9);
-            done = true;
-            return String.format(Locale.ROOT, "TIAR done: temporal feature loss %.4g (round to nearest) -> %.4g (learned rounding) over %d (t, y) pairs",
-                    rtnLoss, after, rows());
-        }
 
         /** The TIB weights with learned rounding (valid after the last step). */
         public CalibratedParams result() {
@@ -263,7 +213,13 @@ public final class Tiar {
             return report;
         }
 
-        private int[] draw() {
+        void checkNext() {
+            if (cancelled) throw new java.util.concurrent.CancellationException("TIAR cancelled");
+            if (done) throw new NoSuchElementException("TIAR finished");
+        }
+
+        /** A random mini-batch of row indices (sorted; all rows when the batch covers them). */
+        int[] draw() {
             int n = rowT.length, k = Math.min(batchSize, n);
             if (k == n) {
                 int[] all = new int[n];
@@ -279,6 +235,171 @@ public final class Tiar {
             int[] out = Arrays.copyOf(perm, k);
             Arrays.sort(out);
             return out;
+        }
+
+        /** The forward context (timestep values, labels) of some rows. */
+        ForwardContext context(int[] rows) {
+            float[] tv = new float[rows.length];
+            int[] yv = ys == null ? null : new int[rows.length];
+            for (int k = 0; k < rows.length; k++) {
+                tv[k] = ts[rowT[rows[k]]];
+                if (yv != null) yv[k] = ys[rowY[rows[k]]];
+            }
+            return new ForwardContext(tv, yv);
+        }
+
+        /** Rows [s, e). */
+        static int[] range(int s, int e) {
+            int[] rows = new int[e - s];
+            for (int i = 0; i < rows.length; i++) rows[i] = s + i;
+            return rows;
+        }
+
+        /** One Adam step on the rounding variables of {@code ws}: loss = rec + the rounding regulariser. */
+        String regularised(List<AdaRoundWeight> ws, int stageCount, int stageTotal, java.util.function.Supplier<Tensor> rec, AdamW adam, String where) {
+            boolean reg = settings.regularized(stageCount, stageTotal) && settings.lambda() > 0;
+            double beta = reg ? settings.beta(stageCount, stageTotal) : 0;
+            List<Tensor> leaves = new ArrayList<>();
+            for (AdaRoundWeight w : ws) leaves.add(w.variables());
+            Gradients g;
+            double r, round = 0;
+            try (Tape tape = Tape.start(leaves)) {
+                for (AdaRoundWeight w : ws) w.beginSoft();
+                Tensor loss = rec.get();
+                r = loss.data()[0];
+                if (reg) for (AdaRoundWeight w : ws) {
+                    Tensor p = w.penalty(settings.lambda(), beta);
+                    round += p.data()[0];
+                    loss = Ops.add(loss, p);
+                }
+                if (!Float.isFinite(loss.data()[0])) throw new ArithmeticException("TIAR: the loss is " + loss.data()[0] + " at iteration " + count
+                        + (where.isEmpty() ? "" : " (" + where + ")"));
+                g = tape.backward(loss);
+            }
+            adam.step(g);
+            lastRec = r;
+            lastLoss = r + round;
+            return String.format(Locale.ROOT, "loss %.4g (temporal features %.4g, round %.4g%s)", lastLoss, r, round,
+                    reg ? String.format(Locale.ROOT, ", β %.2f", beta) : "");
+        }
+
+        /** The quantized layers of the TIB and what to do with them: learned rounding, kept round to nearest, or nothing. */
+        List<String> quantizedLinears() {
+            List<String> out = new ArrayList<>();
+            for (String name : tib.linearLayers(model)) {
+                QuantPoint p = plan.point(name);
+                if (p == null || !p.hasWeight()) continue;
+                if (!plan.spec(name).weight().enabled()) continue;
+                if (initial.weight(name) == null)
+                    throw new IllegalArgumentException("TIAR: layer '" + name + "' has no round-to-nearest weight parameters to start from");
+                out.add(name);
+            }
+            return out;
+        }
+
+        boolean learnable(String name) { return AdaRoundWeight.supports(plan.spec(name).weight().format()); }
+
+        /** The round-to-nearest weight of a quantized TIB layer (from its calibrated parameters or codes). */
+        Tensor rtnWeight(String name) {
+            TensorSpec ws = plan.spec(name).weight();
+            WeightParams wp = initial.weight(name);
+            Layer layer = model.layers().get(name);
+            return wp.hasCodes()
+                    ? Quantizer.dequantize(new QuantizedTensor(ws.format(), ws.granularity(), Layout.WEIGHT, layer.param("weight").shape(), wp.codes(), wp.params()))
+                    : Quantizer.withParams(ws.format(), ws.granularity(), Layout.WEIGHT, wp.params()).fakeQuant(layer.param("weight"));
+        }
+
+        AdaRoundWeight rounding(String name) {
+            TensorSpec ws = plan.spec(name).weight();
+            Layer layer = model.layers().get(name);
+            return AdaRoundWeight.create(layer.qualified("weight"), layer.param("weight"), ws.format(), ws.granularity(),
+                    initial.weight(name).params(), settings.fpScaleAware());
+        }
+
+        void finished(List<String> learned, double after) {
+            report = new Report(learned, List.copyOf(keptRtn), rows(), count, rtnLoss, after, (System.nanoTime() - start) / 1e9);
+            done = true;
+        }
+
+        String doneMessage(double after) {
+            return String.format(Locale.ROOT, "TIAR done: temporal feature loss %.4g (round to nearest) -> %.4g (learned rounding) over %d (t, y) pairs",
+                    rtnLoss, after, rows());
+        }
+    }
+
+    /** Joint TIAR: every TIB rounding at once against a stored FP feature table. */
+    static final class JointRun extends Run {
+        private final TemporalFeatures target;
+        private final List<AdaRoundWeight> weights = new ArrayList<>();
+        private final List<Layer> hooked = new ArrayList<>();
+        private final List<LayerHook> hooks = new ArrayList<>();
+        private final AdamW adam;
+
+        JointRun(DiffusionModel model, TemporalInfoBlock tib, QuantPlan plan, CalibratedParams initial, float[] timesteps, int[] labels,
+                 ReconSettings settings, int iterations, int batchSize) {
+            super(model, tib, plan, initial, timesteps, labels, settings, iterations, batchSize);
+            long learned = learnedWeights(model, plan, tib), table = tableBytes(tib, timesteps, labels);
+            io.diffquant.engine.model.MemoryBudget.requireWorkspace(learned * BYTES_PER_WEIGHT + table, String.format(Locale.ROOT,
+                    "TIAR on the %,d weights of the Temporal Information Block (learned rounding of all of them at once: about %d bytes per weight, "
+                            + "plus the full-precision temporal feature table of %.2f GiB)", learned, BYTES_PER_WEIGHT, table / (double) (1L << 30)),
+                    "TIAR block by block (option tiar_mode = blockwise), or calibrate without TIAR (option tiar = false)");
+            this.target = TemporalFeatures.compute(model, tib, ts, ys);
+            Map<String, Tensor> vars = new LinkedHashMap<>();
+            for (String name : quantizedLinears()) {
+                Layer layer = model.layers().get(name);
+                if (!learnable(name)) {
+                    keptRtn.add(name);
+                    hooked.add(layer);
+                    hooks.add(new FixedWeight(rtnWeight(name)));
+                    continue;
+                }
+                AdaRoundWeight w = rounding(name);
+                weights.add(w);
+                vars.put(w.name(), w.variables());
+                hooked.add(layer);
+                hooks.add(new SoftWeight(w));
+            }
+            this.adam = weights.isEmpty() ? null : new AdamW(vars, new AdamW.Config(settings.lr(), 0.9, 0.999, 1e-8, 0.0));
+            // round-to-nearest baseline over all rows
+            for (AdaRoundWeight w : weights) w.useFixed(AdaRoundWeight.rtn(model.layers().get(layerOf(w)).param("weight"), w.format(),
+                    w.granularity(), w.params()));
+            this.rtnLoss = evaluate();
+        }
+
+        @Override public Mode mode() { return Mode.JOINT; }
+
+        @Override public List<String> layers() {
+            List<String> n = new ArrayList<>();
+            for (AdaRoundWeight w : weights) n.add(layerOf(w));
+            return n;
+        }
+
+        @Override public int iterations() { return weights.isEmpty() ? 0 : iterations; }
+
+        @Override public String next() {
+            checkNext();
+            if (weights.isEmpty() || count >= iterations) return finish();
+            count++;
+            int[] rows = draw();
+            ForwardContext ctx = context(rows);
+            String msg;
+            attach();
+            try {
+                msg = regularised(weights, count, iterations, () -> recLoss(TemporalFeatures.run(model, tib, ctx.t(), ctx.y()), rows), adam, "");
+            } finally {
+                detach();
+            }
+            return String.format(Locale.ROOT, "TIAR step %d/%d, %s", count, iterations, msg);
+        }
+
+        private String finish() {
+            for (AdaRoundWeight w : weights) w.useHard();
+            double after = weights.isEmpty() ? rtnLoss : evaluate();
+            CalibratedParams p = initial;
+            for (AdaRoundWeight w : weights) p = p.withWeight(layerOf(w), w.weightParams());
+            result = p;
+            finished(layers(), after);
+            return doneMessage(after);
         }
 
         /** Σ_i of Q-Diffusion's lp_loss: squared error summed over the feature, mean over the rows (recorded). */
@@ -304,16 +425,9 @@ public final class Tiar {
             attach();
             try (AutoCloseable off = Tape.pause()) {
                 for (int s = 0; s < n; s += 256) {
-                    int e = Math.min(n, s + 256);
-                    int[] rows = new int[e - s];
-                    for (int i = 0; i < rows.length; i++) rows[i] = s + i;
-                    float[] tv = new float[rows.length];
-                    int[] yv = target.labels() == null ? null : new int[rows.length];
-                    for (int k = 0; k < rows.length; k++) {
-                        tv[k] = target.timesteps()[rowT[rows[k]]];
-                        if (yv != null) yv[k] = target.labels()[rowY[rows[k]]];
-                    }
-                    sum += recLoss(TemporalFeatures.run(model, tib, tv, yv), rows).data()[0] * rows.length;
+                    int[] rows = range(s, Math.min(n, s + 256));
+                    ForwardContext ctx = context(rows);
+                    sum += recLoss(TemporalFeatures.run(model, tib, ctx.t(), ctx.y()), rows).data()[0] * rows.length;
                 }
             } catch (RuntimeException ex) {
                 throw ex;
@@ -327,6 +441,268 @@ public final class Tiar {
 
         private void attach() { for (int i = 0; i < hooked.size(); i++) hooked.get(i).addHook(hooks.get(i)); }
         private void detach() { for (int i = 0; i < hooked.size(); i++) hooked.get(i).removeHook(hooks.get(i)); }
+    }
+
+    /**
+     * Blockwise TIAR: stage 0 learns the trunk's rounding (the TIB linears that are not a feature's layer) against all
+     * features with the feature layers in full precision; then each feature layer with learned rounding alone, on the
+     * hardened trunk's output, against its FP feature. Only the current stage's rounding state is alive; the FP targets
+     * are one Linear applied to the stored FP trunk activations of the mini-batch.
+     */
+    static final class BlockwiseRun extends Run {
+        private final List<String> trunkQuantized = new ArrayList<>(), learned = new ArrayList<>();
+        private final List<String> quantized;   // every quantized TIB linear
+        private final List<List<String>> stages = new ArrayList<>();   // layer names learned per stage
+        private final List<TemporalInfoBlock.Feature> stageFeature = new ArrayList<>();   // null for the trunk stage
+        private final Map<String, Tensor> fixedTrunk = new LinkedHashMap<>();   // the trunk's quantized weights (RTN, then learned)
+        private final Map<String, WeightParams> learnedParams = new LinkedHashMap<>();
+        private final float[] actFp;       // FP trunk activations, rows x width
+        private float[] actQ;              // the quantized trunk's activations (RTN until stage 0 ends)
+        private final int width;
+        private final double[] featureAfter;   // per feature: the loss after TIAR (NaN until known)
+        private int stage = -1, stageCount;
+        private List<AdaRoundWeight> current = List.of();
+        private AdamW adam;
+
+        BlockwiseRun(DiffusionModel model, TemporalInfoBlock tib, QuantPlan plan, CalibratedParams initial, float[] timesteps, int[] labels,
+                     ReconSettings settings, int iterations, int batchSize) {
+            super(model, tib, plan, initial, timesteps, labels, settings, iterations, batchSize);
+            java.util.Set<String> featureLayers = new java.util.HashSet<>();
+            for (TemporalInfoBlock.Feature f : tib.features()) featureLayers.add(f.layer());
+            this.quantized = quantizedLinears();
+            List<String> trunkLearned = new ArrayList<>();
+            long trunkWeights = 0, maxStage = 0;
+            for (String name : quantized) {
+                if (!learnable(name)) keptRtn.add(name);
+                if (featureLayers.contains(name)) continue;
+                trunkQuantized.add(name);
+                long size = model.layers().get(name).param("weight").size();
+                trunkWeights += size;
+                if (learnable(name)) { trunkLearned.add(name); maxStage += size; }
+            }
+            if (!trunkLearned.isEmpty()) { stages.add(trunkLearned); stageFeature.add(null); }
+            for (TemporalInfoBlock.Feature f : tib.features()) {
+                if (!quantized.contains(f.layer()) || !learnable(f.layer())) continue;
+                stages.add(List.of(f.layer()));
+                stageFeature.add(f);
+                maxStage = Math.max(maxStage, model.layers().get(f.layer()).param("weight").size());
+            }
+            for (List<String> st : stages) learned.addAll(st);
+            this.featureAfter = new double[tib.features().size()];
+            Arrays.fill(featureAfter, Double.NaN);
+            // the trunk's width, from one row
+            int n = rowT.length;
+            try (AutoCloseable off = Tape.pause()) {
+                width = TemporalFeatures.trunk(model, context(new int[]{0})).shape()[1];
+            } catch (Exception e) {
+                throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
+            }
+            int maxWidth = 0;
+            for (TemporalInfoBlock.Feature f : tib.features()) maxWidth = Math.max(maxWidth, f.width());
+            long work = maxStage * BYTES_PER_WEIGHT + trunkWeights * 4L + 2L * 4 * n * width
+                    + 16L * Math.min(batchSize, n) * (stages.isEmpty() || stageFeature.get(0) != null ? maxWidth : tib.totalWidth())
+                    + 8L * 256 * maxWidth + 4L * maxStage;
+            io.diffquant.engine.model.MemoryBudget.requireWorkspace(work, String.format(Locale.ROOT,
+                    "blockwise TIAR of the Temporal Information Block (the largest stage learns %,d weights at about %d bytes each; "
+                            + "trunk activations of %,d (t, y) pairs)", maxStage, BYTES_PER_WEIGHT, n),
+                    "calibrate without TIAR (option tiar = false), or use fewer calibration timesteps");
+            if ((long) n * width > Integer.MAX_VALUE - 16)
+                throw new IllegalArgumentException("TIAR: " + n + " (t, y) pairs x " + width + " trunk floats do not fit in one table; use fewer timesteps");
+            for (String name : trunkQuantized) fixedTrunk.put(name, rtnWeight(name));
+            this.actFp = trunkActivations(false);
+            this.actQ = trunkActivations(true);
+            // round-to-nearest baseline: Σ over the features, each with its layer at RTN (or FP when not quantized)
+            double sum = 0;
+            for (TemporalInfoBlock.Feature f : tib.features()) {
+                Tensor w = quantized.contains(f.layer()) ? rtnWeight(f.layer()) : null;
+                sum += featureLoss(f, w);
+            }
+            this.rtnLoss = sum;
+        }
+
+        @Override public Mode mode() { return Mode.BLOCKWISE; }
+        @Override public List<String> layers() { return List.copyOf(learned); }
+        @Override public int iterations() { return iterations * stages.size(); }
+
+        /** Stages: the trunk (when it has learned rounding) and one per feature layer with learned rounding. */
+        public int stages() { return stages.size(); }
+
+        @Override public String next() {
+            checkNext();
+            if (stage >= 0 && stageCount >= iterations) endStage();
+            if (stage < 0 || current.isEmpty()) {
+                if (stage + 1 >= stages.size() || iterations == 0) {
+                    // no (more) stages; with 0 iterations every stage hardens to its starting (RTN) rounding at once
+                    while (stage + 1 < stages.size()) { beginStage(); endStage(); }
+                    return finish();
+                }
+                beginStage();
+            }
+            count++;
+            stageCount++;
+            int[] rows = draw();
+            ForwardContext ctx = context(rows);
+            TemporalInfoBlock.Feature f = stageFeature.get(stage);
+            String msg;
+            if (f == null) {
+                Tensor[] target;
+                try (AutoCloseable off = Tape.pause()) {
+                    target = TemporalFeatures.run(model, tib, ctx.t(), ctx.y());
+                } catch (Exception e) {
+                    throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
+                }
+                List<LayerHook> hooks = new ArrayList<>();
+                for (String name : trunkQuantized) {
+                    AdaRoundWeight w = find(name);
+                    LayerHook h = w != null ? new SoftWeight(w) : new FixedWeight(fixedTrunk.get(name));
+                    model.layers().get(name).addHook(h);
+                    hooks.add(h);
+                }
+                try {
+                    msg = regularised(current, stageCount, iterations, () -> {
+                        Tensor[] out = TemporalFeatures.run(model, tib, ctx.t(), ctx.y());
+                        Tensor loss = null;
+                        for (TemporalInfoBlock.Feature g : tib.features()) {
+                            Tensor l = RoundingOptimizer.reconstructionLoss(out[g.index()], target[g.index()], ReconSettings.LossMode.QDIFF,
+                                    "TIAR feature " + g.name());
+                            loss = loss == null ? l : Ops.add(loss, l);
+                        }
+                        return loss;
+                    }, adam, "trunk");
+                } finally {
+                    for (int i = 0; i < trunkQuantized.size(); i++) model.layers().get(trunkQuantized.get(i)).removeHook(hooks.get(i));
+                }
+            } else {
+                Layer layer = model.layers().get(f.layer());
+                Tensor target;
+                Tensor xq = gather(actQ, rows), xf = gather(actFp, rows);
+                try (AutoCloseable off = Tape.pause()) {
+                    target = layer.forward(xf, ctx);
+                } catch (Exception e) {
+                    throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
+                }
+                LayerHook h = new SoftWeight(current.get(0));
+                layer.addHook(h);
+                try {
+                    msg = regularised(current, stageCount, iterations, () -> RoundingOptimizer.reconstructionLoss(layer.forward(xq, ctx), target,
+                            ReconSettings.LossMode.QDIFF, "TIAR feature " + f.name()), adam, f.layer());
+                } finally {
+                    layer.removeHook(h);
+                }
+            }
+            return String.format(Locale.ROOT, "TIAR stage %d/%d (%s), step %d/%d, %s", stage + 1, stages.size(),
+                    f == null ? "time embedding" : f.layer(), stageCount, iterations, msg);
+        }
+
+        private AdaRoundWeight find(String layer) {
+            for (AdaRoundWeight w : current) if (layerOf(w).equals(layer)) return w;
+            return null;
+        }
+
+        private void beginStage() {
+            stage++;
+            stageCount = 0;
+            List<AdaRoundWeight> ws = new ArrayList<>();
+            Map<String, Tensor> vars = new LinkedHashMap<>();
+            for (String name : stages.get(stage)) {
+                AdaRoundWeight w = rounding(name);
+                ws.add(w);
+                vars.put(w.name(), w.variables());
+            }
+            current = ws;
+            adam = new AdamW(vars, new AdamW.Config(settings.lr(), 0.9, 0.999, 1e-8, 0.0));
+        }
+
+        /** Hardens the current stage; after the trunk stage the quantized trunk activations are recomputed. */
+        private void endStage() {
+            TemporalInfoBlock.Feature f = stageFeature.get(stage);
+            for (AdaRoundWeight w : current) {
+                Tensor hard = w.useHard();
+                learnedParams.put(layerOf(w), w.weightParams());
+                if (f == null) fixedTrunk.put(layerOf(w), hard);
+                else featureAfter[f.index()] = featureLoss(f, hard);
+            }
+            if (f == null) actQ = trunkActivations(true);
+            current = List.of();
+            adam = null;
+        }
+
+        private String finish() {
+            double after = 0;
+            for (TemporalInfoBlock.Feature f : tib.features()) {
+                if (Double.isNaN(featureAfter[f.index()])) {
+                    featureAfter[f.index()] = featureLoss(f, quantized.contains(f.layer()) ? rtnWeight(f.layer()) : null);
+                }
+                after += featureAfter[f.index()];
+            }
+            CalibratedParams p = initial;
+            for (var e : learnedParams.entrySet()) p = p.withWeight(e.getKey(), e.getValue());
+            result = p;
+            finished(layers(), after);
+            return doneMessage(after);
+        }
+
+        /** Trunk activations of every row, with the quantized trunk weights ({@code quantized}) or in full precision. */
+        private float[] trunkActivations(boolean quantized) {
+            int n = rowT.length;
+            float[] out = new float[n * width];
+            List<Layer> hooked = new ArrayList<>();
+            List<LayerHook> hooks = new ArrayList<>();
+            if (quantized) for (var e : fixedTrunk.entrySet()) {
+                Layer l = model.layers().get(e.getKey());
+                LayerHook h = new FixedWeight(e.getValue());
+                l.addHook(h);
+                hooked.add(l);
+                hooks.add(h);
+            }
+            try (AutoCloseable off = Tape.pause()) {
+                for (int s = 0; s < n; s += 256) {
+                    int[] rows = range(s, Math.min(n, s + 256));
+                    float[] a = TemporalFeatures.trunk(model, context(rows)).data();
+                    System.arraycopy(a, 0, out, s * width, rows.length * width);
+                }
+            } catch (Exception e) {
+                throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
+            } finally {
+                for (int i = 0; i < hooked.size(); i++) hooked.get(i).removeHook(hooks.get(i));
+            }
+            return out;
+        }
+
+        private Tensor gather(float[] act, int[] rows) {
+            Tensor x = Tensor.zeros(rows.length, width);
+            for (int k = 0; k < rows.length; k++) System.arraycopy(act, rows[k] * width, x.data(), k * width, width);
+            return x;
+        }
+
+        /**
+         * mean over all rows of ||e_f(FP trunk, FP layer) - e_f(quantized trunk, {@code weight})||² (weight null: the layer
+         * in full precision), not recorded.
+         */
+        private double featureLoss(TemporalInfoBlock.Feature f, Tensor weight) {
+            Layer layer = model.layers().get(f.layer());
+            int n = rowT.length;
+            double sum = 0;
+            try (AutoCloseable off = Tape.pause()) {
+                for (int s = 0; s < n; s += 256) {
+                    int[] rows = range(s, Math.min(n, s + 256));
+                    ForwardContext ctx = context(rows);
+                    Tensor target = layer.forward(gather(actFp, rows), ctx);
+                    LayerHook h = weight == null ? null : new FixedWeight(weight);
+                    if (h != null) layer.addHook(h);
+                    Tensor out;
+                    try {
+                        out = layer.forward(gather(actQ, rows), ctx);
+                    } finally {
+                        if (h != null) layer.removeHook(h);
+                    }
+                    sum += RoundingOptimizer.reconstructionLoss(out, target, ReconSettings.LossMode.QDIFF, "TIAR feature " + f.name()).data()[0] * rows.length;
+                }
+            } catch (Exception e) {
+                throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
+            }
+            return sum / n;
+        }
     }
 
     private static String layerOf(AdaRoundWeight w) { return w.name().substring(0, w.name().length() - ".weight".length()); }

@@ -19,6 +19,7 @@ import io.diffquant.engine.temporal.FscCalibrator;
 import io.diffquant.engine.temporal.TemporalErrors;
 import io.diffquant.engine.temporal.TemporalInfoBlock;
 import io.diffquant.engine.temporal.TemporalReconstruction;
+import io.diffquant.engine.temporal.Tiar;
 import io.diffquant.engine.temporal.TfmqStage;
 
 import java.util.ArrayList;
@@ -43,7 +44,7 @@ import java.util.Map;
  * range {@code ema0.95}, mode {@code per_timestep}: FSC initialises each timestep with an MSE search, then EMA).
  */
 public final class TfmqPreset extends BasePreset {
-    public static final String WEIGHTS = "weights", TIAR = "tiar", TIAR_ITERS = "tiar_iters", TIAR_BATCH = "tiar_batch", TIAR_LR = "tiar_lr",
+    public static final String WEIGHTS = "weights", TIAR = "tiar", TIAR_ITERS = "tiar_iters", TIAR_BATCH = "tiar_batch", TIAR_LR = "tiar_lr", TIAR_MODE = "tiar_mode",
             FSC = "fsc", FSC_SCOPE = "fsc_scope", FSC_SAMPLES = "fsc_samples", FSC_BATCH = "fsc_batch", CACHE = "cache",
             CACHE_GRANULARITY = "cache_granularity", CACHE_RANGE = "cache_range", SELECTION = "selection", SELECTION_METRIC = "selection_metric";
     /** TIAR's defaults (measured on dit-fmnist, docs/methods.md). */
@@ -91,6 +92,9 @@ public final class TfmqPreset extends BasePreset {
         o.add(OptionDef.integer(TIAR_ITERS, DEFAULT_TIAR_ITERS, "TIAR Adam steps"));
         o.add(OptionDef.integer(TIAR_BATCH, DEFAULT_TIAR_BATCH, "(timestep, label) pairs per TIAR step"));
         o.add(OptionDef.real(TIAR_LR, DEFAULT_TIAR_LR, "TIAR learning rate of the rounding variables"));
+        o.add(OptionDef.choice(TIAR_MODE, "auto", List.of("auto", "joint", "blockwise"), "TIAR schedule: joint = every TIB rounding at once "
+                + "(the paper), blockwise = the time embedding first, then each modulation layer alone (one layer's memory; for DiT-XL/2 size), "
+                + "auto = joint when it fits the heap"));
         o.add(OptionDef.bool(FSC, fsc, "FSC: one set of activation parameters per sampling timestep value"));
         o.add(OptionDef.choice(FSC_SCOPE, "tib", List.of("tib", "all"), "FSC scope: tib = TIB activations only (the paper), all = every activation quantizer (the authors' code)"));
         o.add(OptionDef.integer(FSC_SAMPLES, 8, "FSC scope all: recorded rows per timestep (0 = all)"));
@@ -151,7 +155,7 @@ public final class TfmqPreset extends BasePreset {
 
     @Override public Reconstruction reconstruction(PresetOptions o) {
         return new TemporalReconstruction(o.getBoolean(TIAR), Reconstructions.byName(o.getString(RECONSTRUCTION)), o.getInt(TIAR_ITERS),
-                o.getInt(TIAR_BATCH), o.getDouble(TIAR_LR));
+                o.getInt(TIAR_BATCH), o.getDouble(TIAR_LR), Tiar.Mode.of(o.getString(TIAR_MODE)));
     }
 
     @Override public PostCalibration postCalibration(DiffusionModel model, PresetOptions o) {
