@@ -213,14 +213,30 @@ public final class DnnlBlas implements Blas {
         checkNative("A", a, transA ? k : m, transA ? m : k, lda);
         checkNative("B", b, transB ? n : k, transB ? k : n, ldb);
         checkNative("C", c, m, n, ldc);
-        int st;
-        try {
-            st = (int) SGEMM.invokeExact(transA ? T : N, transB ? T : N, (long) m, (long) n, (long) k, alpha, a, lda, b, ldb,
-                    beta, c, ldc);
-        } catch (Throwable e) {
-            throw new IllegalStateException("oneDNN sgemm call failed", e);
+        int[] st = {0};
+        // under the FFM lock: a JFR recorder created meanwhile waits for this call; once one exists, copies through JavaCPP
+        boolean done = underFfmLock(() -> {
+            try {
+                st[0] = (int) SGEMM.invokeExact(transA ? T : N, transB ? T : N, (long) m, (long) n, (long) k, alpha, a, lda, b, ldb,
+                        beta, c, ldc);
+            } catch (Throwable e) {
+                throw new IllegalStateException("oneDNN sgemm call failed", e);
+            }
+        });
+        if (!done) {
+            float[] ha = heapCopy(a, transA ? k : m, lda), hb = heapCopy(b, transB ? n : k, ldb), hc = heapCopy(c, m, ldc);
+            st[0] = dnnl.dnnl_sgemm(transA ? T : N, transB ? T : N, m, n, k, alpha, ha, lda, hb, ldb, beta, hc, ldc);
+            MemorySegment.copy(hc, 0, c, ValueLayout.JAVA_FLOAT, 0, hc.length);
         }
-        if (st != 0) throw new IllegalStateException("oneDNN sgemm failed with status " + st + " for m=" + m + " n=" + n + " k=" + k);
+        if (st[0] != 0) throw new IllegalStateException("oneDNN sgemm failed with status " + st[0] + " for m=" + m + " n=" + n + " k=" + k);
+    }
+
+    /** The first (rows - 1) * ld + ld floats of a native matrix (clipped to its segment), on the heap. */
+    private static float[] heapCopy(MemorySegment s, long rows, long ld) {
+        long n = Math.min(rows * ld, s.byteSize() / Float.BYTES);
+        float[] h = new float[Math.toIntExact(n)];
+        MemorySegment.copy(s, ValueLayout.JAVA_FLOAT, 0, h, 0, h.length);
+        return h;
     }
 
     /** A native rows x cols matrix with row stride ld must lie inside its segment. */

@@ -59,8 +59,12 @@ public final class NativeThreads {
 
     private NativeThreads() {}
 
-    /** True when the native GEMM's thread count can be set per calling thread. */
-    public static boolean available() { return GET_MAX != null && SET_NUM != null; }
+    /**
+     * True when the native GEMM's thread count can be set per calling thread: the OpenMP entry points were found and no
+     * JFR recorder exists (FFM downcalls under JFR corrupted the native heap, see {@link DnnlBlas}; every call here
+     * also runs under DnnlBlas's FFM lock, so a recorder created meanwhile waits for it).
+     */
+    public static boolean available() { return GET_MAX != null && SET_NUM != null && DnnlBlas.ffm(); }
 
     /**
      * Sets the OpenMP thread count of the native GEMMs called from this thread (e.g. a benchmark's main thread that
@@ -69,9 +73,12 @@ public final class NativeThreads {
     public static boolean setCallerThreads(int n) {
         if (n < 1) throw new IllegalArgumentException("native GEMM threads must be >= 1, got " + n);
         if (!available()) return false;
+        return DnnlBlas.underFfmLock(() -> setNum(n));
+    }
+
+    private static void setNum(int n) {
         try {
             SET_NUM.invokeExact(n);
-            return true;
         } catch (Throwable t) {
             throw new IllegalStateException("omp_set_num_threads failed", t);
         }
@@ -83,20 +90,25 @@ public final class NativeThreads {
             body.run();
             return;
         }
-        int prev;
-        try {
-            prev = (int) GET_MAX.invokeExact();
-            SET_NUM.invokeExact(1);
-        } catch (Throwable t) {
-            throw new IllegalStateException("omp_set_num_threads failed", t);
-        }
+        int[] prev = {-1};
+        boolean set = DnnlBlas.underFfmLock(() -> {
+            try {
+                prev[0] = (int) GET_MAX.invokeExact();
+            } catch (Throwable t) {
+                throw new IllegalStateException("omp_get_max_threads failed", t);
+            }
+            setNum(1);
+        });
         try {
             body.run();
         } finally {
-            try {
-                SET_NUM.invokeExact(prev);
-            } catch (Throwable t) {
-                LOG.warning("could not restore the OpenMP thread count: " + t);
+            // skipped when a JFR recorder appeared meanwhile (then no FFM call may run; the GEMMs go through JavaCPP)
+            if (set) {
+                try {
+                    DnnlBlas.underFfmLock(() -> setNum(prev[0]));
+                } catch (RuntimeException t) {
+                    LOG.warning("could not restore the OpenMP thread count: " + t);
+                }
             }
         }
     }

@@ -38,6 +38,7 @@ class DnnlBlasModesTest {
         Random r = new Random(3);
         if (!jdk.jfr.FlightRecorder.isInitialized() && EngineSettings.blasZeroCopy())
             assertTrue(DnnlBlas.zeroCopy(), "zero-copy is the default while no JFR recorder exists");
+        if (DnnlBlas.ffm()) for (boolean ta : new boolean[] {false, true}) checkNativeGemm(r, 70, 50, 30, ta, !ta);
         int threads = Parallel.threads();
         try {
             for (boolean ta : new boolean[] {false, true}) {
@@ -56,7 +57,36 @@ class DnnlBlasModesTest {
             rec.start();
             for (boolean ta : new boolean[] {false, true}) checkGemm(blas, r, 300, 200, 100, ta, ta, 50);
             concurrentColumnBlocks(blas, r);
+            // native operands (ConvOps' im2col) now go through JavaCPP copies; the OpenMP thread control is off too
+            assertFalse(DnnlBlas.ffm(), "no FFM downcalls once JFR exists");
+            assertFalse(NativeThreads.available(), "no omp_set_num_threads downcalls once JFR exists");
+            for (boolean ta : new boolean[] {false, true}) checkNativeGemm(r, 70, 50, 30, ta, !ta);
             rec.stop();
+        }
+    }
+
+    /** sgemmNative on native segments (row strides wider than the rows) against a double-precision reference. */
+    private static void checkNativeGemm(Random r, int m, int n, int k, boolean ta, boolean tb) {
+        long lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 3, ldc = n + 1;
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            var L = java.lang.foreign.ValueLayout.JAVA_FLOAT;
+            var a = arena.allocate(4 * (ta ? k : m) * lda, 64);
+            var b = arena.allocate(4 * (tb ? n : k) * ldb, 64);
+            var c = arena.allocate(4 * m * ldc, 64);
+            for (long i = 0; i < a.byteSize() / 4; i++) a.setAtIndex(L, i, (float) r.nextGaussian());
+            for (long i = 0; i < b.byteSize() / 4; i++) b.setAtIndex(L, i, (float) r.nextGaussian());
+            for (long i = 0; i < c.byteSize() / 4; i++) c.setAtIndex(L, i, (float) r.nextGaussian());
+            float[] c0 = c.toArray(L);
+            DnnlBlas.sgemmNative(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2f, c, ldc);
+            for (int i = 0; i < m; i++) for (int j = 0; j < ldc; j++) {
+                float got = c.getAtIndex(L, i * ldc + j);
+                if (j >= n) { assertEquals(c0[(int) (i * ldc + j)], got, "padding of C untouched"); continue; }
+                double acc = 0;
+                for (int p = 0; p < k; p++)
+                    acc += (double) a.getAtIndex(L, ta ? p * lda + i : i * lda + p) * b.getAtIndex(L, tb ? j * ldb + p : p * ldb + j);
+                double want = 0.5 * acc + 2.0 * c0[(int) (i * ldc + j)];
+                assertEquals(want, got, 1e-3 + 1e-4 * Math.abs(want), "native C[" + i + "," + j + "] ta=" + ta + " ffm=" + DnnlBlas.ffm());
+            }
         }
     }
 
