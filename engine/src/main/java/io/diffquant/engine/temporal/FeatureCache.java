@@ -164,7 +164,7 @@ public final class FeatureCache {
     public TemporalFeatures dequantized() {
         float[][] d = new float[tensors.length][];
         for (int i = 0; i < tensors.length; i++) d[i] = Quantizer.dequantize(tensors[i]).data();
-        return TemporalFeatures.of(tib, timesteps, labels, d);
+        return TemporalFeatures.wrap(tib, timesteps, labels, d);
     }
 
     /**
