@@ -110,7 +110,13 @@ public final class Tiar {
     /** Runs TIAR to the end. */
     public static CalibratedParams run(DiffusionModel model, QuantPlan plan, CalibratedParams initial, float[] timesteps, int[] labels,
                                        ReconSettings settings, int iterations, int batchSize) {
-        Run r = start(model, plan, initial, timesteps, labels, settings, iterations, batchSize);
+        return run(model, plan, initial, timesteps, labels, settings, iterations, batchSize, Mode.AUTO);
+    }
+
+    /** Runs TIAR to the end with a schedule. */
+    public static CalibratedParams run(DiffusionModel model, QuantPlan plan, CalibratedParams initial, float[] timesteps, int[] labels,
+                                       ReconSettings settings, int iterations, int batchSize, Mode mode) {
+        Run r = start(model, plan, initial, timesteps, labels, settings, iterations, batchSize, mode);
         while (r.hasNext()) r.next();
         return r.result();
     }

@@ -184,7 +184,7 @@ class TfmqPresetTest {
         QuantPlan plan = QuantPlan.resolve(m, pp.defaults(), pp.overrides());
         io.diffquant.engine.quant.CalibratedParams alone = io.diffquant.engine.temporal.Tiar.run(m, plan,
                 io.diffquant.engine.quant.calib.WeightCalibrator.calibrate(m, plan), dflt.temporal().timesteps(), null,
-                io.diffquant.engine.quant.recon.ReconSettings.from(po).withLr(1e-2), 6, 16);
+                io.diffquant.engine.quant.recon.ReconSettings.from(po).withLr(1e-2), 6, 16, TfmqPreset.DEFAULT_TIAR_MODE);
         for (String l : tib.linearLayers(m))
             org.junit.jupiter.api.Assertions.assertArrayEquals(alone.weight(l).codes(), dflt.params().weight(l).codes(), l);
 
