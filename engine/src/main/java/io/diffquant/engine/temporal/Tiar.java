@@ -72,7 +72,13 @@ public final class Tiar {
     }
 
     /** What TIAR did: the loss Σ_i mean ||e_i - ê_i||² over all (t, y) pairs with round-to-nearest and after TIAR. */
-    public record Report(List<String> layers, List<String> keptRtn, int rows, int iterations, double rtnLoss, double tiarLoss, double seconds) {}
+    /**
+     * What TIAR did: the loss Σ_i mean ||e_i - ê_i||² over all (t, y) pairs with round-to-nearest and after TIAR;
+     * {@code reverted}: learned layers that keep round to nearest because their learned rounding had the higher loss
+     * (checked per stage when blockwise, for the whole TIB when joint; e.g. after too few steps).
+     */
+    public record Report(List<String> layers, List<String> keptRtn, int rows, int iterations, double rtnLoss, double tiarLoss, double seconds,
+                         List<String> reverted) {}
 
     /**
      * Starts TIAR.
@@ -166,6 +172,7 @@ public final class Tiar {
         volatile boolean cancelled;
         CalibratedParams result;
         Report report;
+        final List<String> reverted = new ArrayList<>();
         double lastLoss = Double.NaN, lastRec = Double.NaN;
 
         Run(DiffusionModel model, TemporalInfoBlock tib, QuantPlan plan, CalibratedParams initial, float[] timesteps, int[] labels,
@@ -323,13 +330,14 @@ public final class Tiar {
         }
 
         void finished(List<String> learned, double after) {
-            report = new Report(learned, List.copyOf(keptRtn), rows(), count, rtnLoss, after, (System.nanoTime() - start) / 1e9);
+            report = new Report(learned, List.copyOf(keptRtn), rows(), count, rtnLoss, after, (System.nanoTime() - start) / 1e9, List.copyOf(reverted));
             done = true;
         }
 
         String doneMessage(double after) {
-            return String.format(Locale.ROOT, "TIAR done: temporal feature loss %.4g (round to nearest) -> %.4g (learned rounding) over %d (t, y) pairs",
-                    rtnLoss, after, rows());
+            return String.format(Locale.ROOT, "TIAR done: temporal feature loss %.4g (round to nearest) -> %.4g (learned rounding) over %d (t, y) pairs%s",
+                    rtnLoss, after, rows(), reverted.isEmpty() ? "" : "; round to nearest kept for " + reverted.size()
+                            + " layer(s) where the learned rounding was worse");
         }
     }
 
@@ -402,7 +410,13 @@ public final class Tiar {
             for (AdaRoundWeight w : weights) w.useHard();
             double after = weights.isEmpty() ? rtnLoss : evaluate();
             CalibratedParams p = initial;
-            for (AdaRoundWeight w : weights) p = p.withWeight(layerOf(w), w.weightParams());
+            if (after > rtnLoss) {
+                // the learned rounding is worse than round to nearest (too few steps): keep round to nearest
+                reverted.addAll(layers());
+                after = rtnLoss;
+            } else {
+                for (AdaRoundWeight w : weights) p = p.withWeight(layerOf(w), w.weightParams());
+            }
             result = p;
             finished(layers(), after);
             return doneMessage(after);
@@ -622,15 +636,41 @@ public final class Tiar {
         /** Hardens the current stage; after the trunk stage the quantized trunk activations are recomputed. */
         private void endStage() {
             TemporalInfoBlock.Feature f = stageFeature.get(stage);
-            for (AdaRoundWeight w : current) {
-                Tensor hard = w.useHard();
-                learnedParams.put(layerOf(w), w.weightParams());
-                if (f == null) fixedTrunk.put(layerOf(w), hard);
-                else featureAfter[f.index()] = featureLoss(f, hard);
+            if (f == null) {
+                // the trunk: its loss over every feature (feature layers in FP), round to nearest vs learned
+                double before = trunkLoss();
+                Map<String, Tensor> rtnTrunk = new LinkedHashMap<>(fixedTrunk);
+                float[] rtnAct = actQ;
+                for (AdaRoundWeight w : current) fixedTrunk.put(layerOf(w), w.useHard());
+                actQ = trunkActivations(true);
+                if (trunkLoss() > before) {
+                    fixedTrunk.clear();
+                    fixedTrunk.putAll(rtnTrunk);
+                    actQ = rtnAct;
+                    for (AdaRoundWeight w : current) reverted.add(layerOf(w));
+                } else {
+                    for (AdaRoundWeight w : current) learnedParams.put(layerOf(w), w.weightParams());
+                }
+            } else {
+                AdaRoundWeight w = current.get(0);
+                double learnedLoss = featureLoss(f, w.useHard()), rtn = featureLoss(f, rtnWeight(f.layer()));
+                if (learnedLoss > rtn) {
+                    reverted.add(f.layer());
+                    featureAfter[f.index()] = rtn;
+                } else {
+                    learnedParams.put(f.layer(), w.weightParams());
+                    featureAfter[f.index()] = learnedLoss;
+                }
             }
-            if (f == null) actQ = trunkActivations(true);
             current = List.of();
             adam = null;
+        }
+
+        /** Σ over the features of their loss with the feature layers in full precision (the trunk stage's objective). */
+        private double trunkLoss() {
+            double sum = 0;
+            for (TemporalInfoBlock.Feature g : tib.features()) sum += featureLoss(g, null);
+            return sum;
         }
 
         private String finish() {

@@ -51,7 +51,8 @@ class TiarTest {
         Tiar.Report r = run.report();
         TemporalInfoBlock tib = TemporalInfoBlock.of(m);
         assertEquals(new java.util.HashSet<>(tib.linearLayers(m)), new java.util.HashSet<>(r.layers()), "every quantized TIB linear is reconstructed");
-        for (String l : r.layers()) assertNotNull(tiar.weight(l).codes(), l + " has learned codes");
+        assertTrue(r.reverted().size() < r.layers().size(), "some learned rounding is kept: " + r.reverted());
+        for (String l : r.layers()) assertEquals(!r.reverted().contains(l), tiar.weight(l).codes() != null, l + " has learned codes unless reverted");
         String other = plan.points().stream().map(p -> p.name()).filter(l -> !tib.contains(l) && tiar.weight(l) != null).findFirst().orElseThrow();
         assertNull(tiar.weight(other).codes(), "non-TIB layers keep round to nearest: " + other);
         double before = meanError(m, plan, rtn), after = meanError(m, plan, tiar);
@@ -112,6 +113,28 @@ class TiarTest {
         assertEquals(1 + tib.features().size(), ((Tiar.BlockwiseRun) staged).stages());
         assertEquals(7 * (1 + tib.features().size()), staged.iterations());
         assertTrue(staged.next().startsWith("TIAR stage 1/" + (1 + tib.features().size()) + " (time embedding), step 1/7"));
+    }
+
+    /**
+     * A learned rounding worse than round to nearest (here: 3 Adam steps at learning rate 10 scramble the rounding) is
+     * not kept: joint TIAR falls back to round to nearest for the whole TIB, blockwise per stage, and the report names
+     * the reverted layers; the final loss is then never above round to nearest's.
+     */
+    @Test void aWorseLearnedRoundingKeepsRoundToNearest() {
+        DiffusionModel m = TemporalTestSupport.dit(TemporalTestSupport.DIT, 35);
+        QuantPlan plan = QuantPlan.resolve(m, new PointSpec(TensorSpec.weight(IntFormat.asymmetric(4), Granularity.CHANNEL, RangeSpec.MINMAX),
+                TensorSpec.OFF), List.of());
+        CalibratedParams rtn = WeightCalibrator.calibrate(m, plan);
+        for (Tiar.Mode mode : new Tiar.Mode[] {Tiar.Mode.JOINT, Tiar.Mode.BLOCKWISE}) {
+            Tiar.Run run = Tiar.start(m, plan, rtn, GRID, null, ReconSettings.defaults().withSeed(5).withLr(10), 3, 4, mode);
+            String last = "";
+            while (run.hasNext()) last = run.next();
+            Tiar.Report r = run.report();
+            assertTrue(!r.reverted().isEmpty(), mode + ": " + last);
+            assertTrue(r.tiarLoss() <= r.rtnLoss() * (1 + 1e-9), mode + ": " + r.tiarLoss() + " vs " + r.rtnLoss());
+            assertTrue(last.contains("round to nearest kept for " + r.reverted().size() + " layer(s)"), last);
+            for (String l : r.reverted()) assertNull(run.result().weight(l).codes(), mode + ": " + l + " keeps round to nearest");
+        }
     }
 
     /**
