@@ -316,7 +316,7 @@ public final class FmnistClassifier {
         Tensor spa = Tensor.zeros(n, config.spatialDim());
         Tensor log = Tensor.zeros(n, config.numClasses());
         int w2 = config.width2();
-        try (AutoCloseable ignored = Tape.pause()) {
+        try (var ignored = Tape.pause()) {
             for (int from = 0; from < n; from += batch) {
                 int to = Math.min(n, from + batch), b = to - from;
                 Tensor map = trunk(images.sliceRows(from, to));
@@ -328,9 +328,6 @@ public final class FmnistClassifier {
                 Tensor z = head(f);
                 System.arraycopy(z.data(), 0, log.data(), from * config.numClasses(), z.size());
             }
-        } catch (Exception e) {
-            if (e instanceof RuntimeException re) throw re;
-            throw new IllegalStateException(e);
         }
         return new Features(pen, spa, log);
     }

@@ -99,13 +99,18 @@ public final class Tape implements AutoCloseable {
      * Suspends recording on this thread until the returned handle is closed (like torch.no_grad()):
      * {@code try (var off = Tape.pause()) { ... }}.
      */
-    public static AutoCloseable pause() {
+    public static Pause pause() {
         Tape t = ACTIVE.get();
         ACTIVE.remove();
         return new Resume(t);
     }
 
-    private record Resume(Tape tape) implements AutoCloseable {
+    /** The handle of {@link #pause()}: closing it resumes recording; it throws no checked exception. */
+    public interface Pause extends AutoCloseable {
+        @Override void close();
+    }
+
+    private record Resume(Tape tape) implements Pause {
         @Override public void close() { if (tape != null && !tape.closed && !tape.finished) ACTIVE.set(tape); }
     }
 

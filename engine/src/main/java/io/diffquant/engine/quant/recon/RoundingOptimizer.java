@@ -164,7 +164,7 @@ public final class RoundingOptimizer {
         } else {
             for (int i = 0; i < rows.length; i += batch) chunks.add(Arrays.copyOfRange(rows, i, Math.min(rows.length, i + batch)));
         }
-        try (AutoCloseable off = Tape.pause()) {
+        try (var off = Tape.pause()) {
             for (int[] idx : chunks) {
                 ActivationStore.Batch b = data.gather(idx);
                 Tensor pred = forward.apply(Arrays.copyOf(b.fields(), inputs), new ForwardContext(b.t(), b.y()));
@@ -177,10 +177,6 @@ public final class RoundingOptimizer {
                 }
                 n += p.length;
             }
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
         }
         return sum / n;
     }
