@@ -191,16 +191,14 @@ final class FullSizeSuite {
         opts.putAll(extra);
         Stage[] s = new Stage[1];
         // held in an array so that the config (learned codes, cached features: ~1 GB at DiT-XL/2 size) can go before the reload
-        String[] tiar = new String[2];   // TIAR's schedule (from its first step) and its closing line
+        String[] tiar = new String[1];   // TIAR's closing line ("TIAR <schedule> done: ..."), when it ran
         QuantConfig[] c = {measure(() -> {
             CalibrationJob job = CalibrationJob.start(new CalibrationJob.Request(model, identity, preset.name(), opts, List.of(), calibration,
                     calibrationDir(), null));
             while (job.hasNext()) {
                 String m = job.next().message();
-                if (m == null) continue;
-                if (tiar[0] == null && m.contains("TIAR stage")) tiar[0] = "blockwise";
-                else if (tiar[0] == null && m.contains("TIAR step")) tiar[0] = "joint";
-                if (m.contains("TIAR done")) tiar[1] = m.substring(m.indexOf("TIAR done") + "TIAR done: ".length());
+                int at = m == null ? -1 : m.indexOf("TIAR ");
+                if (at >= 0 && m.contains(" done: temporal feature loss ")) tiar[0] = m.substring(at);
             }
             return job.result();
         }, s)};
@@ -244,7 +242,7 @@ final class FullSizeSuite {
         } else maxDiff = Double.NaN;
         PresetResult r = new PresetResult(preset.name(), opts, bits, cal, export, reload, avgBits, sum.quantizedTensors(),
                 sum.fileBytes(), sum.temporalBytes(), cfgFile, ckpt, t, maxDiff, bitwise, maxAbs, finite,
-                tiar[1] == null ? null : "TIAR " + (tiar[0] == null ? "" : tiar[0] + ": ") + tiar[1]);
+                tiar[0]);
         calibrated.put(preset.name(), r);
         return r;
     }

@@ -117,7 +117,7 @@ class FullSizeSuiteTest {
             assertEquals(ts[0], r.probeT(), 0, p);
             // TIAR (tfmq, tfmq-ds) runs blockwise (the default) and its closing line reaches the table note
             assertEquals(p.equals("tfmq") || p.equals("tfmq-ds"), r.tiar() != null, p + ": " + r.tiar());
-            if (r.tiar() != null) assertTrue(r.tiar().startsWith("TIAR blockwise: temporal feature loss ") && FullSizeSuite.notes(r, tib).contains(r.tiar()), r.tiar());
+            if (r.tiar() != null) assertTrue(r.tiar().startsWith("TIAR blockwise done: temporal feature loss ") && FullSizeSuite.notes(r, tib).contains(r.tiar()), r.tiar());
             assertTrue(Files.isRegularFile(r.configFile()) && Files.isRegularFile(r.checkpointFile()), p);
             // independently: the exported config (fake quantization) and the exported checkpoint agree on another input, bitwise
             QuantConfig cfg = QuantConfigCodec.read(r.configFile());
@@ -164,7 +164,7 @@ class FullSizeSuiteTest {
 
         // the joint schedule (the paper's; what auto picks when it fits) exports and reloads bitwise as well
         FullSizeSuite.PresetResult joint = suite.calibrate("tfmq", BUDGET, Map.of("tiar_mode", "auto"));
-        assertTrue(joint.tiar() != null && joint.tiar().startsWith("TIAR joint: temporal feature loss "), joint.tiar());
+        assertTrue(joint.tiar() != null && joint.tiar().startsWith("TIAR joint done: temporal feature loss "), joint.tiar());
         assertTrue(joint.bitwise() && joint.outputFinite(), "joint tfmq: reload reproduces the probe call, " + joint.maxAbsDiff());
 
         FullSizeSuite.AnalysisOptions o = analysisOptions();

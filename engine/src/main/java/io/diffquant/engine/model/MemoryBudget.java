@@ -68,21 +68,21 @@ public final class MemoryBudget {
      * setting). Measures the used heap after a collection.
      */
     public static void requireWorkspace(long bytes, String what, String advice) {
-        Runtime rt = Runtime.getRuntime();
-        long used = rt.totalMemory() - rt.freeMemory();
-        if (bytes > rt.maxMemory() - used) {
-            System.gc();
-            used = rt.totalMemory() - rt.freeMemory();
-        }
-        checkWorkspace(bytes, rt.maxMemory(), used, physicalMemory(), what, advice);
+        checkWorkspace(bytes, Runtime.getRuntime().maxMemory(), usedFor(bytes), physicalMemory(), what, advice);
     }
 
     /** Whether {@code bytes} of working memory fit the heap this JVM may still grow to (measured after a collection). */
     public static boolean fitsWorkspace(long bytes) {
+        return bytes <= Runtime.getRuntime().maxMemory() - usedFor(bytes);
+    }
+
+    /** The heap in use; measured again after a collection when {@code bytes} do not fit beside it (it may be garbage). */
+    private static long usedFor(long bytes) {
         Runtime rt = Runtime.getRuntime();
-        if (bytes <= rt.maxMemory() - (rt.totalMemory() - rt.freeMemory())) return true;
+        long used = rt.totalMemory() - rt.freeMemory();
+        if (bytes <= rt.maxMemory() - used) return used;
         System.gc();
-        return bytes <= rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+        return rt.totalMemory() - rt.freeMemory();
     }
 
     /** {@link #requireWorkspace} with explicit numbers (testable). */

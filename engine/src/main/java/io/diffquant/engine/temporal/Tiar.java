@@ -51,7 +51,8 @@ import java.util.SplittableRandom;
  * trunk's rounding against all features (feature layers in full precision), then, with the trunk hardened, each feature
  * layer alone on its own feature, {@code iterations} steps per stage; the FP targets are computed per mini-batch from
  * stored FP trunk activations, so it needs one layer's rounding state instead of the whole TIB's (DiT-XL/2: 8 M instead
- * of 227 M weights). {@link Mode#AUTO} (the default) runs joint when its working memory fits the heap, else blockwise.
+ * of 227 M weights). {@link Mode#AUTO} (the default of {@link #start} without a mode; the tfmq presets default to
+ * blockwise) runs joint when its working memory fits the heap, else blockwise.
  * Both report the same loss, Σ_i mean ||e_i - ê_i||² over all (t, y).
  */
 public final class Tiar {
@@ -71,7 +72,6 @@ public final class Tiar {
         }
     }
 
-    /** What TIAR did: the loss Σ_i mean ||e_i - ê_i||² over all (t, y) pairs with round-to-nearest and after TIAR. */
     /**
      * What TIAR did: the loss Σ_i mean ||e_i - ê_i||² over all (t, y) pairs with round-to-nearest and after TIAR;
      * {@code reverted}: learned layers that keep round to nearest because their learned rounding had the higher loss
@@ -137,14 +137,23 @@ public final class Tiar {
     /** Weights whose rounding TIAR learns (the TIB's Linear layers with an enabled weight spec of a learnable format). */
     public static long learnedWeights(DiffusionModel model, QuantPlan plan, TemporalInfoBlock tib) {
         long n = 0;
-        for (String name : tib.linearLayers(model)) {
-            QuantPoint p = plan.point(name);
-            if (p == null || !p.hasWeight()) continue;
-            TensorSpec ws = plan.spec(name).weight();
-            if (ws.enabled() && AdaRoundWeight.supports(ws.format())) n += model.layers().get(name).param("weight").size();
-        }
+        for (String name : quantizedLinears(model, plan, tib))
+            if (learnable(plan, name)) n += model.layers().get(name).param("weight").size();
         return n;
     }
+
+    /** The TIB's Linear layers with an enabled weight spec (quantized), in model order. */
+    static List<String> quantizedLinears(DiffusionModel model, QuantPlan plan, TemporalInfoBlock tib) {
+        List<String> out = new ArrayList<>();
+        for (String name : tib.linearLayers(model)) {
+            QuantPoint p = plan.point(name);
+            if (p != null && p.hasWeight() && plan.spec(name).weight().enabled()) out.add(name);
+        }
+        return out;
+    }
+
+    /** Whether a quantized layer's weight format has a learned rounding (AdaRound / FP AdaRound). */
+    static boolean learnable(QuantPlan plan, String name) { return AdaRoundWeight.supports(plan.spec(name).weight().format()); }
 
     /** Bytes of the FP temporal feature table TIAR targets: timesteps x labels (1 if unconditional) x TIB width floats. */
     static long tableBytes(TemporalInfoBlock tib, float[] timesteps, int[] labels) {
@@ -296,21 +305,16 @@ public final class Tiar {
                     reg ? String.format(Locale.ROOT, ", β %.2f", beta) : "");
         }
 
-        /** The quantized layers of the TIB and what to do with them: learned rounding, kept round to nearest, or nothing. */
+        /** The quantized layers of the TIB ({@link Tiar#quantizedLinears}), each with its round-to-nearest parameters. */
         List<String> quantizedLinears() {
-            List<String> out = new ArrayList<>();
-            for (String name : tib.linearLayers(model)) {
-                QuantPoint p = plan.point(name);
-                if (p == null || !p.hasWeight()) continue;
-                if (!plan.spec(name).weight().enabled()) continue;
+            List<String> out = Tiar.quantizedLinears(model, plan, tib);
+            for (String name : out)
                 if (initial.weight(name) == null)
                     throw new IllegalArgumentException("TIAR: layer '" + name + "' has no round-to-nearest weight parameters to start from");
-                out.add(name);
-            }
             return out;
         }
 
-        boolean learnable(String name) { return AdaRoundWeight.supports(plan.spec(name).weight().format()); }
+        boolean learnable(String name) { return Tiar.learnable(plan, name); }
 
         /** The round-to-nearest weight of a quantized TIB layer (from its calibrated parameters or codes). */
         Tensor rtnWeight(String name) {
@@ -335,8 +339,8 @@ public final class Tiar {
         }
 
         String doneMessage(double after) {
-            return String.format(Locale.ROOT, "TIAR done: temporal feature loss %.4g (round to nearest) -> %.4g (learned rounding) over %d (t, y) pairs%s",
-                    rtnLoss, after, rows(), reverted.isEmpty() ? "" : "; round to nearest kept for " + reverted.size()
+            return String.format(Locale.ROOT, "TIAR %s done: temporal feature loss %.4g (round to nearest) -> %.4g (learned rounding) over %d (t, y) pairs%s",
+                    mode().id(), rtnLoss, after, rows(), reverted.isEmpty() ? "" : "; round to nearest kept for " + reverted.size()
                             + " layer(s) where the learned rounding was worse");
         }
     }
@@ -443,16 +447,12 @@ public final class Tiar {
             int n = rowT.length;
             double sum = 0;
             attach();
-            try (AutoCloseable off = Tape.pause()) {
+            try (var off = Tape.pause()) {
                 for (int s = 0; s < n; s += 256) {
                     int[] rows = range(s, Math.min(n, s + 256));
                     ForwardContext ctx = context(rows);
                     sum += recLoss(TemporalFeatures.run(model, tib, ctx.t(), ctx.y()), rows).data()[0] * rows.length;
                 }
-            } catch (RuntimeException ex) {
-                throw ex;
-            } catch (Exception ex) {
-                throw new IllegalStateException(ex);
             } finally {
                 detach();
             }
@@ -470,11 +470,11 @@ public final class Tiar {
      * are one Linear applied to the stored FP trunk activations of the mini-batch.
      */
     static final class BlockwiseRun extends Run {
-        private final List<String> trunkQuantized = new ArrayList<>(), learned = new ArrayList<>();
+        private final List<String> learned = new ArrayList<>();
         private final List<String> quantized;   // every quantized TIB linear
         private final List<List<String>> stages = new ArrayList<>();   // layer names learned per stage
         private final List<TemporalInfoBlock.Feature> stageFeature = new ArrayList<>();   // null for the trunk stage
-        private final Map<String, Tensor> fixedTrunk = new LinkedHashMap<>();   // the trunk's quantized weights (RTN, then learned)
+        private final Map<String, Tensor> fixedTrunk = new LinkedHashMap<>();   // the trunk's quantized layers: weights (RTN, then learned)
         private final Map<String, WeightParams> learnedParams = new LinkedHashMap<>();
         private final float[] actFp;       // FP trunk activations, rows x width
         private float[] actQ;              // the quantized trunk's activations (RTN until stage 0 ends)
@@ -490,7 +490,7 @@ public final class Tiar {
             java.util.Set<String> featureLayers = new java.util.HashSet<>();
             for (TemporalInfoBlock.Feature f : tib.features()) featureLayers.add(f.layer());
             this.quantized = quantizedLinears();
-            List<String> trunkLearned = new ArrayList<>();
+            List<String> trunkLearned = new ArrayList<>(), trunkQuantized = new ArrayList<>();
             long trunkWeights = 0, maxStage = 0;
             for (String name : quantized) {
                 if (!learnable(name)) keptRtn.add(name);
@@ -512,10 +512,8 @@ public final class Tiar {
             Arrays.fill(featureAfter, Double.NaN);
             // the trunk's width, from one row
             int n = rowT.length;
-            try (AutoCloseable off = Tape.pause()) {
+            try (var off = Tape.pause()) {
                 width = TemporalFeatures.trunk(model, context(new int[]{0})).shape()[1];
-            } catch (Exception e) {
-                throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
             }
             int maxWidth = 0;
             for (TemporalInfoBlock.Feature f : tib.features()) maxWidth = Math.max(maxWidth, f.width());
@@ -566,17 +564,16 @@ public final class Tiar {
             String msg;
             if (f == null) {
                 Tensor[] target;
-                try (AutoCloseable off = Tape.pause()) {
+                try (var off = Tape.pause()) {
                     target = TemporalFeatures.run(model, tib, ctx.t(), ctx.y());
-                } catch (Exception e) {
-                    throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
                 }
-                List<LayerHook> hooks = new ArrayList<>();
-                for (String name : trunkQuantized) {
-                    AdaRoundWeight w = find(name);
-                    LayerHook h = w != null ? new SoftWeight(w) : new FixedWeight(fixedTrunk.get(name));
-                    model.layers().get(name).addHook(h);
-                    hooks.add(h);
+                Map<Layer, LayerHook> hooks = new LinkedHashMap<>();
+                for (var e : fixedTrunk.entrySet()) {
+                    AdaRoundWeight w = find(e.getKey());
+                    LayerHook h = w != null ? new SoftWeight(w) : new FixedWeight(e.getValue());
+                    Layer l = model.layers().get(e.getKey());
+                    l.addHook(h);
+                    hooks.put(l, h);
                 }
                 try {
                     msg = regularised(current, stageCount, iterations, () -> {
@@ -590,16 +587,14 @@ public final class Tiar {
                         return loss;
                     }, adam, "trunk");
                 } finally {
-                    for (int i = 0; i < trunkQuantized.size(); i++) model.layers().get(trunkQuantized.get(i)).removeHook(hooks.get(i));
+                    hooks.forEach(Layer::removeHook);
                 }
             } else {
                 Layer layer = model.layers().get(f.layer());
                 Tensor target;
                 Tensor xq = gather(actQ, rows), xf = gather(actFp, rows);
-                try (AutoCloseable off = Tape.pause()) {
+                try (var off = Tape.pause()) {
                     target = layer.forward(xf, ctx);
-                } catch (Exception e) {
-                    throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
                 }
                 LayerHook h = new SoftWeight(current.get(0));
                 layer.addHook(h);
@@ -638,12 +633,17 @@ public final class Tiar {
             TemporalInfoBlock.Feature f = stageFeature.get(stage);
             if (f == null) {
                 // the trunk: its loss over every feature (feature layers in FP), round to nearest vs learned
-                double before = trunkLoss();
                 Map<String, Tensor> rtnTrunk = new LinkedHashMap<>(fixedTrunk);
                 float[] rtnAct = actQ;
                 for (AdaRoundWeight w : current) fixedTrunk.put(layerOf(w), w.useHard());
                 actQ = trunkActivations(true);
-                if (trunkLoss() > before) {
+                double before = 0, after = 0;
+                for (TemporalInfoBlock.Feature g : tib.features()) {
+                    double[] l = featureLosses(g, new float[][] {rtnAct, actQ}, new Tensor[] {null, null});
+                    before += l[0];
+                    after += l[1];
+                }
+                if (after > before) {
                     fixedTrunk.clear();
                     fixedTrunk.putAll(rtnTrunk);
                     actQ = rtnAct;
@@ -653,7 +653,8 @@ public final class Tiar {
                 }
             } else {
                 AdaRoundWeight w = current.get(0);
-                double learnedLoss = featureLoss(f, w.useHard()), rtn = featureLoss(f, rtnWeight(f.layer()));
+                double[] l = featureLosses(f, new float[][] {actQ, actQ}, new Tensor[] {w.useHard(), rtnWeight(f.layer())});
+                double learnedLoss = l[0], rtn = l[1];
                 if (learnedLoss > rtn) {
                     reverted.add(f.layer());
                     featureAfter[f.index()] = rtn;
@@ -664,13 +665,6 @@ public final class Tiar {
             }
             current = List.of();
             adam = null;
-        }
-
-        /** Σ over the features of their loss with the feature layers in full precision (the trunk stage's objective). */
-        private double trunkLoss() {
-            double sum = 0;
-            for (TemporalInfoBlock.Feature g : tib.features()) sum += featureLoss(g, null);
-            return sum;
         }
 
         private String finish() {
@@ -701,14 +695,12 @@ public final class Tiar {
                 hooked.add(l);
                 hooks.add(h);
             }
-            try (AutoCloseable off = Tape.pause()) {
+            try (var off = Tape.pause()) {
                 for (int s = 0; s < n; s += 256) {
                     int[] rows = range(s, Math.min(n, s + 256));
                     float[] a = TemporalFeatures.trunk(model, context(rows)).data();
                     System.arraycopy(a, 0, out, s * width, rows.length * width);
                 }
-            } catch (Exception e) {
-                throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
             } finally {
                 for (int i = 0; i < hooked.size(); i++) hooked.get(i).removeHook(hooks.get(i));
             }
@@ -726,28 +718,39 @@ public final class Tiar {
          * in full precision), not recorded.
          */
         private double featureLoss(TemporalInfoBlock.Feature f, Tensor weight) {
+            return featureLosses(f, new float[][] {actQ}, new Tensor[] {weight})[0];
+        }
+
+        /**
+         * {@link #featureLoss} of several candidates k (trunk activations {@code acts[k]}, layer weight {@code weights[k]},
+         * null = FP) in one pass, so the FP target of each chunk of rows (one Linear on the FP trunk activations: 32
+         * GFLOP per feature over 2002 rows at DiT-XL/2 size) is computed once for all of them.
+         */
+        private double[] featureLosses(TemporalInfoBlock.Feature f, float[][] acts, Tensor[] weights) {
             Layer layer = model.layers().get(f.layer());
             int n = rowT.length;
-            double sum = 0;
-            try (AutoCloseable off = Tape.pause()) {
+            double[] sum = new double[acts.length];
+            try (var off = Tape.pause()) {
                 for (int s = 0; s < n; s += 256) {
                     int[] rows = range(s, Math.min(n, s + 256));
                     ForwardContext ctx = context(rows);
                     Tensor target = layer.forward(gather(actFp, rows), ctx);
-                    LayerHook h = weight == null ? null : new FixedWeight(weight);
-                    if (h != null) layer.addHook(h);
-                    Tensor out;
-                    try {
-                        out = layer.forward(gather(actQ, rows), ctx);
-                    } finally {
-                        if (h != null) layer.removeHook(h);
+                    for (int k = 0; k < acts.length; k++) {
+                        LayerHook h = weights[k] == null ? null : new FixedWeight(weights[k]);
+                        if (h != null) layer.addHook(h);
+                        Tensor out;
+                        try {
+                            out = layer.forward(gather(acts[k], rows), ctx);
+                        } finally {
+                            if (h != null) layer.removeHook(h);
+                        }
+                        sum[k] += RoundingOptimizer.reconstructionLoss(out, target, ReconSettings.LossMode.QDIFF, "TIAR feature " + f.name())
+                                .data()[0] * rows.length;
                     }
-                    sum += RoundingOptimizer.reconstructionLoss(out, target, ReconSettings.LossMode.QDIFF, "TIAR feature " + f.name()).data()[0] * rows.length;
                 }
-            } catch (Exception e) {
-                throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
             }
-            return sum / n;
+            for (int k = 0; k < sum.length; k++) sum[k] /= n;
+            return sum;
         }
     }
 

@@ -72,8 +72,8 @@ class PulseTimingTest {
         assertNotNull(vm.quant().currentConfigProperty().get(), "the calibration finished");
 
         // --- the first generation of the session: its display loads and compiles the image, heatmap and chart code once
-        // per JVM (DisplayPrewarm does part of it off the FX thread at start-up); asserted like the later one. The
-        // profile of its worst gap (JFR samples of the FX thread) is printed to show what a cold display costs
+        // per JVM (DisplayPrewarm does part of it off the FX thread at start-up); asserted like the later one. With
+        // -Ddiffquant.fxwatch.profile=true the profile of its worst gap (JFR samples of the FX thread) is printed
         DisplayPrewarm.start().join(60_000);
         FxBlockWatch first = watchedGeneration(vm, () -> {}, 300);
         System.out.println("pulse timing, first generation " + first.worstGapProfile(12));

@@ -54,7 +54,7 @@ public final class TfmqPreset extends BasePreset {
      * TIAR's default schedule: blockwise (2000 steps per stage, W4A8 INT, reconstruction none; docs/methods.md): mean
      * temporal feature error 4.90e-5 (joint 5.70e-5) on dit-fmnist, 1.54e-4 (joint 2.08e-4) on unet-fmnist.
      */
-    public static final io.diffquant.engine.temporal.Tiar.Mode DEFAULT_TIAR_MODE = io.diffquant.engine.temporal.Tiar.Mode.BLOCKWISE;
+    public static final Tiar.Mode DEFAULT_TIAR_MODE = Tiar.Mode.BLOCKWISE;
 
     private final String name;
     private final boolean tiar, fsc, cache, selection;
