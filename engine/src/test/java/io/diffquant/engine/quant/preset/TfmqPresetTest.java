@@ -93,6 +93,20 @@ class TfmqPresetTest {
         assertTrue(e.getMessage().contains("'selection'") && e.getMessage().contains("'cache' = true"), e.getMessage());
     }
 
+    /** A malformed tiar_mode is refused with the option's name and the valid values; each valid one maps to its schedule. */
+    @Test void tiarModeIsValidated() {
+        Preset tp = Presets.byName("tfmq");
+        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> PresetOptions.resolve(tp, Map.of("tiar_mode", "stagewise")));
+        assertTrue(e.getMessage().contains("tiar_mode") && e.getMessage().contains("blockwise") && e.getMessage().contains("joint"), e.getMessage());
+        var m = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> io.diffquant.engine.temporal.Tiar.Mode.of("Blockwise"));
+        assertEquals("option 'tiar_mode': unknown value 'Blockwise' (expected auto, joint or blockwise)", m.getMessage());
+        assertEquals("blockwise", PresetOptions.resolve(tp, Map.of()).getString("tiar_mode"), "the default");
+        for (var mode : io.diffquant.engine.temporal.Tiar.Mode.values())
+            assertEquals(mode, io.diffquant.engine.temporal.Tiar.Mode.of(PresetOptions.resolve(tp, Map.of("tiar_mode", mode.id())).getString("tiar_mode")));
+    }
+
     @Test void switchesSelectTheStages() {
         for (String name : List.of("tfmq", "tfmq-cache", "tfmq-ds")) assertTrue(Presets.names().contains(name), name);
         Preset t = Presets.byName("tfmq"), c = Presets.byName("tfmq-cache"), ds = Presets.byName("tfmq-ds");
